@@ -1,0 +1,132 @@
+/**
+ * Entry of the CLI: finds the command, runs it, turns errors into one-line messages and
+ * exit codes (0 ok, 1 operation failed, 2 usage or bad input).
+ *
+ * @module
+ */
+import { GovError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import type { Command } from "./command.ts";
+import type { Io } from "./io.ts";
+import { styles } from "./io.ts";
+import { commands as supervisorCommands } from "./supervisor/mod.ts";
+import { commands as envCommands } from "./env/mod.ts";
+import { commands as workflowCommands } from "./workflow/mod.ts";
+import { commands as backendCommands } from "./backend/mod.ts";
+import { commands as serveCommands } from "./serve/mod.ts";
+
+/** Every command gov knows, in help order. */
+export const ALL_COMMANDS: Command[] = [
+  ...supervisorCommands,
+  ...envCommands,
+  ...workflowCommands,
+  ...backendCommands,
+  ...serveCommands,
+];
+
+function findCommand(
+  all: Command[],
+  args: string[],
+): { command?: Command; rest: string[]; group?: string } {
+  // Longest match first, so `tx promote` wins over a hypothetical `tx`.
+  for (let n = Math.min(3, args.length); n >= 1; n--) {
+    const name = args.slice(0, n).join(" ");
+    const command = all.find((c) => c.name === name);
+    if (command) return { command, rest: args.slice(n) };
+  }
+  const group = args[0];
+  if (group && all.some((c) => c.name.startsWith(group + " "))) return { rest: args, group };
+  return { rest: args };
+}
+
+function topHelp(all: Command[]): string {
+  const width = Math.max(...all.map((c) => c.name.length), 10);
+  const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    `gov ${VERSION}: runs and governs ComfyUI on GPU hosts`,
+    "",
+    "Usage: gov <command> [flags]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Flags:",
+    "  -h, --help     show help (also `gov <command> --help`)",
+    "      --version  print the version",
+    "",
+    "Exit codes: 0 ok, 1 operation failed, 2 usage or bad input.",
+    "",
+  ].join("\n");
+}
+
+function groupHelp(all: Command[], group: string): string {
+  const members = all.filter((c) => c.name.startsWith(group + " "));
+  const width = Math.max(...members.map((c) => c.name.length));
+  return [
+    `Usage: gov ${group} <command> [flags]`,
+    "",
+    "Commands:",
+    ...members.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+  ].join("\n");
+}
+
+/**
+ * Runs gov with `args` (without the program name) and returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await runCli(["--version"], processIo());
+ * ```
+ */
+export async function runCli(args: string[], io: Io, all: Command[] = ALL_COMMANDS): Promise<number> {
+  if (args.length === 0 || args[0] === "-h" || args[0] === "--help" || args[0] === "help") {
+    if (args[0] === "help" && args.length > 1) return runCli([...args.slice(1), "--help"], io, all);
+    io.out(topHelp(all));
+    return args.length === 0 ? 2 : 0;
+  }
+  if (args[0] === "--version" || args[0] === "-V") {
+    io.out(`gov ${VERSION}\n`);
+    return 0;
+  }
+  const { command, rest, group } = findCommand(all, args);
+  const s = styles(io);
+  if (!command) {
+    if (group) {
+      const wantsHelp = rest.length === 1 || rest[1] === "--help" || rest[1] === "-h";
+      if (wantsHelp) {
+        io.out(groupHelp(all, group));
+        return rest.length === 1 ? 2 : 0;
+      }
+      io.err(
+        `${s.red("error:")} unknown command 'gov ${rest.slice(0, 2).join(" ")}'\n` +
+          `  see \`gov ${group} --help\`\n`,
+      );
+      return 2;
+    }
+    io.err(`${s.red("error:")} unknown command '${args[0]}'\n  see \`gov --help\`\n`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    const dashdash = rest.indexOf("--");
+    const helpAt = rest.findIndex((a) => a === "--help" || a === "-h");
+    if (dashdash === -1 || helpAt < dashdash) {
+      io.out(command.help.endsWith("\n") ? command.help : command.help + "\n");
+      return 0;
+    }
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    if (err instanceof GovError) {
+      io.err(`${s.red("error:")} ${err.message}\n`);
+      if (err.hint) io.err(`  ${err.hint}\n`);
+      return err.exitCode;
+    }
+    const e = err as Error;
+    io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);
+    if (io.env("GOV_DEBUG")) io.err(`${e?.stack ?? ""}\n`);
+    else io.err("  rerun with GOV_DEBUG=1 for a stack trace, and report it\n");
+    return 1;
+  }
+}

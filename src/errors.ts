@@ -1,0 +1,149 @@
+/**
+ * Error classes shared by every capability layer.
+ *
+ * Capability code throws these; only the CLI layer turns them into a message and an exit
+ * code, so a library caller (tests, the gateway) sees typed errors rather than exits.
+ *
+ * @module
+ */
+
+/** Exit code for a failed operation. */
+export const EXIT_FAILURE = 1;
+/** Exit code for bad usage or bad input. */
+export const EXIT_USAGE = 2;
+
+/**
+ * Base class of every error gov reports to a user: a one-line message that names the
+ * problem and, when there is one, the fix.
+ *
+ * @example
+ * ```ts
+ * throw new GovError("environment 'prod' not found", { hint: "list them with `gov env list`" });
+ * ```
+ */
+export class GovError extends Error {
+  /** Process exit code the CLI uses for this error. */
+  exitCode: number = EXIT_FAILURE;
+  /** What the user can do about it, printed after the message. */
+  hint?: string;
+  constructor(message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = "GovError";
+    this.hint = options?.hint;
+  }
+}
+
+/**
+ * The command line or its input is wrong (unknown flag, bad id, malformed file given by the
+ * user). Exit code 2; nothing was changed.
+ *
+ * @example
+ * ```ts
+ * throw new UsageError("unknown flag --colour", { hint: "see `gov run --help`" });
+ * ```
+ */
+export class UsageError extends GovError {
+  constructor(message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options);
+    this.name = "UsageError";
+    this.exitCode = EXIT_USAGE;
+  }
+}
+
+/**
+ * A configuration or state file is missing a key, has the wrong type, or does not parse.
+ * Names the file and the field. Exit code 2: the user must fix the file; gov overwrote
+ * nothing.
+ *
+ * @example
+ * ```ts
+ * throw new ConfigError("/ws/environments/prod/config.toml", "paths.comfyui_dir", "a string");
+ * ```
+ */
+export class ConfigError extends GovError {
+  /** The file that is wrong. */
+  file: string;
+  /** Dotted path of the offending field, or "" for the whole file. */
+  field: string;
+  constructor(file: string, field: string, expected: string, options?: { cause?: unknown }) {
+    super(
+      field
+        ? `${file}: ${field} must be ${expected}`
+        : `${file}: ${expected}`,
+      { hint: "fix the file by hand; gov changed nothing", cause: options?.cause },
+    );
+    this.name = "ConfigError";
+    this.file = file;
+    this.field = field;
+    this.exitCode = EXIT_USAGE;
+  }
+}
+
+/**
+ * Something that should exist does not (environment, transaction, snapshot, backend, job).
+ * Exit code 2 because the user named it.
+ *
+ * @example
+ * ```ts
+ * throw new NotFoundError("transaction", "tx-20260101-abc", "list them with `gov tx list`");
+ * ```
+ */
+export class NotFoundError extends GovError {
+  constructor(kind: string, id: string, hint?: string) {
+    super(`${kind} '${id}' not found`, { hint });
+    this.name = "NotFoundError";
+    this.exitCode = EXIT_USAGE;
+  }
+}
+
+/**
+ * Another gov process holds the lock this operation needs.
+ *
+ * @example
+ * ```ts
+ * throw new LockedError("/ws/.metadata/.switch.lock", 4242);
+ * ```
+ */
+export class LockedError extends GovError {
+  /** Path of the lock file. */
+  lockPath: string;
+  /** Pid of the holder, when known. */
+  holder?: number;
+  constructor(lockPath: string, holder?: number, hint?: string) {
+    super(
+      `${lockPath} is held${holder ? ` by pid ${holder}` : ""}`,
+      { hint: hint ?? "wait for the other gov command to finish, then retry" },
+    );
+    this.name = "LockedError";
+    this.lockPath = lockPath;
+    this.holder = holder;
+  }
+}
+
+/**
+ * An external program gov drives (uv, git, python) failed or is missing.
+ *
+ * @example
+ * ```ts
+ * throw new ToolError("uv", 2, "error: ...", "install uv or set [tools] uv");
+ * ```
+ */
+export class ToolError extends GovError {
+  /** Program name as configured. */
+  tool: string;
+  /** Its exit code, or null when it could not be started. */
+  code: number | null;
+  /** What it printed on stderr. */
+  stderr: string;
+  constructor(tool: string, code: number | null, stderr: string, hint?: string) {
+    const first = stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-1)[0] ?? "";
+    super(
+      code === null ? `${tool} could not be started${first ? `: ${first}` : ""}` : `${tool} exited ${code}${first ? `: ${first.trim()}` : ""}`,
+      { hint },
+    );
+    this.name = "ToolError";
+    this.tool = tool;
+    this.code = code;
+    this.stderr = stderr;
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The one place gov starts programs. Always `Deno.Command` with an argument array (never a
+ * shell string), each child in its own process group so that it and everything it starts
+ * can be signalled together and no orphan survives gov.
+ *
+ * @module
+ */
+
+/** Options shared by {@linkcode runProcess} and {@linkcode spawnProcess}. */
+export interface ProcessOptions {
+  /** Working folder of the child. */
+  cwd?: string;
+  /** Extra environment variables, merged over gov's own environment. */
+  env?: Record<string, string>;
+  /** Variables to remove from the inherited environment. */
+  unsetEnv?: string[];
+  /** Text written to the child's stdin, which is then closed. */
+  stdin?: string;
+}
+
+/** Outcome of a finished process. */
+export interface ProcessResult {
+  /** Exit code; 128+n when killed by signal n (Deno's convention). */
+  code: number;
+  /** Signal that ended it, if any. */
+  signal: Deno.Signal | null;
+  /** Captured stdout. */
+  stdout: string;
+  /** Captured stderr. */
+  stderr: string;
+  /** Wall-clock time in milliseconds. */
+  durationMs: number;
+  /** Whether gov killed it because the timeout ran out. */
+  timedOut: boolean;
+}
+
+/** Raised when the program to run does not exist or cannot be executed. */
+export class SpawnError extends Error {
+  /** The program gov tried to start. */
+  command: string;
+  constructor(command: string, cause: unknown) {
+    super(`cannot start ${command}: ${(cause as Error)?.message ?? cause}`, { cause });
+    this.name = "SpawnError";
+    this.command = command;
+  }
+}
+
+function buildEnv(opts: ProcessOptions): Record<string, string> | undefined {
+  if (!opts.env && !opts.unsetEnv) return undefined;
+  const env = { ...Deno.env.toObject(), ...(opts.env ?? {}) };
+  for (const k of opts.unsetEnv ?? []) delete env[k];
+  return env;
+}
+
+/**
+ * Runs a program to completion and captures its output. On timeout the whole process group
+ * gets SIGTERM, then SIGKILL after `killGraceMs`.
+ *
+ * @example
+ * ```ts
+ * const r = await runProcess("uv", ["lock"], { cwd: envDir, timeoutMs: 600_000 });
+ * if (r.code !== 0) console.error(r.stderr);
+ * ```
+ */
+export async function runProcess(
+  command: string,
+  args: string[],
+  opts: ProcessOptions & {
+    timeoutMs?: number;
+    killGraceMs?: number;
+    onStdoutLine?: (line: string) => void;
+    onStderrLine?: (line: string) => void;
+  } = {},
+): Promise<ProcessResult> {
+  const child = spawnProcess(command, args, { ...opts, stdout: "piped", stderr: "piped" });
+  const started = performance.now();
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (opts.timeoutMs !== undefined) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      child.terminate(opts.killGraceMs ?? 5000).catch(() => {});
+    }, opts.timeoutMs);
+  }
+  try {
+    const [stdout, stderr, status] = await Promise.all([
+      collect(child.process.stdout, opts.onStdoutLine),
+      collect(child.process.stderr, opts.onStderrLine),
+      child.status,
+    ]);
+    return {
+      code: status.code,
+      signal: status.signal,
+      stdout,
+      stderr,
+      durationMs: performance.now() - started,
+      timedOut,
+    };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+async function collect(
+  stream: ReadableStream<Uint8Array> | null,
+  onLine?: (line: string) => void,
+): Promise<string> {
+  if (!stream) return "";
+  let text = "";
+  let pending = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    const s = decoder.decode(chunk, { stream: true });
+    text += s;
+    if (onLine) {
+      pending += s;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const l of lines) onLine(l);
+    }
+  }
+  const tail = decoder.decode();
+  text += tail;
+  if (onLine && (pending + tail) !== "") onLine(pending + tail);
+  return text;
+}
+
+/** A started child process leading its own process group. */
+export interface SpawnedProcess {
+  /** Pid of the child (also its process-group id). */
+  pid: number;
+  /** The underlying Deno child, for its streams. */
+  process: Deno.ChildProcess;
+  /** Resolves when the child exits. */
+  status: Promise<Deno.CommandStatus>;
+  /** Whether the child has exited. */
+  exited(): boolean;
+  /** Sends a signal to the child's whole process group. */
+  signalGroup(signal: Deno.Signal): void;
+  /**
+   * SIGTERM to the group, wait up to `graceMs`, then SIGKILL to the group. Resolves with
+   * the exit status and whether SIGKILL was needed.
+   */
+  terminate(graceMs: number): Promise<{ status: Deno.CommandStatus; killed: boolean }>;
+}
+
+/**
+ * Starts a program in a new session and process group (setsid) and returns at once.
+ *
+ * @example
+ * ```ts
+ * const p = spawnProcess("python3", ["main.py", "--port", "8188"], { cwd: comfyDir });
+ * const { status } = await p.terminate(10_000);
+ * ```
+ */
+export function spawnProcess(
+  command: string,
+  args: string[],
+  opts: ProcessOptions & {
+    stdout?: "inherit" | "piped" | "null";
+    stderr?: "inherit" | "piped" | "null";
+  } = {},
+): SpawnedProcess {
+  let proc: Deno.ChildProcess;
+  try {
+    proc = new Deno.Command(command, {
+      args,
+      cwd: opts.cwd,
+      env: buildEnv(opts),
+      stdin: opts.stdin !== undefined ? "piped" : "null",
+      stdout: opts.stdout ?? "inherit",
+      stderr: opts.stderr ?? "inherit",
+      // detached = setsid(): the child leads a new process group we can signal as a whole.
+      detached: true,
+    }).spawn();
+  } catch (err) {
+    throw new SpawnError(command, err);
+  }
+  if (opts.stdin !== undefined) {
+    const w = proc.stdin.getWriter();
+    w.write(new TextEncoder().encode(opts.stdin)).then(() => w.close()).catch(() => {});
+  }
+  let done = false;
+  const status = proc.status.then((s) => {
+    done = true;
+    return s;
+  });
+  const pid = proc.pid;
+  const signalGroup = (signal: Deno.Signal) => {
+    try {
+      Deno.kill(-pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  return {
+    pid,
+    process: proc,
+    status,
+    exited: () => done,
+    signalGroup,
+    async terminate(graceMs: number) {
+      if (done) {
+        // The leader is gone but stragglers in its group may not be.
+        signalGroup("SIGKILL");
+        return { status: await status, killed: false };
+      }
+      signalGroup("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), graceMs));
+      const first = await Promise.race([status, timeout]);
+      clearTimeout(timer);
+      let killed = false;
+      if (first === "timeout") {
+        killed = true;
+        signalGroup("SIGKILL");
+      } else {
+        // Children of the leader that ignored SIGTERM must not outlive it.
+        signalGroup("SIGKILL");
+      }
+      return { status: await status, killed };
+    },
+  };
+}
+
+/**
+ * Tells whether a process with this pid exists and is not a zombie. Linux: reads /proc.
+ *
+ * @example
+ * ```ts
+ * if (!isPidAlive(4242)) console.log("stale pid file");
+ * ```
+ */
+export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Field 3 (after the parenthesised command name) is the state; Z and X are dead.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sends a signal to a pid, returning false when it no longer exists.
+ *
+ * @example
+ * ```ts
+ * signalPid(4242, "SIGTERM");
+ * ```
+ */
+export function signalPid(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}

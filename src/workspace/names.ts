@@ -1,0 +1,44 @@
+/**
+ * Validation of the names users type that become file names: environments, custom nodes,
+ * transactions, snapshots, backends. One rule for all, so none can escape its folder.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * Returns `value` when it is a safe name (letters, digits, `.`, `_`, `-`; starts with a
+ * letter or digit; no `..`; at most 100 characters), else throws a {@linkcode UsageError}
+ * naming the kind of thing.
+ *
+ * @example
+ * ```ts
+ * const id = validateName("custom node id", "ComfyUI-Impact-Pack");
+ * ```
+ */
+export function validateName(kind: string, value: string): string {
+  if (!NAME.test(value) || value.includes("..")) {
+    throw new UsageError(
+      `invalid ${kind} '${value}'`,
+      {
+        hint:
+          "use letters, digits, '.', '_' and '-' only, starting with a letter or digit (no '/' or '..')",
+      },
+    );
+  }
+  return value;
+}
+
+/**
+ * Whether `value` is a safe name, without throwing.
+ *
+ * @example
+ * ```ts
+ * if (!isValidName("../etc")) console.log("rejected");
+ * ```
+ */
+export function isValidName(value: string): boolean {
+  return NAME.test(value) && !value.includes("..");
+}
