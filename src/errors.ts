@@ -67,9 +67,7 @@ export class ConfigError extends GovError {
   field: string;
   constructor(file: string, field: string, expected: string, options?: { cause?: unknown }) {
     super(
-      field
-        ? `${file}: ${field} must be ${expected}`
-        : `${file}: ${expected}`,
+      field ? `${file}: ${field} must be ${expected}` : `${file}: ${expected}`,
       { hint: "fix the file by hand; gov changed nothing", cause: options?.cause },
     );
     this.name = "ConfigError";
@@ -138,7 +136,9 @@ export class ToolError extends GovError {
   constructor(tool: string, code: number | null, stderr: string, hint?: string) {
     const first = stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-1)[0] ?? "";
     super(
-      code === null ? `${tool} could not be started${first ? `: ${first}` : ""}` : `${tool} exited ${code}${first ? `: ${first.trim()}` : ""}`,
+      code === null
+        ? `${tool} could not be started${first ? `: ${first}` : ""}`
+        : `${tool} exited ${code}${first ? `: ${first.trim()}` : ""}`,
       { hint },
     );
     this.name = "ToolError";

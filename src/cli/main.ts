@@ -79,7 +79,11 @@ function groupHelp(all: Command[], group: string): string {
  * const code = await runCli(["--version"], processIo());
  * ```
  */
-export async function runCli(args: string[], io: Io, all: Command[] = ALL_COMMANDS): Promise<number> {
+export async function runCli(
+  args: string[],
+  io: Io,
+  all: Command[] = ALL_COMMANDS,
+): Promise<number> {
   if (args.length === 0 || args[0] === "-h" || args[0] === "--help" || args[0] === "help") {
     if (args[0] === "help" && args.length > 1) return runCli([...args.slice(1), "--help"], io, all);
     io.out(topHelp(all));

@@ -207,7 +207,9 @@ export function spawnProcess(
       }
       signalGroup("SIGTERM");
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), graceMs));
+      const timeout = new Promise<"timeout">((r) =>
+        timer = setTimeout(() => r("timeout"), graceMs)
+      );
       const first = await Promise.race([status, timeout]);
       clearTimeout(timer);
       let killed = false;

@@ -114,7 +114,10 @@ export function parseEnvironmentConfig(text: string, file: string): EnvironmentC
     throw new ConfigError(file, "tx.smoke_test_cmd", "a non-empty command");
   }
   return {
-    paths: { comfyui_dir: optStr(paths, file, "comfyui_dir"), python: optStr(paths, file, "python") },
+    paths: {
+      comfyui_dir: optStr(paths, file, "comfyui_dir"),
+      python: optStr(paths, file, "python"),
+    },
     tools: { uv: optStr(tools, file, "uv"), git: optStr(tools, file, "git") },
     comfyui: { args: strList(comfyui, file, "args") ?? [] },
     tx: {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { GovError, NotFoundError } from "../errors.ts";
 import { type EnvironmentConfig, parseEnvironmentConfig } from "./config.ts";
 import { validateName } from "./names.ts";
-import { findWorkspaceRoot, listEnvironments, workspaceAt, type Workspace } from "./root.ts";
+import { findWorkspaceRoot, listEnvironments, type Workspace, workspaceAt } from "./root.ts";
 
 /** A resolved environment with absolute paths. */
 export interface Environment {
