@@ -23,7 +23,36 @@ export interface BackendConfig {
   max_queue: number;
   /** Bearer token sent to the backend, when it sits behind an authenticating proxy. */
   token?: string;
+  /** Reach the backend over https/wss (e.g. behind a TLS proxy). Default false. */
+  tls?: boolean;
 }
+
+/**
+ * One node class as `/object_info` describes it. Input specs are ComfyUI's tuples:
+ * `["INT", {min, max}]`, `[["a.safetensors", "b.safetensors"], {}]` (a COMBO), or
+ * `["COMBO", {options: [...]}]` (the newer COMBO form).
+ */
+export interface ObjectInfoNode {
+  input?: {
+    required?: Record<string, unknown>;
+    optional?: Record<string, unknown>;
+    hidden?: Record<string, unknown>;
+  };
+  input_order?: Record<string, string[]>;
+  output?: unknown[];
+  output_is_list?: boolean[];
+  output_name?: string[];
+  name?: string;
+  display_name?: string;
+  description?: string;
+  category?: string;
+  output_node?: boolean;
+  python_module?: string;
+  [key: string]: unknown;
+}
+
+/** A backend's `/object_info`: node class name to its definition. */
+export type BackendObjectInfo = Record<string, ObjectInfoNode>;
 
 /** Health as the monitor sees it. */
 export type BackendState = "unknown" | "up" | "down";
