@@ -29,6 +29,8 @@ export interface ClientOptions {
   id?: string;
   /** Default per-request timeout in milliseconds (10 000). */
   timeoutMs?: number;
+  /** Aborting it ends every request (and socket opening) of this client at once. */
+  signal?: AbortSignal;
 }
 
 /** An API-format prompt as ComfyUI's `POST /prompt` takes it. */
@@ -479,8 +481,13 @@ export class ComfyUISocket {
     handlers: { onMessage?: (m: WsMessage) => void; onClose?: () => void },
     timeoutMs: number,
     label: string,
+    signal?: AbortSignal,
   ): Promise<ComfyUISocket> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new BackendUnreachableError(label, url, "client closed"));
+        return;
+      }
       let ws: WebSocket;
       try {
         // Deno lets a WebSocket carry request headers, so the token travels like on HTTP.
@@ -493,20 +500,25 @@ export class ComfyUISocket {
       let settled = false;
       let resolveClosed!: () => void;
       const closed = new Promise<void>((r) => resolveClosed = r);
-      const timer = setTimeout(() => {
+      const giveUp = (reason: string) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         ws.close();
-        closed.then(() =>
-          reject(
-            new BackendUnreachableError(label, url, `websocket did not open in ${timeoutMs} ms`),
-          )
-        );
-      }, timeoutMs);
+        closed.then(() => reject(new BackendUnreachableError(label, url, reason)));
+      };
+      const timer = setTimeout(
+        () => giveUp(`websocket did not open in ${timeoutMs} ms`),
+        timeoutMs,
+      );
+      const onAbort = () => giveUp("client closed");
+      signal?.addEventListener("abort", onAbort);
       ws.onopen = () => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         resolve(new ComfyUISocket(ws, closed));
       };
       ws.onmessage = (e: MessageEvent) => {
@@ -528,6 +540,7 @@ export class ComfyUISocket {
       ws.onerror = () => {};
       ws.onclose = (e: CloseEvent) => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         resolveClosed();
         if (!settled) {
           settled = true;
@@ -583,6 +596,7 @@ export class ComfyUIClient {
   /** How the backend is named in errors. */
   readonly label: string;
   #token?: string;
+  #signal?: AbortSignal;
 
   constructor(opts: ClientOptions) {
     const host = hostForUrl(opts.host);
@@ -590,6 +604,7 @@ export class ComfyUIClient {
     this.wsBaseUrl = `${opts.tls ? "wss" : "ws"}://${host}:${opts.port}`;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.#token = opts.token;
+    this.#signal = opts.signal;
     this.label = opts.id ? `backend '${opts.id}' (${this.baseUrl})` : `backend ${this.baseUrl}`;
   }
 
@@ -615,8 +630,11 @@ export class ComfyUIClient {
       timedOut = true;
       ac.abort();
     }, timeoutMs);
+    const onAbort = () => ac.abort();
+    this.#signal?.addEventListener("abort", onAbort);
     const url = this.baseUrl + path;
     try {
+      if (this.#signal?.aborted) throw new Error("client closed");
       const res = await fetch(url, {
         method,
         headers: this.#headers(
@@ -662,6 +680,7 @@ export class ComfyUIClient {
       );
     } finally {
       clearTimeout(timer);
+      this.#signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -925,7 +944,7 @@ export class ComfyUIClient {
     timeoutMs = 5_000,
   ): Promise<ComfyUISocket> {
     const url = `${this.wsBaseUrl}/ws?clientId=${encodeURIComponent(clientId)}`;
-    return ComfyUISocket.open(url, this.#headers(), handlers, timeoutMs, this.label);
+    return ComfyUISocket.open(url, this.#headers(), handlers, timeoutMs, this.label, this.#signal);
   }
 
   /**

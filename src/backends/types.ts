@@ -83,6 +83,8 @@ export interface BackendStatus {
   nodeClasses: string[];
   /** Model names by loader input (e.g. `ckpt_name`), from COMBO choices in `/object_info`. */
   models: Record<string, string[]>;
+  /** When `nodeClasses` and `models` were learned (ms since epoch); absent until then. */
+  capabilitiesAt?: number;
 }
 
 /** What a prompt needs of a backend: its node classes and the model files it loads. */
@@ -99,4 +101,20 @@ export interface Refusal {
   backend: string;
   /** Human reason: "down", "missing node X", "missing model Y", "queue full (4/4)". */
   reason: string;
+  /**
+   * Machine-readable kind. `down`, `unknown` and `queue_full` may pass (retry later);
+   * `missing_node` and `missing_model` will not until the backend changes; `excluded` and
+   * `not_found` come from the caller's options.
+   */
+  kind?: RefusalKind;
 }
+
+/** Why a backend was refused; see {@linkcode Refusal}. */
+export type RefusalKind =
+  | "down"
+  | "unknown"
+  | "queue_full"
+  | "missing_node"
+  | "missing_model"
+  | "excluded"
+  | "not_found";
