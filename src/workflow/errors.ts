@@ -1,0 +1,80 @@
+/**
+ * Errors of the workflow layer. All are bad input (exit 2): the user gave a workflow, an
+ * object info or a `--set` that gov cannot use, and gov changed nothing.
+ *
+ * @module
+ */
+import { GovError, UsageError } from "../errors.ts";
+
+/**
+ * The workflow uses node classes the node definitions (`/object_info`) do not know, so its
+ * widget values cannot be mapped to input names. Lists every missing class at once.
+ *
+ * @example
+ * ```ts
+ * throw new UnknownNodeError([{ classType: "ImageResize+", nodeIds: ["34"] }]);
+ * ```
+ */
+export class UnknownNodeError extends GovError {
+  /** Each unknown class with the ids of the nodes that use it. */
+  missing: { classType: string; nodeIds: string[] }[];
+  constructor(missing: { classType: string; nodeIds: string[] }[], hint?: string) {
+    const list = missing.map((m) => `${m.classType} (node ${m.nodeIds.join(", ")})`).join("; ");
+    super(
+      `workflow uses ${missing.length} node ${
+        missing.length === 1 ? "class" : "classes"
+      } the node definitions do not know: ${list}`,
+      {
+        hint: hint ??
+          "install the custom nodes that provide them (or convert against a backend that has " +
+            "them); --allow-unknown converts anyway, best effort",
+      },
+    );
+    this.name = "UnknownNodeError";
+    this.exitCode = 2;
+    this.missing = missing;
+  }
+
+  /** The unknown class names, sorted. */
+  get classTypes(): string[] {
+    return this.missing.map((m) => m.classType);
+  }
+}
+
+/**
+ * The document is not a workflow gov can read (neither a UI workflow nor an API prompt, or
+ * structurally broken).
+ *
+ * @example
+ * ```ts
+ * throw new WorkflowError("workflow.json: nodes[3] has no type");
+ * ```
+ */
+export class WorkflowError extends UsageError {
+  constructor(message: string, hint?: string) {
+    super(message, {
+      hint: hint ?? "give a workflow saved by ComfyUI (UI format) or an API prompt",
+    });
+    this.name = "WorkflowError";
+  }
+}
+
+/**
+ * A `--set KEY=VALUE` (or a {@linkcode patchPrompt} pair) names no input, several inputs, or
+ * a value the input does not accept. The message names the key; the hint says the fix
+ * (candidates, range, choices).
+ *
+ * @example
+ * ```ts
+ * throw new ParameterError("steps", "must be an integer from 1 to 10000, got 'many'");
+ * ```
+ */
+export class ParameterError extends UsageError {
+  /** The key as the user wrote it. */
+  key: string;
+  constructor(key: string, problem: string, hint?: string) {
+    super(`--set ${key}: ${problem}`, hint ? { hint } : undefined);
+    this.name = "ParameterError";
+    this.key = key;
+  }
+}
