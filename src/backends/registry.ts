@@ -25,7 +25,8 @@ import { join } from "node:path";
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { ConfigError, LockedError, NotFoundError, UsageError } from "../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
-import { isPidAlive } from "../process/run.ts";
+// Not process/run.ts isPidAlive: it reads /proc, which Deno refuses short of --allow-all.
+import { pidAlive } from "../ipc/proc.ts";
 import { isValidName, validateName } from "../workspace/names.ts";
 import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "./types.ts";
@@ -268,7 +269,7 @@ async function withRegistryLock<T>(ws: Workspace, fn: () => Promise<T>): Promise
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       const text = await readTextIfExists(lockPath);
       holder = Number.parseInt(text ?? "", 10);
-      if (text !== undefined && text.endsWith("\n") && !(holder > 0 && isPidAlive(holder))) {
+      if (text !== undefined && text.endsWith("\n") && !(holder > 0 && pidAlive(holder))) {
         // A crashed gov left its lock behind; nobody can be inside.
         await Deno.remove(lockPath).catch(() => {});
         continue;
