@@ -94,16 +94,22 @@ export async function startFakeComfyUI(opts: FakeComfyUIOptions = {}): Promise<F
     : undefined;
   const cwd = opts.cwd ?? ownDir!;
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawnProcess(
-    opts.python ?? "python3",
-    ["main.py", "--listen", "127.0.0.1", "--port", String(port), ...(opts.args ?? [])],
-    {
-      cwd,
-      env: { PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...(opts.env ?? {}) },
-      stdout: "piped",
-      stderr: "piped",
-    },
-  );
+  let proc: SpawnedProcess;
+  try {
+    proc = spawnProcess(
+      opts.python ?? "python3",
+      ["main.py", "--listen", "127.0.0.1", "--port", String(port), ...(opts.args ?? [])],
+      {
+        cwd,
+        env: { PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...(opts.env ?? {}) },
+        stdout: "piped",
+        stderr: "piped",
+      },
+    );
+  } catch (err) {
+    if (ownDir) await Deno.remove(ownDir, { recursive: true }).catch(() => {});
+    throw err;
+  }
   const chunks: string[] = [];
   const pumps = Promise.all([
     pump(proc.process.stdout, chunks),
