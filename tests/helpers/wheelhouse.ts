@@ -1,0 +1,76 @@
+/**
+ * The test wheelhouse: small offline wheels (torch, numpy, conflicting pins, ...) built by
+ * `scripts/build_wheelhouse.py`, for the uv stand-in to resolve against.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { REPO_ROOT } from "./paths.ts";
+
+/** Absolute path of the wheelhouse builder. */
+export const BUILD_WHEELHOUSE_SCRIPT = `${REPO_ROOT}/scripts/build_wheelhouse.py`;
+
+let pending: Promise<string> | undefined;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function tempRoot(): string {
+  return Deno.env.get("TMPDIR") || "/tmp";
+}
+
+async function build(): Promise<string> {
+  const script = await Deno.readFile(BUILD_WHEELHOUSE_SCRIPT);
+  // The folder name changes whenever the builder does, so a stale wheelhouse is never reused.
+  const digest = createHash("sha256").update(script).digest("hex").slice(0, 16);
+  const target = `${tempRoot()}/gov-wheelhouse-${digest}`;
+  if (await exists(`${target}/wheelhouse.json`)) return target;
+  // Several test files (and processes) may build at once: each builds privately, then the
+  // first rename wins and the others discard their copy.
+  const staging = await Deno.makeTempDir({ dir: tempRoot(), prefix: `gov-wheelhouse-${digest}-` });
+  try {
+    const out = await new Deno.Command("python3", {
+      args: [BUILD_WHEELHOUSE_SCRIPT, staging],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) {
+      throw new Error(
+        `build_wheelhouse.py failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+      );
+    }
+    try {
+      await Deno.rename(staging, target);
+    } catch (err) {
+      if (!(await exists(`${target}/wheelhouse.json`))) throw err;
+    }
+  } finally {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+  return target;
+}
+
+/**
+ * Builds the wheelhouse once per run (cached across runs by the builder's hash) and returns
+ * its folder, for `--find-links` / `UV_FIND_LINKS` / `[tool.uv] find-links`.
+ *
+ * @example
+ * ```ts
+ * const links = await wheelhouse();
+ * await runProcess(FAKE_UV, ["lock", "--offline"], { cwd, env: { UV_FIND_LINKS: links } });
+ * ```
+ */
+export function wheelhouse(): Promise<string> {
+  pending ??= build().catch((err) => {
+    pending = undefined;
+    throw err;
+  });
+  return pending;
+}
