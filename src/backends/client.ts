@@ -315,17 +315,22 @@ export class PromptDetachedError extends GovError {
 /** Turns a fetch/WebSocket failure into a short human reason. */
 function networkReason(err: unknown, timeoutMs: number, timedOut: boolean): string {
   if (timedOut) return `no answer within ${timeoutMs} ms`;
-  const msg = String((err as Error)?.message ?? err);
+  // Deno's fetch says "fetch failed" and keeps the real failure in `cause`.
+  const parts: string[] = [];
+  for (let e = err, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
+    parts.push(String((e as Error)?.message ?? e));
+  }
+  const msg = parts.join(": ");
   if (/connection refused/i.test(msg)) return "connection refused";
   if (/connection reset/i.test(msg)) return "connection reset";
   if (/dns error|failed to lookup|name or service not known/i.test(msg)) {
     return "host name does not resolve";
   }
   if (/certificate|tls|ssl/i.test(msg)) return `TLS failure (${msg.split(": ").pop()})`;
-  if (/unexpected eof|connection closed|incomplete message/i.test(msg)) {
+  if (/unexpected eof|connection closed|incomplete message|broken pipe/i.test(msg)) {
     return "connection closed before the answer was complete";
   }
-  return msg.split(": ").slice(-1)[0] || "network error";
+  return parts[parts.length - 1].split(": ").slice(-1)[0] || "network error";
 }
 
 function hostForUrl(host: string): string {
@@ -966,11 +971,22 @@ export class ComfyUIClient {
     const watchdogMs = opts.watchdogIntervalMs ?? 2_000;
     const maxFailures = opts.maxPollFailures ?? 3;
     const waker = new Waker();
+    // Socket messages can beat the answer to POST /prompt; hold them so "queued" is first.
+    let held: RunEvent[] | undefined = [];
     const emit = (e: RunEvent) => {
+      if (held && e.type !== "queued") {
+        held.push(e);
+        return;
+      }
       try {
         opts.onEvent?.(e);
       } catch {
         // The caller's listener must not break the job.
+      }
+      if (e.type === "queued" && held) {
+        const later = held;
+        held = undefined;
+        for (const h of later) emit(h);
       }
     };
     // What the socket told us; /history stays the authority on the outcome and outputs.

@@ -1,0 +1,139 @@
+/**
+ * A TCP proxy on loopback for the backend tests: forwards every connection to a target
+ * port, records each connection's request head (to check headers gov sends), and can cut
+ * the WebSocket connections passing through (a socket dropped mid-job by a flaky network or
+ * proxy) without touching the backend itself.
+ *
+ * @module
+ */
+
+interface Pair {
+  client: Deno.Conn;
+  upstream?: Deno.Conn;
+  websocket: boolean;
+  closed: boolean;
+}
+
+/** A running proxy; close it with {@linkcode TcpProxy.close}. */
+export class TcpProxy {
+  /** The port clients connect to. */
+  readonly port: number;
+  /** The first bytes (request line and headers) of each connection, in arrival order. */
+  readonly heads: string[] = [];
+  #listener: Deno.Listener;
+  #pairs = new Set<Pair>();
+  #tasks = new Set<Promise<void>>();
+  #accepting: Promise<void>;
+
+  private constructor(listener: Deno.Listener, targetPort: number) {
+    this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    this.#accepting = this.#accept(targetPort);
+  }
+
+  /**
+   * Starts a proxy to 127.0.0.1:`targetPort`.
+   *
+   * @example
+   * ```ts
+   * const proxy = TcpProxy.start(comfy.port);
+   * // ... point a client at proxy.port
+   * await proxy.close();
+   * ```
+   */
+  static start(targetPort: number): TcpProxy {
+    return new TcpProxy(Deno.listen({ hostname: "127.0.0.1", port: 0 }), targetPort);
+  }
+
+  async #accept(targetPort: number): Promise<void> {
+    try {
+      for await (const client of this.#listener) {
+        const pair: Pair = { client, websocket: false, closed: false };
+        this.#pairs.add(pair);
+        const task = this.#serve(pair, targetPort).finally(() => {
+          this.#pairs.delete(pair);
+          this.#tasks.delete(task);
+        });
+        this.#tasks.add(task);
+      }
+    } catch {
+      // Listener closed.
+    }
+  }
+
+  async #serve(pair: Pair, targetPort: number): Promise<void> {
+    try {
+      pair.upstream = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+    } catch {
+      this.#shut(pair);
+      return;
+    }
+    await Promise.all([
+      this.#copy(pair, pair.client, pair.upstream, true),
+      this.#copy(pair, pair.upstream, pair.client, false),
+    ]);
+  }
+
+  async #copy(pair: Pair, from: Deno.Conn, to: Deno.Conn, fromClient: boolean): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    let first = fromClient;
+    try {
+      while (true) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (first) {
+          first = false;
+          const head = new TextDecoder().decode(buf.subarray(0, n)).split("\r\n\r\n")[0];
+          this.heads.push(head);
+          if (/^upgrade:\s*websocket/im.test(head)) pair.websocket = true;
+        }
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      // One side went away.
+    }
+    this.#shut(pair);
+  }
+
+  #shut(pair: Pair): void {
+    if (pair.closed) return;
+    pair.closed = true;
+    for (const c of [pair.client, pair.upstream]) {
+      try {
+        c?.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  /** How many WebSocket connections are open through the proxy now. */
+  openWebSockets(): number {
+    return [...this.#pairs].filter((p) => p.websocket && !p.closed).length;
+  }
+
+  /** Cuts every WebSocket connection passing through; plain HTTP keeps working. */
+  dropWebSockets(): number {
+    let n = 0;
+    for (const p of this.#pairs) {
+      if (p.websocket && !p.closed) {
+        this.#shut(p);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Stops listening, cuts every connection and waits until all of them have ended. */
+  async close(): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    await this.#accepting;
+    for (const p of this.#pairs) this.#shut(p);
+    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+  }
+}
