@@ -5,6 +5,7 @@
  *
  * @module
  */
+import nodeProcess from "node:process";
 
 /** Options shared by {@linkcode runProcess} and {@linkcode spawnProcess}. */
 export interface ProcessOptions {
@@ -226,7 +227,9 @@ export function spawnProcess(
 }
 
 /**
- * Tells whether a process with this pid exists and is not a zombie. Linux: reads /proc.
+ * Tells whether a process with this pid exists. Asks the kernel with `kill(pid, 0)`:
+ * Deno's permission model refuses reads under /proc short of --allow-all. EPERM still means
+ * the process exists (it belongs to another user).
  *
  * @example
  * ```ts
@@ -236,12 +239,10 @@ export function spawnProcess(
 export function isPidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Field 3 (after the parenthesised command name) is the state; Z and X are dead.
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
+    nodeProcess.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
   }
 }
 
