@@ -65,6 +65,7 @@ function freshStatus(id: string): BackendStatus {
     queueRemaining: 0,
     inFlight: 0,
     nodeClasses: [],
+    statusSocket: false,
     models: {},
   };
 }
@@ -89,6 +90,7 @@ function signature(s: BackendStatus): string {
     s.vram?.total ?? -1,
     s.comfyuiVersion ?? "",
     s.capabilitiesAt ?? 0,
+    s.statusSocket ?? false,
   ]);
 }
 
@@ -440,7 +442,10 @@ export class HealthMonitor {
             this.#emit(e, false, before);
           },
           onClose: () => {
-            if (e.socket === socket) e.socket = undefined;
+            if (e.socket === socket) {
+              e.socket = undefined;
+              this.#setSocketFlag(e, false);
+            }
             this.#scheduleReconnect(e);
           },
         }, this.#opts.timeoutMs);
@@ -450,6 +455,7 @@ export class HealthMonitor {
         }
         e.socket = socket;
         e.backoffMs = 250;
+        this.#setSocketFlag(e, true);
       } catch {
         // No /ws (404, proxy): probes still report the queue. Try again later.
         this.#scheduleReconnect(e);
@@ -480,6 +486,13 @@ export class HealthMonitor {
     await e.connecting;
     const s = e.socket;
     e.socket = undefined;
+    if (s) this.#setSocketFlag(e, false);
     await s?.close();
+  }
+
+  #setSocketFlag(e: Entry, open: boolean): void {
+    const before = signature(e.status);
+    e.status.statusSocket = open;
+    this.#emit(e, false, before);
   }
 }

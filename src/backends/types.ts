@@ -85,6 +85,8 @@ export interface BackendStatus {
   models: Record<string, string[]>;
   /** When `nodeClasses` and `models` were learned (ms since epoch); absent until then. */
   capabilitiesAt?: number;
+  /** Whether a `/ws` socket is open, so `queueRemaining` is live rather than per probe. */
+  statusSocket?: boolean;
 }
 
 /** What a prompt needs of a backend: its node classes and the model files it loads. */
