@@ -1,0 +1,180 @@
+/**
+ * `gov submit`: queue a workflow through the running gateway, or run it in-process against
+ * the workspace's backends when no gateway is reachable.
+ *
+ * @module
+ */
+import { GovError } from "../../errors.ts";
+import { parseSet } from "../../workflow/patch.ts";
+import { findWorkspaceRoot, resolveWorkspace, type Workspace } from "../../workspace/root.ts";
+import type { JobStreamEvent, JobView } from "../../serve/client.ts";
+import { JobInputError } from "../../serve/dispatcher.ts";
+import { findGateway, submitLocally, submitToGateway } from "../../serve/submit.ts";
+import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
+import { readWorkflowFile } from "../workflow/shared.ts";
+import { type Io, styles } from "../io.ts";
+
+const NAME = "submit";
+
+/**
+ * One human line for a job event (what `--wait` prints on stderr).
+ *
+ * @example
+ * ```ts
+ * eventLine({ type: "dispatched", data: { backend: "gpu1", attempt: 1 } }); // "dispatched to gpu1 (attempt 1)"
+ * ```
+ */
+export function eventLine(e: JobStreamEvent): string | undefined {
+  const d = e.data;
+  switch (e.type) {
+    case "queued":
+      return d.backend ? `queued for backend ${d.backend}` : "queued";
+    case "dispatched":
+      return `dispatched to ${d.backend} (attempt ${d.attempt})`;
+    case "accepted":
+      return `accepted by ${d.backend} as prompt ${d.prompt_id}`;
+    case "running":
+      return `running on ${d.backend}`;
+    case "progress":
+      return `progress ${d.value}/${d.max}${d.node ? ` (node ${d.node})` : ""}`;
+    case "executed":
+      return `node ${d.node} done`;
+    case "retry":
+      return `${d.reason}; trying again`;
+    case "completed":
+      return `completed on ${d.backend}: ${d.outputs} output(s)`;
+    case "failed":
+      return `failed: ${d.error}`;
+    case "cancelled":
+      return "cancelled";
+    default:
+      return undefined;
+  }
+}
+
+function printRefusals(io: Io, err: JobInputError): void {
+  for (const r of err.refusals ?? []) io.err(`  ${r.backend}: ${r.reason}\n`);
+}
+
+/** The `gov submit` command. */
+export const submitCommand: Command = {
+  name: NAME,
+  summary: "queue a workflow on the gateway (or run it in-process against the backends)",
+  help: `Usage: gov submit <workflow.json> [--set KEY=VALUE]... [flags]
+
+Queues a ComfyUI workflow (UI format or API prompt) with parameter changes. When a
+\`gov serve\` for this workspace is reachable (--server, the address recorded in
+<workspace>/.metadata/serve/server.json, or 127.0.0.1:8190), the job goes through its API
+and survives this command; otherwise gov runs it in this process against the backends of
+<workspace>/backends.toml, with the same placement rules, and returns once a backend
+accepted the prompt (or, with --wait, once it finished).
+
+Flags:
+      --set KEY=VALUE   change a parameter: <node id>.<input>, <node title>.<input> or a
+                        unique input name (seed, steps, cfg...); --set seed=random;
+                        repeatable. Checked against the node definitions (range, choices).
+      --backend ID      run on this backend only
+      --wait            follow the job to its end: progress on stderr, output URLs on stdout
+      --json            print the job as JSON on stdout (nothing else there)
+      --server URL      the gateway to use (default: this workspace's, if running)
+      --token T         the gateway's bearer token (default: $GOV_SERVE_TOKEN)
+      --local           run in-process even when a gateway is reachable
+      --workspace DIR   the workspace (default: discovered)
+
+Exit codes: 0 submitted (or, with --wait, completed), 1 the job failed or was cancelled, or
+the gateway/backends could not be reached, 2 bad input (unreadable workflow, unknown
+parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
+`,
+  async run(args: string[], io: Io): Promise<number> {
+    const { values, positionals } = parseFlags(NAME, args, {
+      set: { type: "string", multiple: true },
+      backend: { type: "string" },
+      wait: { type: "boolean" },
+      json: { type: "boolean" },
+      server: { type: "string" },
+      token: { type: "string" },
+      local: { type: "boolean" },
+      workspace: { type: "string" },
+    });
+    const [file] = positionalArgs(NAME, positionals, ["<workflow.json>"]);
+    const s = styles(io);
+    const sets = (values.set ?? []).map(parseSet);
+    const workflow = await readWorkflowFile(io, file);
+    const token = values.token ?? io.env("GOV_SERVE_TOKEN") ?? undefined;
+    const ctx = { cwd: io.cwd(), env: io.env };
+    let ws: Workspace | undefined;
+    if (values.workspace !== undefined || findWorkspaceRoot(ctx)) {
+      ws = resolveWorkspace(values.workspace, ctx);
+    }
+    const req = { workflow, sets, backend: values.backend };
+    const wait = values.wait ?? false;
+    const onEvent = (e: JobStreamEvent) => {
+      const line = eventLine(e);
+      if (line && wait) io.err(`${s.dim(String(e.data.job ?? ""))} ${line}\n`);
+    };
+
+    const interrupt = new AbortController();
+    const onSig = () => interrupt.abort();
+    Deno.addSignalListener("SIGINT", onSig);
+    let job: JobView;
+    let mode: "server" | "local";
+    let server: string | undefined;
+    try {
+      const gw = values.local ? undefined : await findGateway({
+        workspace: ws,
+        server: values.server,
+        token,
+      });
+      if (!gw && !ws) {
+        throw new GovError("no gov serve is reachable and no workspace was found", {
+          hint: "start `gov serve`, pass --server URL, or run inside a workspace (--workspace)",
+        });
+      }
+      const out = gw
+        ? await submitToGateway(gw, req, { wait, onEvent, signal: interrupt.signal })
+        : await submitLocally(ws!, req, { wait, onEvent, signal: interrupt.signal });
+      job = out.job;
+      mode = out.mode;
+      server = out.server;
+    } catch (err) {
+      if (err instanceof JobInputError) {
+        io.err(`${s.red("error:")} ${err.message}\n`);
+        if (err.refusals?.length) printRefusals(io, err);
+        else if (err.hint) io.err(`  ${err.hint}\n`);
+        return err.exitCode;
+      }
+      if (interrupt.signal.aborted) {
+        io.err("interrupted: stopped waiting; the job goes on in gov serve\n");
+        return 130;
+      }
+      throw err;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSig);
+    }
+
+    if (values.json) {
+      printJson(io, { ...job, mode, ...(server ? { server } : {}) });
+    } else if (!wait) {
+      const where = mode === "server"
+        ? `gov serve at ${server}`
+        : `backend ${job.backend} (prompt ${job.prompt_id}; no gov serve running, so gov will not retry it)`;
+      io.out(`job ${job.id} ${job.state}: ${where}\n`);
+    } else {
+      for (const o of job.outputs) io.out(`${o.url}\n`);
+    }
+    if (interrupt.signal.aborted && job.state === "cancelled") return 130;
+    if (wait && job.state !== "completed") {
+      if (!values.json) {
+        io.err(
+          `${s.red("error:")} job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ""}\n`,
+        );
+      }
+      return 1;
+    }
+    if (!wait && job.state === "failed") {
+      if (!values.json) io.err(`${s.red("error:")} job ${job.id} failed: ${job.error}\n`);
+      return 1;
+    }
+    return 0;
+  },
+};
