@@ -1,0 +1,416 @@
+/**
+ * The uv stand-in (fixtures/uv/uv) against real venvs, real wheels and real files: what gov
+ * relies on must behave as real uv does (flags, uv.lock format, exit codes, error texts).
+ */
+import { createHash } from "node:crypto";
+import { parse as parseToml } from "smol-toml";
+import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
+import { FAKE_UV } from "../helpers/paths.ts";
+import { wheelhouse } from "../helpers/wheelhouse.ts";
+
+interface UvResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function uv(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<UvResult> {
+  const links = await wheelhouse();
+  const out = await new Deno.Command(FAKE_UV, {
+    args,
+    cwd,
+    env: { UV_FIND_LINKS: links, UV_OFFLINE: "1", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function pyproject(
+  deps: string[],
+  groups: Record<string, string[]> = {},
+  extra = "",
+  name = "project",
+): string {
+  const list = (items: string[]) => `[${items.map((d) => JSON.stringify(d)).join(", ")}]`;
+  let text =
+    `[project]\nname = "${name}"\nversion = "0.1.0"\nrequires-python = ">=3.10"\ndependencies = ${
+      list(deps)
+    }\n`;
+  if (Object.keys(groups).length) {
+    text += "\n[dependency-groups]\n";
+    for (const [group, items] of Object.entries(groups)) text += `${group} = ${list(items)}\n`;
+  }
+  return text + extra;
+}
+
+async function withProject(
+  text: string,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "uv-standin-test-" });
+  try {
+    await Deno.writeTextFile(`${dir}/pyproject.toml`, text);
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+type Lock = Record<string, any>;
+
+/** smol-toml builds null-prototype objects; plain ones compare with assertEquals. */
+function parseLock(text: string): Lock {
+  return JSON.parse(JSON.stringify(parseToml(text)));
+}
+
+async function readLock(dir: string): Promise<Lock> {
+  return parseLock(await Deno.readTextFile(`${dir}/uv.lock`));
+}
+
+function lockedVersions(lock: Lock): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of lock.package) if (p.source.registry) out[p.name] = p.version;
+  return out;
+}
+
+function freezeMap(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.trim().split("\n").filter(Boolean)) {
+    const [name, version] = line.split("==");
+    out[name] = version;
+  }
+  return out;
+}
+
+function ok(r: UvResult, what: string): void {
+  assertEquals(r.code, 0, `${what} failed:\n${r.stderr}`);
+}
+
+Deno.test("uv --version prints a `uv ` line; unknown subcommands exit 2 like clap", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const v = await uv(["--version"], dir);
+    ok(v, "--version");
+    assertMatch(v.stdout, /^uv \d+\.\d+\.\d+/);
+    const bad = await uv(["frobnicate"], dir);
+    assertEquals(bad.code, 2);
+    assertMatch(bad.stderr, /^error: unrecognized subcommand 'frobnicate'/);
+    assertMatch(bad.stderr, /Usage: uv \[OPTIONS\] <COMMAND>/);
+    const flag = await uv(["sync", "--frobnicate"], dir);
+    assertEquals(flag.code, 2);
+    assertMatch(flag.stderr, /error: unexpected argument '--frobnicate' found/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("uv lock writes a version 1 revision 3 lock covering every group", async () => {
+  const links = await wheelhouse();
+  await withProject(
+    pyproject(["torch==2.1.0", "numpy<2"], { "node-a": ["requests"], "node-b": ["einops"] }),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      ok(r, "lock");
+      assertMatch(r.stderr, /Resolved 11 packages in /);
+      const text = await Deno.readTextFile(`${dir}/uv.lock`);
+      assertTrue(text.startsWith('version = 1\nrevision = 3\nrequires-python = ">=3.10"\n'));
+      const lock = parseLock(text);
+      assertEquals(lockedVersions(lock), {
+        "certifi": "2024.7.4",
+        "charset-normalizer": "3.3.2",
+        "einops": "0.8.0",
+        "filelock": "3.15.4",
+        "idna": "3.7",
+        "numpy": "1.26.4",
+        "requests": "2.32.3",
+        "torch": "2.1.0",
+        "typing-extensions": "4.12.2",
+        "urllib3": "2.2.2",
+      });
+      const root = lock.package.find((p: Lock) => p.name === "project");
+      assertEquals(root.source, { virtual: "." });
+      assertEquals(root.dependencies, [{ name: "numpy" }, { name: "torch" }]);
+      assertEquals(root["dev-dependencies"], {
+        "node-a": [{ name: "requests" }],
+        "node-b": [{ name: "einops" }],
+      });
+      assertEquals(root.metadata["requires-dist"], [
+        { name: "numpy", specifier: "<2" },
+        { name: "torch", specifier: "==2.1.0" },
+      ]);
+      assertEquals(root.metadata["requires-dev"]["node-a"], [{ name: "requests" }]);
+      const torch = lock.package.find((p: Lock) => p.name === "torch");
+      assertEquals(torch.source, { registry: links });
+      assertEquals(torch.dependencies, [{ name: "filelock" }, { name: "typing-extensions" }]);
+      const wheel = torch.wheels[0];
+      const bytes = await Deno.readFile(`${links}/${wheel.path}`);
+      assertEquals(wheel.hash, `sha256:${createHash("sha256").update(bytes).digest("hex")}`);
+      assertEquals(wheel.size, bytes.length);
+      // An up-to-date lock passes --locked and is not rewritten.
+      const locked = await uv(["lock", "--locked"], dir);
+      ok(locked, "lock --locked");
+      assertEquals(await Deno.readTextFile(`${dir}/uv.lock`), text);
+    },
+  );
+});
+
+Deno.test("uv sync: --locked --all-groups into UV_PROJECT_ENVIRONMENT, exact by default", async () => {
+  await withProject(
+    pyproject(["numpy==1.26.4"], { "node-a": ["sortedcontainers==2.3.0"], dev: ["tqdm"] }),
+    async (dir) => {
+      ok(await uv(["lock"], dir), "lock");
+      const env = { UV_PROJECT_ENVIRONMENT: ".venv-prod" };
+      const sync = await uv(["sync", "--locked", "--all-groups"], dir, env);
+      ok(sync, "sync");
+      assertMatch(sync.stderr, /Creating virtual environment at: \.venv-prod/);
+      assertMatch(sync.stderr, /Installed 3 packages in /);
+      assertMatch(sync.stderr, / \+ sortedcontainers==2\.3\.0/);
+      assertTrue(!(await exists(`${dir}/.venv`)), "the default .venv must not be created");
+      const venv = `${dir}/.venv-prod`;
+      const freeze = await uv(["pip", "freeze", "--python", venv], dir);
+      ok(freeze, "pip freeze");
+      assertEquals(freezeMap(freeze.stdout), {
+        numpy: "1.26.4",
+        sortedcontainers: "2.3.0",
+        tqdm: "4.66.4",
+      });
+      // The packages are really importable from the venv's interpreter.
+      const py = await new Deno.Command(`${venv}/bin/python`, {
+        args: ["-c", "import numpy, sortedcontainers; print(numpy.__version__)"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(new TextDecoder().decode(py.stdout).trim(), "1.26.4");
+
+      // Something installed behind uv's back is removed by the next (exact) sync.
+      ok(await uv(["pip", "install", "--python", venv, "pyyaml"], dir), "pip install");
+      const list = await uv(
+        ["pip", "list", "--format", "json", "--python", `${venv}/bin/python`],
+        dir,
+      );
+      ok(list, "pip list");
+      const names = JSON.parse(list.stdout).map((p: { name: string }) => p.name);
+      assertTrue(names.includes("pyyaml"));
+      const inexact = await uv(["sync", "--locked", "--all-groups", "--inexact"], dir, env);
+      ok(inexact, "sync --inexact");
+      assertMatch(inexact.stderr, /Audited 3 packages/);
+      const exact = await uv(["sync", "--locked", "--all-groups"], dir, env);
+      ok(exact, "exact sync");
+      assertMatch(exact.stderr, / - pyyaml==6\.0\.2/);
+      // Without --all-groups only the dev group is installed: node groups are removed.
+      const plain = await uv(["sync", "--locked"], dir, env);
+      ok(plain, "default sync");
+      assertMatch(plain.stderr, / - sortedcontainers==2\.3\.0/);
+      const after = await uv(["pip", "freeze", "--python", venv], dir);
+      assertEquals(freezeMap(after.stdout), { numpy: "1.26.4", tqdm: "4.66.4" });
+    },
+  );
+});
+
+Deno.test("--locked with a stale or missing lock fails with uv's texts and exit codes", async () => {
+  await withProject(pyproject(["numpy"]), async (dir) => {
+    const missing = await uv(["sync", "--locked"], dir);
+    assertEquals(missing.code, 2);
+    assertMatch(missing.stderr, /^error: Unable to find lockfile at `uv\.lock`/);
+    ok(await uv(["lock"], dir), "lock");
+    const before = await Deno.readTextFile(`${dir}/uv.lock`);
+    await Deno.writeTextFile(`${dir}/pyproject.toml`, pyproject(["numpy", "einops"]));
+    const expected = "error: The lockfile at `uv.lock` needs to be updated, but `--locked` was " +
+      "provided. To update the lockfile, run `uv lock`.\n";
+    const lock = await uv(["lock", "--locked"], dir);
+    assertEquals(lock.code, 1);
+    assertEquals(lock.stderr, expected);
+    const sync = await uv(["sync", "--locked"], dir);
+    assertEquals(sync.code, 1);
+    assertEquals(sync.stderr, expected);
+    assertEquals(await Deno.readTextFile(`${dir}/uv.lock`), before, "--locked never writes");
+    assertTrue(!(await exists(`${dir}/.venv`)), "--locked failure creates no venv");
+  });
+});
+
+Deno.test("a conflict between two groups names both project:node-... groups", async () => {
+  await withProject(
+    pyproject(["numpy"], {
+      "node-a": ["conflict-a"],
+      "node-ok": ["einops"],
+      "node-b": ["conflict-b"],
+    }),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      assertEquals(r.code, 1);
+      assertTrue(r.stderr.startsWith("  × No solution found when resolving dependencies:\n  ╰─▶ "));
+      assertMatch(
+        r.stderr,
+        /we can conclude that project:node-a and project:node-b are incompatible\./,
+      );
+      assertMatch(
+        r.stderr,
+        /\n {6}And because your project requires project:node-a and project:node-b, we can conclude that your project's requirements are unsatisfiable\.\n$/,
+      );
+      assertMatch(r.stderr, /sortedcontainers==2\.3\.0/);
+      assertNotMatch(r.stderr, /node-ok/);
+      assertNotMatch(r.stderr, /network was disabled/);
+      assertTrue(!(await exists(`${dir}/uv.lock`)), "no lock is written on failure");
+    },
+  );
+  // Direct pins: uv's own two-line shape, later group first.
+  await withProject(
+    pyproject([], { group1: ["sortedcontainers==2.3.0"], group2: ["sortedcontainers==2.4.0"] }),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      assertEquals(r.code, 1);
+      assertEquals(
+        r.stderr,
+        "  × No solution found when resolving dependencies:\n" +
+          "  ╰─▶ Because project:group2 depends on sortedcontainers==2.4.0 and project:group1 depends on sortedcontainers==2.3.0, we can conclude that project:group1 and project:group2 are incompatible.\n" +
+          "      And because your project requires project:group1 and project:group2, we can conclude that your project's requirements are unsatisfiable.\n",
+      );
+    },
+  );
+});
+
+Deno.test("a package missing offline gives the network-disabled hint", async () => {
+  await withProject(pyproject(["numpy"], { "node-x": ["not-in-wheelhouse>=1"] }), async (dir) => {
+    const r = await uv(["lock"], dir);
+    assertEquals(r.code, 1);
+    assertMatch(r.stderr, /No solution found when resolving dependencies:/);
+    assertMatch(
+      r.stderr,
+      /Because not-in-wheelhouse was not found in the cache and project:node-x depends on not-in-wheelhouse>=1/,
+    );
+    assertMatch(
+      r.stderr,
+      /\n\n {6}hint: Packages were unavailable because the network was disabled/,
+    );
+  });
+});
+
+Deno.test("override-dependencies replace transitive requirements and land in [manifest]", async () => {
+  const groups = { "node-x": ["needs-numpy2"] };
+  await withProject(pyproject(["numpy"], groups), async (dir) => {
+    ok(await uv(["lock"], dir), "lock without override");
+    assertEquals(lockedVersions(await readLock(dir)).numpy, "2.1.0");
+  });
+  await withProject(
+    pyproject(["numpy<2"], groups, '\n[tool.uv]\noverride-dependencies = ["numpy==1.26.4"]\n'),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      ok(r, "lock with override");
+      const lock = await readLock(dir);
+      assertEquals(lock.manifest, { overrides: [{ name: "numpy", specifier: "==1.26.4" }] });
+      const versions = lockedVersions(lock);
+      assertEquals(versions.numpy, "1.26.4");
+      assertEquals(versions["needs-numpy2"], "1.0");
+      // Removing the override makes the lock stale (the manifest is part of the inputs).
+      await Deno.writeTextFile(`${dir}/pyproject.toml`, pyproject(["numpy<2"], groups));
+      assertEquals((await uv(["lock", "--locked"], dir)).code, 1);
+    },
+  );
+});
+
+Deno.test("uv add -r with a failing lock restores pyproject.toml and uv.lock byte for byte", async () => {
+  await withProject(
+    pyproject(["numpy"], {}, "\n# operator notes stay untouched\n[tool.uv]\n"),
+    async (dir) => {
+      ok(await uv(["add", "--group", "node-a", "--no-sync", "conflict-a"], dir), "add");
+      const py = await Deno.readTextFile(`${dir}/pyproject.toml`);
+      assertMatch(py, /\[dependency-groups\]\nnode-a = \[\n {4}"conflict-a>=1\.0",\n\]\n/);
+      assertMatch(py, /# operator notes stay untouched/);
+      const lockBefore = await Deno.readFile(`${dir}/uv.lock`);
+      const pyBefore = await Deno.readFile(`${dir}/pyproject.toml`);
+      await Deno.writeTextFile(`${dir}/requirements.txt`, "# node b\nconflict-b\neinops\n");
+      const r = await uv(
+        ["add", "--group", "node-b", "--no-sync", "--raw", "-r", "requirements.txt"],
+        dir,
+      );
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /project:node-a and project:node-b are incompatible/);
+      assertEquals(await Deno.readFile(`${dir}/pyproject.toml`), pyBefore);
+      assertEquals(await Deno.readFile(`${dir}/uv.lock`), lockBefore);
+      // --raw keeps specifiers as written.
+      await Deno.writeTextFile(`${dir}/requirements.txt`, "einops\n");
+      ok(
+        await uv(["add", "--group", "node-b", "--no-sync", "--raw", "-r", "requirements.txt"], dir),
+        "add --raw",
+      );
+      assertMatch(
+        await Deno.readTextFile(`${dir}/pyproject.toml`),
+        /node-b = \[\n {4}"einops",\n\]/,
+      );
+      const removed = await uv(["remove", "--group", "node-a", "--no-sync", "conflict-a"], dir);
+      ok(removed, "remove");
+      assertEquals(lockedVersions(await readLock(dir))["conflict-a"], undefined);
+      const notThere = await uv(["remove", "--group", "node-a", "--no-sync", "conflict-a"], dir);
+      assertEquals(notThere.code, 2);
+      assertEquals(
+        notThere.stderr,
+        "error: The dependency `conflict-a` could not be found in `dependency-groups.node-a`\n",
+      );
+    },
+  );
+});
+
+Deno.test("uv venv: --seed installs pip (kept by exact syncs), plain venvs have none", async () => {
+  await withProject(pyproject(["numpy==2.1.0"]), async (dir) => {
+    ok(await uv(["venv", "plain"], dir), "venv");
+    const plain = await uv(["pip", "freeze", "--python", `${dir}/plain`], dir);
+    ok(plain, "freeze plain");
+    assertEquals(plain.stdout, "");
+    const seeded = await uv(["venv", "--seed", ".venv"], dir);
+    ok(seeded, "venv --seed");
+    assertMatch(seeded.stderr, /Creating virtual environment with seed packages at: \.venv/);
+    ok(await uv(["sync"], dir), "sync");
+    const freeze = freezeMap((await uv(["pip", "freeze"], dir)).stdout);
+    assertEquals(freeze.numpy, "2.1.0");
+    assertTrue(freeze.pip !== undefined, "exact sync keeps the seed packages of a seeded venv");
+    const pip = await new Deno.Command(`${dir}/.venv/bin/python`, {
+      args: ["-m", "pip", "--version"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(pip.code, 0);
+  });
+});
+
+Deno.test("uv export writes the locked set as requirements.txt", async () => {
+  await withProject(pyproject(["requests"], { "node-a": ["einops==0.7.0"] }), async (dir) => {
+    ok(await uv(["lock"], dir), "lock");
+    const r = await uv([
+      "export",
+      "--format",
+      "requirements-txt",
+      "--all-groups",
+      "--no-hashes",
+      "--frozen",
+    ], dir);
+    ok(r, "export");
+    const pins = r.stdout.split("\n").filter((l) => /^[a-z]/.test(l));
+    assertEquals(pins, [
+      "certifi==2024.7.4",
+      "charset-normalizer==3.3.2",
+      "einops==0.7.0",
+      "idna==3.7",
+      "requests==2.32.3",
+      "urllib3==2.2.2",
+    ]);
+    const hashed = await uv(["export", "--frozen", "--no-dev"], dir);
+    assertMatch(hashed.stdout, /requests==2\.32\.3 \\\n {4}--hash=sha256:[0-9a-f]{64}/);
+    assertNotMatch(hashed.stdout, /einops/);
+  });
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
