@@ -321,7 +321,7 @@ class Converter {
       throw new UnknownNodeError(
         [...this.unknown].sort(([a], [b]) => a.localeCompare(b)).map(([classType, ids]) => ({
           classType,
-          nodeIds: [...ids],
+          nodeIds: [...ids].sort(compareIds),
         })),
       );
     }
@@ -1115,6 +1115,11 @@ function widgetLayoutOf(input: InputInfo, classType: string): WidgetSlot[] {
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** Orders node ids as numbers when they are, else as text ("2" < "10" < "10:1"). */
+function compareIds(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
 }
 
 function isSkipped(mode: number): boolean {

@@ -280,6 +280,7 @@ export function widgetDefault(input: InputInfo): unknown {
     case "BOOLEAN":
       return d ?? false;
     case "COMBO":
+      if (input.options.multi_select) return d ?? [];
       return d || input.choices?.[0];
     default:
       return d;

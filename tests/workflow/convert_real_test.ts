@@ -278,7 +278,7 @@ Deno.test("comfydeploy: the virtual ComfyDeploy node is dropped, text comes from
   // Only the Python class is reported missing; ComfyDeploy is frontend-only.
   const core = await realObjectInfo();
   const err = assertThrows(() => workflowToPrompt(doc, core), UnknownNodeError) as UnknownNodeError;
-  assertEquals(err.missing, [{ classType: "ComfyUIDeployExternalText", nodeIds: ["13", "12"] }]);
+  assertEquals(err.missing, [{ classType: "ComfyUIDeployExternalText", nodeIds: ["12", "13"] }]);
   const prompt = workflowToPrompt(doc, await extendedObjectInfo());
   const expected = defaultGraph({ seed: 156680208700286, ckpt: "v1-5-pruned-emaonly.ckpt" });
   expected["6"].inputs.text = ["12", 0];
