@@ -1,7 +1,8 @@
 /**
  * What a backend can run, read from its `/object_info`: the node classes it has, and the
- * model files its loader nodes offer (the choices of their `*_name` COMBO inputs, such as
- * `ckpt_name`, `lora_name`, `vae_name`, `control_net_name`, `upscale_model_name`).
+ * model files its loader nodes offer (the choices of their `*_name` and `*_file` COMBO inputs,
+ * such as `ckpt_name`, `lora_name`, `vae_name`, `control_net_name`, `upscale_model_name`,
+ * `ipadapter_file`): the same inputs the workflow layer's `promptRequirements` asks for.
  *
  * @module
  */
@@ -36,8 +37,8 @@ export function comboChoices(spec: unknown): string[] | undefined {
 }
 
 /**
- * Whether an input of a node class holds a model file name: its name ends in `_name`, it
- * is not a sampler or scheduler, and it is a COMBO whose choices look like file names (an
+ * Whether an input of a node class holds a model file name: its name ends in `_name` or
+ * `_file`, it is not a sampler or scheduler, and it is a COMBO whose choices look like file names (an
  * empty list counts: ComfyUI shows one when no such model is installed).
  *
  * @example
@@ -47,7 +48,9 @@ export function comboChoices(spec: unknown): string[] | undefined {
  * ```
  */
 export function isModelInput(name: string, spec: unknown): boolean {
-  if (!name.endsWith("_name") || NOT_MODEL_INPUTS.has(name)) return false;
+  if (!(name.endsWith("_name") || name.endsWith("_file")) || NOT_MODEL_INPUTS.has(name)) {
+    return false;
+  }
   const choices = comboChoices(spec);
   if (choices === undefined) return false;
   return choices.every((c) => FILE_LIKE.test(c));

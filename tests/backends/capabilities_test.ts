@@ -34,6 +34,7 @@ Deno.test("capabilities: both COMBO forms are read; non-file choices are not mod
   assertEquals(comboChoices(["COMBO", { options: ["x.gguf"] }]), ["x.gguf"]);
   assertEquals(comboChoices(["INT", { min: 0 }]), undefined);
   assertTrue(isModelInput("unet_name", ["COMBO", { options: ["flux/dev.gguf"] }]));
+  assertTrue(isModelInput("ipadapter_file", [["ip-adapter_sd15.safetensors"]]));
   assertTrue(!isModelInput("weight_dtype_name", [["default", "fp8_e4m3fn"]]));
   assertTrue(!isModelInput("scheduler_name", [["normal"]]));
   assertTrue(!isModelInput("ckpt", [["a.safetensors"]]));
