@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { NodeDefinition, ObjectInfo } from "../workflow/object_info.ts";
 
 /** One ComfyUI backend as declared in `<workspace>/backends.toml` (`[[backend]]` tables). */
 export interface BackendConfig {
@@ -27,32 +28,11 @@ export interface BackendConfig {
   tls?: boolean;
 }
 
-/**
- * One node class as `/object_info` describes it. Input specs are ComfyUI's tuples:
- * `["INT", {min, max}]`, `[["a.safetensors", "b.safetensors"], {}]` (a COMBO), or
- * `["COMBO", {options: [...]}]` (the newer COMBO form).
- */
-export interface ObjectInfoNode {
-  input?: {
-    required?: Record<string, unknown>;
-    optional?: Record<string, unknown>;
-    hidden?: Record<string, unknown>;
-  };
-  input_order?: Record<string, string[]>;
-  output?: unknown[];
-  output_is_list?: boolean[];
-  output_name?: string[];
-  name?: string;
-  display_name?: string;
-  description?: string;
-  category?: string;
-  output_node?: boolean;
-  python_module?: string;
-  [key: string]: unknown;
-}
+/** One node class as `/object_info` describes it (the workflow layer's definition). */
+export type ObjectInfoNode = NodeDefinition;
 
 /** A backend's `/object_info`: node class name to its definition. */
-export type BackendObjectInfo = Record<string, ObjectInfoNode>;
+export type BackendObjectInfo = ObjectInfo;
 
 /** Health as the monitor sees it. */
 export type BackendState = "unknown" | "up" | "down";
