@@ -215,6 +215,7 @@ export function coerceValue(
           rangeHint(p),
         );
       }
+      checkRange(key, p, n, raw);
       if (!Number.isSafeInteger(n)) {
         throw new ParameterError(
           key,
@@ -222,7 +223,6 @@ export function coerceValue(
           "use a smaller value, or `random`",
         );
       }
-      checkRange(key, p, n, raw);
       if (p.typeKnown && p.step && p.step > 1) {
         const offset = (p.min ?? 0) % p.step;
         if ((n - offset) % p.step !== 0) {
@@ -316,7 +316,8 @@ function randomInt(p: Parameter, random: () => number): number {
 
 function checkRange(key: string, p: Parameter, n: number, raw: string) {
   if ((p.min !== undefined && n < p.min) || (p.max !== undefined && n > p.max)) {
-    throw new ParameterError(key, `must be${rangeText(p)}, got '${raw}'`, rangeHint(p));
+    const what = p.type === "INT" && p.typeKnown ? " an integer" : " a number";
+    throw new ParameterError(key, `must be${what}${rangeText(p)}, got '${raw}'`, rangeHint(p));
   }
 }
 
