@@ -13,6 +13,7 @@
  * @module
  */
 import { GovError } from "../errors.ts";
+import type { ApiPrompt } from "../workflow/types.ts";
 import type { BackendObjectInfo } from "./types.ts";
 
 /** Where a backend is and how to authenticate. A `BackendConfig` fits. */
@@ -33,11 +34,8 @@ export interface ClientOptions {
   signal?: AbortSignal;
 }
 
-/** An API-format prompt as ComfyUI's `POST /prompt` takes it. */
-export type PromptGraph = Record<
-  string,
-  { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }
->;
+/** An API-format prompt as ComfyUI's `POST /prompt` takes it (the workflow layer's type). */
+export type PromptGraph = ApiPrompt;
 
 /** What `GET /system_stats` answers (the parts gov reads; the rest is kept). */
 export interface SystemStats {
