@@ -588,3 +588,63 @@ Deno.test("circular reroutes and non-workflows are clear errors", () => {
   assertThrows(() => workflowToPrompt({ nodes: [{ id: 1 }] }, INFO), WorkflowError, /no type/);
   assertTrue(isUiWorkflow({ nodes: [] }) && !isApiPrompt({ nodes: [] }) && !isApiPrompt({}));
 });
+
+Deno.test("subgraph instances: bypassed ones pass their input through; IO pass-through links", () => {
+  const sg = {
+    id: "33333333-0000-0000-0000-000000000003",
+    name: "Invert",
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [{ name: "image", type: "IMAGE", linkIds: [1, 3] }],
+    outputs: [
+      { name: "IMAGE", type: "IMAGE", linkIds: [2] },
+      { name: "original", type: "IMAGE", linkIds: [3] },
+    ],
+    nodes: [{
+      id: 2,
+      type: "ImageInvert",
+      mode: 0,
+      inputs: [inp("image", "IMAGE", 1)],
+      outputs: [out("IMAGE", "IMAGE", [2])],
+    }],
+    links: [
+      { id: 1, origin_id: -10, origin_slot: 0, target_id: 2, target_slot: 0, type: "IMAGE" },
+      { id: 2, origin_id: 2, origin_slot: 0, target_id: -20, target_slot: 0, type: "IMAGE" },
+      { id: 3, origin_id: -10, origin_slot: 0, target_id: -20, target_slot: 1, type: "IMAGE" },
+    ],
+  };
+  const doc = (mode: number) => ({
+    nodes: [
+      {
+        id: 1,
+        type: "LoadImage",
+        outputs: [out("IMAGE", "IMAGE", [1])],
+        widgets_values: ["a.png"],
+      },
+      {
+        id: 5,
+        type: sg.id,
+        mode,
+        inputs: [inp("image", "IMAGE", 1)],
+        outputs: [out("IMAGE", "IMAGE", [2]), out("original", "IMAGE", [3])],
+      },
+      { id: 8, type: "SaveImage", inputs: [inp("images", "IMAGE", 2)], widgets_values: ["inv"] },
+      { id: 9, type: "SaveImage", inputs: [inp("images", "IMAGE", 3)], widgets_values: ["orig"] },
+    ],
+    links: [[1, 1, 0, 5, 0, "IMAGE"], [2, 5, 0, 8, 0, "IMAGE"], [3, 5, 1, 9, 0, "IMAGE"]],
+    definitions: { subgraphs: [sg] },
+  });
+  const active = workflowToPrompt(doc(0), INFO);
+  assertEquals(active["5:2"].inputs, { image: ["1", 0] });
+  assertEquals(active["8"].inputs.images, ["5:2", 0]);
+  assertEquals(active["9"].inputs.images, ["1", 0]);
+  const bypassed = workflowToPrompt(doc(4), INFO);
+  assertEquals(Object.keys(bypassed).sort(), ["1", "8", "9"]);
+  assertEquals(bypassed["8"].inputs.images, ["1", 0]);
+  assertEquals(bypassed["9"].inputs.images, ["1", 0]);
+  assertThrows(
+    () => workflowToPrompt({ ...doc(0), definitions: { subgraphs: [] } }, INFO),
+    UnknownNodeError,
+    /33333333-0000-0000-0000-000000000003 \(node 5\)/,
+  );
+});

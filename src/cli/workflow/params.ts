@@ -81,9 +81,11 @@ export function renderParameters(io: Io, params: Parameter[]): string {
   const s = styles(io);
   const keyWidth = Math.min(Math.max(...params.map((p) => p.key.length)), 32);
   const typeWidth = Math.max(...params.map((p) => p.type.length));
+  const values = params.map((p) => shown(p.value));
+  const valueWidth = Math.min(Math.max(...values.map((v) => v.length)), 40);
   const lines: string[] = [];
   let lastNode: string | undefined;
-  for (const p of params) {
+  params.forEach((p, i) => {
     if (p.nodeId !== lastNode) {
       if (lastNode !== undefined) lines.push("");
       lines.push(
@@ -93,11 +95,10 @@ export function renderParameters(io: Io, params: Parameter[]): string {
       lastNode = p.nodeId;
     }
     const allowed = allowedText(p);
-    lines.push(
-      `  ${p.key.padEnd(keyWidth)}  ${p.type.padEnd(typeWidth)}  ${shown(p.value)}` +
-        (allowed ? s.dim(`  ${allowed}`) : ""),
-    );
-  }
+    const line = `  ${p.key.padEnd(keyWidth)}  ${p.type.padEnd(typeWidth)}  ` +
+      (allowed ? values[i].padEnd(valueWidth) + s.dim(`  ${allowed}`) : values[i]);
+    lines.push(line.trimEnd());
+  });
   return lines.join("\n") + "\n";
 }
 
@@ -113,8 +114,16 @@ function allowedText(p: Parameter): string {
     return `[${list}${p.choices.length > 6 ? `, … ${p.choices.length} choices` : ""}]`;
   }
   const parts: string[] = [];
-  if (p.min !== undefined || p.max !== undefined) parts.push(`${p.min ?? ""}..${p.max ?? ""}`);
+  if (p.min !== undefined || p.max !== undefined) {
+    parts.push(`${number(p.min)}..${number(p.max)}`);
+  }
   if (p.step !== undefined) parts.push(`step ${p.step}`);
   if (!p.typeKnown) parts.push("(type guessed)");
   return parts.join(" ");
+}
+
+// JSON numbers lose the last digits of 2^64-1 (the usual seed maximum); show it as written.
+function number(n: number | undefined): string {
+  if (n === undefined) return "";
+  return n === 2 ** 64 ? "18446744073709551615" : String(n);
 }
