@@ -1,0 +1,328 @@
+/**
+ * Controlling a running supervisor from another process: switch requests, `.cmd` commands,
+ * waiting for their effect, and starting a detached supervisor.
+ *
+ * @module
+ */
+import { GovError } from "../errors.ts";
+import { readTextIfExists } from "../fs/atomic.ts";
+import { selfCommand } from "../process/self.ts";
+import { spawnProcess } from "../process/run.ts";
+import { workspaceEnvironment } from "../workspace/environment.ts";
+import type { Workspace } from "../workspace/root.ts";
+import { metadataPaths, nowSeconds } from "../ipc/files.ts";
+import { acquireSwitchLock, readSwitchLock, releaseSwitchLock } from "../ipc/lock.ts";
+import { readOrchestratorPid } from "../ipc/pid.ts";
+import { pidAlive } from "../ipc/proc.ts";
+import { readStartupState } from "../ipc/startup.ts";
+import {
+  isActiveSwitchState,
+  peekSwitchRequest,
+  readSwitchStatus,
+  type SwitchRequest,
+  type SwitchStatus,
+  TERMINAL_SWITCH_STATES,
+  writeSwitchRequest,
+  writeSwitchStatus,
+} from "../ipc/switch.ts";
+import { type SupervisorCommandName, writeCommand } from "../ipc/cmd.ts";
+import { readSupervisorState } from "./state.ts";
+import { runningSupervisorPid } from "./status.ts";
+
+/** Another switch holds the lock or is still pending. Exit 1. */
+export class SwitchInProgressError extends GovError {
+  constructor(detail: string) {
+    super(`switch in progress: ${detail}`, {
+      hint: "wait for it (`gov switch <env> --wait` shows progress), or abort it with " +
+        "`gov switch --abort`",
+    });
+    this.name = "SwitchInProgressError";
+  }
+}
+
+/** No supervisor runs for the workspace. Exit 1. */
+export class NoSupervisorError extends GovError {
+  constructor(ws: Workspace) {
+    super(`no gov supervisor is running for ${ws.root}`, {
+      hint: `start one with \`gov run --workspace ${ws.root}\` (add --detach to background it)`,
+    });
+    this.name = "NoSupervisorError";
+  }
+}
+
+/** A request pending longer than this with no live supervisor is abandoned. */
+const PENDING_REQUEST_TTL_S = 60;
+
+/** What {@linkcode requestSwitch} did. */
+export interface SwitchRequestResult {
+  /**
+   * `requested`: a running supervisor will switch; `started`: no supervisor ran, one was
+   * started detached and starts the target; `already`: the target is already running.
+   */
+  outcome: "requested" | "started" | "already";
+  target_env: string;
+  source_env?: string;
+  supervisor_pid?: number;
+  request?: SwitchRequest;
+}
+
+/**
+ * Requests a switch to environment `target`. Exactly one of several concurrent callers
+ * wins: the others get {@linkcode SwitchInProgressError}. When no supervisor runs, one is
+ * started detached (through `startSupervisor`) and brings up the target.
+ *
+ * @example
+ * ```ts
+ * const r = await requestSwitch(ws, "staging");
+ * if (r.outcome !== "already") await waitForSwitch(ws, { since: r.request!.timestamp });
+ * ```
+ */
+export async function requestSwitch(
+  ws: Workspace,
+  target: string,
+  opts: {
+    lockTimeoutS?: number;
+    startSupervisor?: (ws: Workspace) => Promise<number>;
+  } = {},
+): Promise<SwitchRequestResult> {
+  workspaceEnvironment(ws, target);
+  const meta = ws.metadataDir;
+  await Deno.mkdir(meta, { recursive: true });
+  const locked = await acquireSwitchLock(meta, {
+    timeoutS: opts.lockTimeoutS,
+    extra: { holder: "gov switch", target_env: target },
+  });
+  if (!locked) {
+    const info = await readSwitchLock(meta);
+    const to = info?.extra.target_env ? ` to '${info.extra.target_env}'` : "";
+    throw new SwitchInProgressError(
+      `a switch${to} holds ${metadataPaths(meta).lock}${info?.pid ? ` (pid ${info.pid})` : ""}`,
+    );
+  }
+  let supervisorPid: number | undefined;
+  let result: SwitchRequestResult;
+  try {
+    supervisorPid = await runningSupervisorPid(ws);
+    const pending = await peekSwitchRequest(meta);
+    if (pending && (supervisorPid || nowSeconds() - pending.timestamp < PENDING_REQUEST_TTL_S)) {
+      throw new SwitchInProgressError(
+        `a request to switch to '${pending.target_env}' is still pending`,
+      );
+    }
+    const status = await readSwitchStatus(meta);
+    if (supervisorPid && isActiveSwitchState(status.state)) {
+      throw new SwitchInProgressError(
+        `switching to '${status.target_env ?? "?"}' (${status.state}, ${status.progress}%)`,
+      );
+    }
+    const state = supervisorPid ? await readSupervisorState(meta) : undefined;
+    const startup = await readStartupState(meta);
+    const current = (state && state.pid === supervisorPid ? state.environment : undefined) ??
+      (typeof startup?.environment_name === "string" ? startup.environment_name : undefined);
+    if (supervisorPid && current === target && state?.child_pid) {
+      return {
+        outcome: "already",
+        target_env: target,
+        source_env: current,
+        supervisor_pid: supervisorPid,
+      };
+    }
+    const source = current !== target ? current : undefined;
+    const request = await writeSwitchRequest(meta, target, source);
+    await writeSwitchStatus(meta, "preparing", {
+      target_env: target,
+      source_env: source,
+      message: supervisorPid
+        ? `switch to ${target} requested`
+        : `starting a supervisor for ${target}`,
+      requested_by: Deno.pid,
+    });
+    result = {
+      outcome: supervisorPid ? "requested" : "started",
+      target_env: target,
+      source_env: source,
+      supervisor_pid: supervisorPid,
+      request,
+    };
+  } finally {
+    await releaseSwitchLock(meta);
+  }
+  if (!supervisorPid) {
+    const start = opts.startSupervisor ??
+      (async (w: Workspace) => (await startDetachedSupervisor(w, [])).pid);
+    result.supervisor_pid = await start(ws);
+  }
+  return result;
+}
+
+/**
+ * Follows `.switch_status.json` until the switch requested at `since` (float seconds) is
+ * complete, failed or aborted, calling `onUpdate` on every change. Throws when the
+ * supervisor disappears or `timeoutMs` passes.
+ *
+ * @example
+ * ```ts
+ * const final = await waitForSwitch(ws, { since: req.timestamp, onUpdate: (s) => console.log(s.state) });
+ * ```
+ */
+export async function waitForSwitch(
+  ws: Workspace,
+  opts: {
+    since: number;
+    timeoutMs?: number;
+    pollMs?: number;
+    onUpdate?: (s: SwitchStatus) => void;
+  },
+): Promise<SwitchStatus> {
+  const end = Date.now() + (opts.timeoutMs ?? 900_000);
+  let last = "";
+  let goneSince: number | undefined;
+  while (true) {
+    const s = await readSwitchStatus(ws.metadataDir);
+    const key = `${s.state}|${s.progress}|${s.message}|${s.updated_at}`;
+    if (key !== last) {
+      last = key;
+      opts.onUpdate?.(s);
+    }
+    const fresh = s.updated_at >= opts.since - 1;
+    if (fresh && (TERMINAL_SWITCH_STATES as readonly string[]).includes(s.state)) return s;
+    if (await runningSupervisorPid(ws)) goneSince = undefined;
+    else {
+      goneSince ??= Date.now();
+      // A detached supervisor needs a moment to write its pid file.
+      if (Date.now() - goneSince > 15_000) {
+        throw new GovError("the supervisor exited before the switch finished", {
+          hint: `see ${metadataPaths(ws.metadataDir).log} and \`gov status\``,
+        });
+      }
+    }
+    if (Date.now() > end) {
+      throw new GovError(`the switch did not finish in time (last state: ${s.state})`, {
+        hint: "it may still finish; follow it with `gov status`",
+      });
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
+  }
+}
+
+/**
+ * Writes a `.cmd` for the running supervisor; throws {@linkcode NoSupervisorError} when none
+ * runs. Returns the supervisor's pid.
+ *
+ * @example
+ * ```ts
+ * const pid = await sendSupervisorCommand(ws, "restart");
+ * ```
+ */
+export async function sendSupervisorCommand(
+  ws: Workspace,
+  command: SupervisorCommandName,
+): Promise<number> {
+  const pid = await runningSupervisorPid(ws);
+  if (!pid) throw new NoSupervisorError(ws);
+  await writeCommand(ws.metadataDir, command);
+  return pid;
+}
+
+/**
+ * Waits until process `pid` has exited; false on timeout.
+ *
+ * @example
+ * ```ts
+ * if (!await waitForExit(4242, 30_000)) console.log("still running");
+ * ```
+ */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (pidAlive(pid)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+/**
+ * Waits until the supervisor has started ComfyUI again (its start counter passed `starts`)
+ * and the new ComfyUI is healthy. Throws when the supervisor exits or time runs out.
+ *
+ * @example
+ * ```ts
+ * const before = (await readSupervisorState(ws.metadataDir))?.starts ?? 0;
+ * await sendSupervisorCommand(ws, "restart");
+ * await waitForRestart(ws, pid, before, 600_000);
+ * ```
+ */
+export async function waitForRestart(
+  ws: Workspace,
+  pid: number,
+  starts: number,
+  timeoutMs: number,
+): Promise<{ child_pid?: number; port?: number }> {
+  const end = Date.now() + timeoutMs;
+  while (true) {
+    const s = await readSupervisorState(ws.metadataDir);
+    if (s && s.pid === pid && s.starts > starts && s.healthy && s.child_pid) {
+      return { child_pid: s.child_pid, port: s.port };
+    }
+    if (!pidAlive(pid)) {
+      throw new GovError(`the supervisor (pid ${pid}) exited during the restart`, {
+        hint: `see ${metadataPaths(ws.metadataDir).log} and \`gov status\``,
+      });
+    }
+    if (Date.now() > end) {
+      throw new GovError("ComfyUI did not come back healthy in time", {
+        hint: "follow it with `gov status`",
+      });
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/**
+ * Starts `gov run <runArgs>` detached: its own session, stdin closed, events and ComfyUI's
+ * output appended to `.metadata/orchestrator.log`. Resolves with its pid once it wrote the
+ * pid file; throws with the log's last lines when it exits first.
+ *
+ * @example
+ * ```ts
+ * const { pid, logFile } = await startDetachedSupervisor(ws, ["--env", "prod"]);
+ * ```
+ */
+export async function startDetachedSupervisor(
+  ws: Workspace,
+  runArgs: string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<{ pid: number; logFile: string }> {
+  const paths = metadataPaths(ws.metadataDir);
+  await Deno.mkdir(ws.metadataDir, { recursive: true });
+  const self = selfCommand();
+  const args = [
+    ...self.args,
+    "run",
+    "--workspace",
+    ws.root,
+    ...runArgs,
+    "--log-file",
+    paths.log,
+  ];
+  const child = spawnProcess(self.command, args, { cwd: ws.root, stdout: "null", stderr: "null" });
+  const end = Date.now() + (opts.timeoutMs ?? 60_000);
+  while (true) {
+    const pid = await readOrchestratorPid(ws.metadataDir);
+    if (pid === child.pid) return { pid, logFile: paths.log };
+    if (child.exited()) {
+      const status = await child.status;
+      const tail = ((await readTextIfExists(paths.log)) ?? "").trimEnd().split("\n").slice(-3);
+      throw new GovError(
+        `the detached supervisor exited with code ${status.code} before it started`,
+        { hint: tail.length ? `${paths.log} ends with:\n    ${tail.join("\n    ")}` : undefined },
+      );
+    }
+    if (Date.now() > end) {
+      throw new GovError(`the detached supervisor (pid ${child.pid}) did not start in time`, {
+        hint: `see ${paths.log}`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

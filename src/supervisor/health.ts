@@ -1,0 +1,263 @@
+/**
+ * Is the ComfyUI we started up? ComfyUI binds its port only after every custom node was
+ * imported, so an answer means "loaded". A probe is a TCP connect, then `GET /system_stats`
+ * answering 200 with ComfyUI's JSON; the listener must belong to our child's process group,
+ * because a stale ComfyUI left on the same port answers just as well.
+ *
+ * @module
+ */
+import { portOwnedByGroup } from "./procinfo.ts";
+
+/** Where a ComfyUI started with some arguments can be reached. */
+export interface ListenTarget {
+  /** Address to connect to (a wildcard listen address becomes loopback). */
+  host: string;
+  port: number;
+}
+
+/** ComfyUI's default port. */
+export const COMFYUI_DEFAULT_PORT = 8188;
+
+/**
+ * Reads `--listen` and `--port` from ComfyUI arguments the way ComfyUI's argparse does
+ * (`--listen` without a value means all interfaces; `--port=N` works too).
+ *
+ * @example
+ * ```ts
+ * listenTarget(["--listen", "0.0.0.0", "--port", "8190"]); // { host: "127.0.0.1", port: 8190 }
+ * ```
+ */
+export function listenTarget(args: string[]): ListenTarget {
+  let listen: string | undefined;
+  let port = COMFYUI_DEFAULT_PORT;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--port" && i + 1 < args.length) {
+      const n = Number(args[++i]);
+      if (Number.isInteger(n) && n > 0 && n < 65536) port = n;
+    } else if (a.startsWith("--port=")) {
+      const n = Number(a.slice(7));
+      if (Number.isInteger(n) && n > 0 && n < 65536) port = n;
+    } else if (a === "--listen") {
+      const next = args[i + 1];
+      if (next !== undefined && !next.startsWith("-")) {
+        listen = next;
+        i++;
+      } else listen = "0.0.0.0,::";
+    } else if (a.startsWith("--listen=")) {
+      listen = a.slice(9);
+    }
+  }
+  return { host: connectHost(listen), port };
+}
+
+function connectHost(listen: string | undefined): string {
+  if (listen === undefined) return "127.0.0.1";
+  const first = listen.split(",")[0].trim();
+  if (first === "" || first === "0.0.0.0") return "127.0.0.1";
+  if (first === "::") return "::1";
+  return first;
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Whether something accepts TCP connections at `host:port` within `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * if (await checkPortConnection("127.0.0.1", 8188)) console.log("port in use");
+ * ```
+ */
+export async function checkPortConnection(
+  host: string,
+  port: number,
+  timeoutMs = 1000,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = Deno.connect({ hostname: host, port }).then(
+    (c) => c,
+    () => undefined,
+  );
+  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
+  const first = await Promise.race([attempt, timeout]);
+  clearTimeout(timer);
+  if (first === "timeout") {
+    attempt.then((c) => c?.close());
+    return false;
+  }
+  if (!first) return false;
+  first.close();
+  return true;
+}
+
+/** What a probe is asked to check. */
+export interface HealthTarget extends ListenTarget {
+  /** Pid of the ComfyUI gov started (leader of its process group). */
+  childPid: number;
+  /** Whether something already listened on the port before the child started. */
+  portWasBusy: boolean;
+}
+
+/** Outcome of one probe. */
+export interface ProbeResult {
+  ok: boolean;
+  /** Why it failed, for logs. */
+  reason?: string;
+}
+
+/** One health probe. */
+export type HealthProbe = (target: HealthTarget) => Promise<ProbeResult>;
+
+/** Options of {@linkcode httpHealthProbe}. */
+export interface HttpProbeOptions {
+  /** Per-request timeout. */
+  timeoutMs?: number;
+  /** Ownership check, injectable; default asks `ss`/`ps`. */
+  ownedByGroup?: (port: number, leader: number) => Promise<boolean | undefined>;
+}
+
+/**
+ * The real probe: TCP connect, `GET /system_stats` 200 with a `system` object, and the
+ * listener owned by the child's group. When ownership cannot be determined, an answer is
+ * trusted only if the port was free before the child started.
+ *
+ * @example
+ * ```ts
+ * const probe = httpHealthProbe();
+ * const r = await probe({ host: "127.0.0.1", port: 8188, childPid: 4242, portWasBusy: false });
+ * ```
+ */
+export function httpHealthProbe(opts: HttpProbeOptions = {}): HealthProbe {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const owned = opts.ownedByGroup ?? portOwnedByGroup;
+  const verified = new Set<number>();
+  return async (t) => {
+    if (!(await checkPortConnection(t.host, t.port, Math.min(timeoutMs, 1000)))) {
+      return { ok: false, reason: "port closed" };
+    }
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      const res = await fetch(`http://${urlHost(t.host)}:${t.port}/system_stats`, {
+        signal: ac.signal,
+      });
+      const text = await res.text();
+      if (res.status !== 200) {
+        return { ok: false, reason: `GET /system_stats answered ${res.status}` };
+      }
+      const body = JSON.parse(text);
+      if (typeof body !== "object" || body === null || typeof body.system !== "object") {
+        return { ok: false, reason: "GET /system_stats is not ComfyUI's answer" };
+      }
+    } catch (err) {
+      return { ok: false, reason: `GET /system_stats failed: ${(err as Error).message}` };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!verified.has(t.childPid)) {
+      const mine = await owned(t.port, t.childPid);
+      if (mine === false) {
+        return { ok: false, reason: `port ${t.port} is answered by a process that is not ours` };
+      }
+      if (mine === undefined && t.portWasBusy) {
+        return {
+          ok: false,
+          reason: `port ${t.port} was busy before start; cannot tell who answers`,
+        };
+      }
+      verified.add(t.childPid);
+    }
+    return { ok: true };
+  };
+}
+
+/**
+ * Counts consecutive successful probes of one child; call {@linkcode HealthTracker.probe}
+ * once per poll.
+ *
+ * @example
+ * ```ts
+ * const tracker = new HealthTracker(httpHealthProbe(), target, 3);
+ * while (!(await tracker.probe())) await new Promise((r) => setTimeout(r, 250));
+ * ```
+ */
+export class HealthTracker {
+  /** Consecutive successes so far. */
+  streak = 0;
+  /** Whether `needed` consecutive successes were seen. */
+  healthy = false;
+  /** Why the last probe failed. */
+  lastReason?: string;
+  constructor(
+    private readonly probeFn: HealthProbe,
+    readonly target: HealthTarget,
+    readonly needed: number,
+  ) {}
+
+  /** Runs one probe; returns whether the child is now healthy. */
+  async probe(): Promise<boolean> {
+    if (this.healthy) return true;
+    let r: ProbeResult;
+    try {
+      r = await this.probeFn(this.target);
+    } catch (err) {
+      r = { ok: false, reason: (err as Error).message };
+    }
+    if (r.ok) {
+      this.streak++;
+      if (this.streak >= this.needed) this.healthy = true;
+    } else {
+      this.streak = 0;
+      this.lastReason = r.reason;
+    }
+    return this.healthy;
+  }
+}
+
+/** Result of {@linkcode waitForHealth}. */
+export type HealthWait = "healthy" | "died" | "timeout";
+
+/**
+ * Polls until `needed` consecutive probes succeed, the child dies (checked before every
+ * probe and while sleeping) or `timeoutMs` passes.
+ *
+ * @example
+ * ```ts
+ * const r = await waitForHealth(probe, target, {
+ *   childExited: () => child.exited(),
+ *   exitedPromise: child.status,
+ *   timeoutMs: 600_000,
+ * });
+ * ```
+ */
+export async function waitForHealth(
+  probe: HealthProbe,
+  target: HealthTarget,
+  opts: {
+    childExited: () => boolean;
+    exitedPromise?: Promise<unknown>;
+    timeoutMs: number;
+    intervalMs?: number;
+    successes?: number;
+    now?: () => number;
+  },
+): Promise<HealthWait> {
+  const now = opts.now ?? Date.now;
+  const tracker = new HealthTracker(probe, target, opts.successes ?? 3);
+  const deadline = now() + opts.timeoutMs;
+  while (true) {
+    if (opts.childExited()) return "died";
+    if (await tracker.probe()) return opts.childExited() ? "died" : "healthy";
+    if (opts.childExited()) return "died";
+    if (now() >= deadline) return "timeout";
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise((r) => timer = setTimeout(r, opts.intervalMs ?? 250)),
+      opts.exitedPromise ?? new Promise(() => {}),
+    ]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * What gov learns about other processes without `/proc` (which Deno's permission model
+ * closes to anything short of `--allow-all`): `ps` for a pid's group, age and command line,
+ * `ss` for the process listening on a port. Each answer is best effort: `undefined` when the
+ * tool is missing or says nothing.
+ *
+ * @module
+ */
+import { runProcess } from "../process/run.ts";
+
+/** What `ps` reports about one process. */
+export interface ProcessInfo {
+  pid: number;
+  /** Process-group id (a child gov started leads its own group: pgid == pid). */
+  pgid: number;
+  /** Seconds since it started. */
+  elapsedS: number;
+  /** Its command line. */
+  args: string;
+}
+
+/**
+ * Asks `ps` about a pid; `undefined` when it does not exist or `ps` is unavailable.
+ *
+ * @example
+ * ```ts
+ * const info = await processInfo(4242);
+ * if (info?.args.includes("main.py")) console.log("a ComfyUI");
+ * ```
+ */
+export async function processInfo(pid: number): Promise<ProcessInfo | undefined> {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    const r = await runProcess("ps", ["-o", "pid=,pgid=,etimes=,args=", "-p", String(pid)], {
+      timeoutMs: 5000,
+    });
+    if (r.code !== 0) return undefined;
+    const m = r.stdout.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/s);
+    if (!m) return undefined;
+    return { pid: Number(m[1]), pgid: Number(m[2]), elapsedS: Number(m[3]), args: m[4] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids of the processes listening on TCP `port` according to `ss -ltnp`. `undefined` when
+ * `ss` is missing or shows no owner (another user's socket, without root).
+ *
+ * @example
+ * ```ts
+ * const pids = await portListenerPids(8188); // [4242]
+ * ```
+ */
+export async function portListenerPids(port: number): Promise<number[] | undefined> {
+  try {
+    const r = await runProcess("ss", ["-Hltnp", `sport = :${port}`], { timeoutMs: 5000 });
+    if (r.code !== 0) return undefined;
+    const pids = [...r.stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    return pids.length ? [...new Set(pids)] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the listener on `port` belongs to the process group led by `groupLeader`: true,
+ * false, or `undefined` when it cannot be told.
+ *
+ * @example
+ * ```ts
+ * if (await portOwnedByGroup(8188, child.pid) === false) console.log("a stale process answers");
+ * ```
+ */
+export async function portOwnedByGroup(
+  port: number,
+  groupLeader: number,
+): Promise<boolean | undefined> {
+  const pids = await portListenerPids(port);
+  if (!pids) return undefined;
+  for (const pid of pids) {
+    if (pid === groupLeader) return true;
+    const info = await processInfo(pid);
+    if (info?.pgid === groupLeader) return true;
+  }
+  return false;
+}
