@@ -47,15 +47,17 @@ export {
 export type { ApiPrompt, ObjectInfo, RunEvent, RunResult };
 
 /**
- * A client for a backend, named by its id in error messages.
+ * A client for a backend, named by its id in error messages. Aborting `signal` ends its
+ * requests in flight at once (a job moving off a wedged backend must not wait for a
+ * request timeout).
  *
  * @example
  * ```ts
- * const client = clientFor(backend);
+ * const client = clientFor(backend, detach.signal);
  * ```
  */
-export function clientFor(b: BackendConfig): ComfyUIClient {
-  return new ComfyUIClient({ ...b, id: b.id });
+export function clientFor(b: BackendConfig, signal?: AbortSignal): ComfyUIClient {
+  return new ComfyUIClient({ ...b, id: b.id, ...(signal ? { signal } : {}) });
 }
 
 /**
@@ -107,8 +109,10 @@ export function viewUrl(b: BackendConfig, out: JobOutput): string {
 }
 
 /**
- * Merges the node definitions of several backends (first wins per class), for converting
- * UI workflows when any of them may run the prompt.
+ * Merges the node definitions of several backends for converting and validating a
+ * workflow before a backend is chosen: the first definition of a class wins, except that
+ * COMBO choices are pooled, so a model any backend has passes `--set` validation (the
+ * scheduler then sends the prompt only where that model is).
  *
  * @example
  * ```ts
@@ -120,10 +124,48 @@ export function mergeObjectInfo(infos: (ObjectInfo | undefined)[]): ObjectInfo |
   if (present.length === 0) return undefined;
   if (present.length === 1) return present[0];
   const merged: ObjectInfo = {};
+  // Classes copied before pooling: the monitor's object_info stays as the backend sent it.
+  const copied = new Set<string>();
   for (const info of present) {
-    for (const [k, v] of Object.entries(info)) if (!(k in merged)) merged[k] = v;
+    for (const [name, def] of Object.entries(info)) {
+      if (!merged[name]) {
+        merged[name] = def;
+        continue;
+      }
+      for (const section of ["required", "optional"] as const) {
+        for (const [input, spec] of Object.entries(def.input?.[section] ?? {})) {
+          const pooled = poolCombo(merged[name].input?.[section]?.[input], spec);
+          if (!pooled) continue;
+          if (!copied.has(name)) {
+            merged[name] = structuredClone(merged[name]);
+            copied.add(name);
+          }
+          merged[name].input![section]![input] = pooled;
+        }
+      }
+    }
   }
   return merged;
+}
+
+type Spec = [unknown, Record<string, unknown>?];
+
+/** The union of two COMBO specs (either list form), or undefined when not both COMBOs. */
+function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
+  const choices = (s: Spec | undefined): unknown[] | undefined => {
+    if (!Array.isArray(s) || (s as unknown[]).length === 0) return undefined;
+    if (Array.isArray(s[0])) return s[0];
+    if (s[0] === "COMBO" && Array.isArray(s[1]?.options)) return s[1]!.options as unknown[];
+    return undefined;
+  };
+  const ca = choices(a);
+  const cb = choices(b);
+  if (!ca || !cb) return undefined;
+  const extra = cb.filter((x) => !ca.includes(x));
+  if (extra.length === 0) return undefined;
+  const all = [...ca, ...extra];
+  if (Array.isArray(a![0])) return [all, ...(a!.length > 1 ? [a![1]] : [])] as Spec;
+  return ["COMBO", { ...a![1], options: all }];
 }
 
 /**

@@ -34,6 +34,7 @@ import type {
 import {
   type ApiPrompt,
   clientFor,
+  ComfyUIClient,
   type HealthMonitor,
   isApiPrompt,
   isTransient,
@@ -582,7 +583,8 @@ export class Dispatcher {
     this.#running.set(job.id, rt);
     rt.done = (async () => {
       try {
-        const result = await clientFor(backend).runPrompt(job.prompt as ApiPrompt, {
+        const client = clientFor(backend, rt.detach.signal);
+        const result = await client.runPrompt(job.prompt as ApiPrompt, {
           promptId: job.promptId,
           clientId: job.clientId,
           signal: rt.cancel.signal,
@@ -703,7 +705,7 @@ export class Dispatcher {
       const why = rt.failoverReason ?? message(err);
       if (rt.reason !== "failover") this.monitor.markDown(rt.backend.id, why);
       // If the backend comes back with the prompt still queued, drop it there.
-      clientFor(rt.backend).cancel(job.promptId).catch(() => {});
+      new ComfyUIClient({ ...rt.backend, timeoutMs: 3000 }).cancel(job.promptId).catch(() => {});
       this.#failover(job, rt.backend, why);
       return;
     }

@@ -137,6 +137,8 @@ export interface GatewayOptions {
   maxAttempts?: number;
   /** Health probe interval in ms (5000). */
   probeIntervalMs?: number;
+  /** Timeout of one health probe in ms (3000); two failed probes mark a backend down. */
+  probeTimeoutMs?: number;
   /** `/history` poll interval while following a prompt without `/ws` (1000). */
   pollIntervalMs?: number;
   /** Finished jobs older than this many days are pruned (30; 0 keeps them forever). */
@@ -191,7 +193,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
   }
   let backends: BackendConfig[] = await readBackends(ws);
-  const monitor = new HealthMonitor(backends, { intervalMs: opts.probeIntervalMs ?? 5000 });
+  const monitor = new HealthMonitor(backends, {
+    intervalMs: opts.probeIntervalMs ?? 5000,
+    timeoutMs: opts.probeTimeoutMs ?? 3000,
+  });
   const store = JobStore.open(jobsDbPath(ws));
   const timers: ReturnType<typeof setInterval>[] = [];
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;

@@ -134,6 +134,8 @@ export async function startServe(
       `127.0.0.1:${port}`,
       "--probe-interval",
       "300",
+      "--probe-timeout",
+      "1500",
       ...(opts.token ? ["--token", opts.token] : []),
       ...args,
     ],

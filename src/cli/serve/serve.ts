@@ -82,6 +82,8 @@ Flags:
                             (default: $GOV_SERVE_TOKEN)
       --max-attempts N      dispatches per job before it fails, counting failovers (default 3)
       --probe-interval MS   backend health probe interval (default 5000)
+      --probe-timeout MS    a probe without an answer by then fails; two failures in a row
+                            mark a backend down and move its jobs (default 3000)
       --retain-days N       prune finished jobs older than N days (default 30, 0 = never)
       --json                print one JSON line {url, pid, workspace} when listening
 
@@ -95,6 +97,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       token: { type: "string" },
       "max-attempts": { type: "string" },
       "probe-interval": { type: "string" },
+      "probe-timeout": { type: "string" },
       "retain-days": { type: "string" },
       json: { type: "boolean" },
     });
@@ -125,6 +128,11 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       max: 3_600_000,
       integer: true,
     });
+    const probeTimeoutMs = numberFlag(NAME, "--probe-timeout", values["probe-timeout"], 3000, {
+      min: 100,
+      max: 600_000,
+      integer: true,
+    });
     const retainDays = numberFlag(NAME, "--retain-days", values["retain-days"], 30, {
       min: 0,
       max: 36500,
@@ -147,6 +155,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
         token,
         maxAttempts,
         probeIntervalMs,
+        probeTimeoutMs,
         retainDays,
         log,
       });
