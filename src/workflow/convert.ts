@@ -147,9 +147,24 @@ export function isUiWorkflow(x: unknown): boolean {
 }
 
 /**
+ * Whether converting `doc` needs node definitions: true for UI workflows, false for API
+ * prompts and `/prompt` request bodies.
+ *
+ * @example
+ * ```ts
+ * if (needsObjectInfo(doc) && !info) throw new Error("pass --object-info");
+ * ```
+ */
+export function needsObjectInfo(doc: unknown): boolean {
+  if (isApiPrompt(doc)) return false;
+  return !(isObject(doc) && !Array.isArray(doc.nodes) && isApiPrompt(doc.prompt));
+}
+
+/**
  * Returns an API prompt for either format: an API prompt is returned unchanged (the same
  * object); a `/prompt` request body (`{"prompt": {...}}`) gives its prompt; a UI workflow
- * is converted with {@linkcode workflowToPrompt}, which needs `objectInfo`.
+ * (also under a `workflow` key) is converted with {@linkcode workflowToPrompt}, which needs
+ * `objectInfo`.
  *
  * @example
  * ```ts
@@ -162,8 +177,10 @@ export function toApiPrompt(
   opts: ConvertOptions = {},
 ): ApiPrompt {
   if (isApiPrompt(workflow)) return workflow;
-  if (isObject(workflow) && isApiPrompt(workflow.prompt) && !Array.isArray(workflow.nodes)) {
-    return workflow.prompt;
+  if (isObject(workflow) && !Array.isArray(workflow.nodes)) {
+    if (isApiPrompt(workflow.prompt)) return workflow.prompt;
+    // Tools that keep both forms ({workflow, prompt}, PNG metadata dumps) or only the UI one.
+    if (isUiWorkflow(workflow.workflow)) workflow = workflow.workflow;
   }
   if (!isUiWorkflow(workflow)) {
     throw new WorkflowError(
@@ -1159,7 +1176,15 @@ function subgraphSlotOf(instance: Exec, inputIndex: number): number {
   return k < 0 ? inputIndex : k;
 }
 
-/** LiteGraph.isValidConnection: wildcard, equal, or overlapping comma-separated lists. */
+/**
+ * LiteGraph.isValidConnection: wildcard, equal, or overlapping comma-separated lists.
+ *
+ * @example
+ * ```ts
+ * isValidConnection("IMAGE", "*"); // true
+ * isValidConnection("STRING,INT", "int"); // true
+ * ```
+ */
 export function isValidConnection(a: string, b: string): boolean {
   if (a === "" || a === "*" || b === "" || b === "*" || a === b) return true;
   const la = a.toLowerCase();

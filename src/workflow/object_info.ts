@@ -158,7 +158,14 @@ export function inputInfo(name: string, spec: unknown, optional = false): InputI
   return { name, type, options, choices, optional, isWidget };
 }
 
-/** Every input of a definition in the frontend's order: required, then optional. */
+/**
+ * Every input of a definition in the frontend's order: required, then optional.
+ *
+ * @example
+ * ```ts
+ * definitionInputs(info.KSampler).filter((i) => i.isWidget).map((i) => i.name);
+ * ```
+ */
 export function definitionInputs(def: NodeDefinition): InputInfo[] {
   const byName = new Map<string, InputInfo>();
   // A name declared in both sections keeps its required position with the optional spec,

@@ -587,6 +587,9 @@ Deno.test("circular reroutes and non-workflows are clear errors", () => {
   assertThrows(() => toApiPrompt({ nodes: [] }), WorkflowError, /needs node definitions/);
   assertThrows(() => workflowToPrompt({ nodes: [{ id: 1 }] }, INFO), WorkflowError, /no type/);
   assertTrue(isUiWorkflow({ nodes: [] }) && !isApiPrompt({ nodes: [] }) && !isApiPrompt({}));
+  const save = n("SaveImage", { widgets_values: ["wrapped"] });
+  const wrapped = toApiPrompt({ workflow: wf([save]) }, INFO);
+  assertEquals(wrapped[String(save.id)].inputs.filename_prefix, "wrapped");
 });
 
 Deno.test("subgraph instances: bypassed ones pass their input through; IO pass-through links", () => {

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { isApiPrompt, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
 import {
@@ -59,7 +59,7 @@ classes, missing definitions).
     });
     const [file] = positionalArgs(NAME, positionals, ["<workflow.json>"]);
     const doc = await readWorkflowFile(io, file);
-    const api = isApiPrompt(doc);
+    const api = !needsObjectInfo(doc);
     if (api && (values["object-info"] || values.backend)) {
       io.err(`note: ${file} is already an API prompt; written unchanged\n`);
     }

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { isApiPrompt, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
 import { listParameters, type Parameter } from "../../workflow/params.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
@@ -45,7 +45,7 @@ Flags:
       backend: values.backend,
       workspace: values.workspace,
     });
-    if (!isApiPrompt(doc) && !objectInfo) {
+    if (needsObjectInfo(doc) && !objectInfo) {
       throw new UsageError(
         `gov ${NAME}: ${file} is a UI workflow; its widget values need node definitions`,
         {

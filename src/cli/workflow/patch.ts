@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { NotFoundError, UsageError } from "../../errors.ts";
-import { isApiPrompt, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
 import { parseSet, patchPrompt } from "../../workflow/patch.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
@@ -80,7 +80,7 @@ Exit codes: 0 written, 2 bad key or value (nothing written).
       backend: values.backend,
       workspace: values.workspace,
     });
-    if (!isApiPrompt(doc) && !objectInfo) {
+    if (needsObjectInfo(doc) && !objectInfo) {
       throw new UsageError(`gov ${NAME}: ${file} is a UI workflow; it needs node definitions`, {
         hint: "pass --object-info FILE (a saved /object_info) or --backend ID",
       });

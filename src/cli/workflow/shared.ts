@@ -88,7 +88,7 @@ export async function objectInfoFrom(
  *
  * @example
  * ```ts
- * await writePromptOutput(io, prompt, values.output);
+ * await writeJsonOutput(io, prompt, values.output);
  * ```
  */
 export async function writeJsonOutput(
@@ -123,7 +123,14 @@ export function promptRequest(prompt: ApiPrompt, workflow: unknown): Record<stri
   return body;
 }
 
-/** Prints conversion warnings on stderr, one line each. */
+/**
+ * Prints conversion warnings on stderr, one line each.
+ *
+ * @example
+ * ```ts
+ * toApiPrompt(doc, info, { onWarning: warningPrinter(io) });
+ * ```
+ */
 export function warningPrinter(io: Io): (message: string) => void {
   return (message) => io.err(`warning: ${message}\n`);
 }
