@@ -240,13 +240,14 @@ export async function waitJob(
   id: string,
   states: string[],
   timeoutMs = 45_000,
+  headers: Record<string, string> = {},
   // deno-lint-ignore no-explicit-any
 ): Promise<any> {
   // deno-lint-ignore no-explicit-any
   let last: any;
   const ok = await waitFor(
     async () => {
-      last = (await api(gov, "GET", `/v1/jobs/${id}`)).body;
+      last = (await api(gov, "GET", `/v1/jobs/${id}`, undefined, headers)).body;
       return states.includes(last?.state);
     },
     timeoutMs,

@@ -1,0 +1,79 @@
+/**
+ * Access control of `gov serve`: a non-loopback listen needs a token, and with a token
+ * every route but /healthz answers 401 without it.
+ */
+import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { gov } from "../helpers/gov.ts";
+import { freePort } from "../helpers/net.ts";
+import { api, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
+
+Deno.test("gov serve refuses a non-loopback listen without a token (exit 2)", async () => {
+  const lab = await newLab();
+  try {
+    const r = await gov(["serve", "--workspace", lab.ws, "--listen", `0.0.0.0:${freePort()}`], {
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, /refusing to listen on 0\.0\.0\.0 without a token/);
+    assertMatch(r.stderr, /--token/);
+    const bad = await gov(["serve", "--workspace", lab.ws, "--listen", "nope:port"], {
+      timeoutMs: 60_000,
+    });
+    assertEquals(bad.code, 2);
+    assertMatch(bad.stderr, /--listen must be HOST:PORT/);
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+Deno.test("with a token every route but /healthz needs it", async () => {
+  const lab = await newLab();
+  try {
+    await lab.addBackend("a");
+    const token = "s3cret-token-for-tests";
+    const g = await startServe(lab, [], { token });
+    const auth = { authorization: `Bearer ${token}` };
+    assertEquals((await api(g, "GET", "/healthz")).status, 200);
+    for (
+      const [method, path] of [
+        ["GET", "/"],
+        ["GET", "/v1/jobs"],
+        ["GET", "/v1/backends"],
+        ["GET", "/v1/events"],
+        ["GET", "/metrics"],
+        ["GET", "/v1/jobs/x/events"],
+        ["DELETE", "/v1/jobs/x"],
+      ]
+    ) {
+      const r = await api(g, method, path);
+      assertEquals(r.status, 401, `${method} ${path}`);
+      assertEquals(r.body.error, "missing or wrong bearer token");
+    }
+    assertEquals((await api(g, "POST", "/v1/jobs", { workflow: txt2img() })).status, 401);
+    assertEquals(
+      (await api(g, "GET", "/v1/jobs", undefined, { authorization: "Bearer wrong" })).status,
+      401,
+    );
+    // Nothing was created by the refused POST.
+    assertEquals((await api(g, "GET", "/v1/jobs", undefined, auth)).body.jobs.length, 0);
+
+    const created = await api(g, "POST", "/v1/jobs", { workflow: txt2img() }, auth);
+    assertEquals(created.status, 201);
+    const done = await waitJob(g, created.body.id, ["completed"], 45_000, auth);
+    // The status page bootstraps with ?token= and uses it for its event stream and links.
+    assertEquals((await api(g, "GET", `/?token=${token}`)).status, 200);
+    const sse = await fetch(`${g.url}/v1/events?token=${token}`);
+    assertEquals(sse.status, 200);
+    await sse.body?.cancel();
+    const png = await fetch(`${g.url}${done.outputs[0].url}?token=${token}`);
+    assertEquals(png.status, 200);
+    await png.body?.cancel();
+    // A query token is for GETs only.
+    assertEquals(
+      (await api(g, "POST", `/v1/jobs?token=${token}`, { workflow: txt2img() })).status,
+      401,
+    );
+  } finally {
+    await lab.cleanup();
+  }
+});
