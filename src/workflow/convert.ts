@@ -288,8 +288,10 @@ interface Exec {
   subgraph?: SubgraphDef;
   def?: NodeDefinition;
   virtual: boolean;
-  /** Widget values applied from outside (PrimitiveNode), by widget name. */
+  /** Widget values applied from outside (PrimitiveNode, subgraph proxies), by widget name. */
   applied: Map<string, unknown>;
+  /** For a subgraph instance: promoted values from `properties.proxyWidgets`, by input name. */
+  proxied?: Map<string, unknown>;
   /** Computed widget values by widget name (value slots only); filled lazily. */
   widgetValues?: Map<string, unknown>;
 }
@@ -341,6 +343,9 @@ class Converter {
           nodeIds: [...ids].sort(compareIds),
         })),
       );
+    }
+    for (const exec of this.order) {
+      if (exec.subgraph && !isSkipped(exec.node.mode)) this.applyProxyWidgets(exec);
     }
     for (const exec of this.order) {
       if (exec.node.type === "PrimitiveNode") this.applyPrimitive(exec);
@@ -582,6 +587,43 @@ class Converter {
     }
   }
 
+  /**
+   * Newer frontends keep a subgraph instance's promoted widgets as `properties.proxyWidgets`
+   * (`[innerNodeId, widgetName]` pairs, `"-1"` for a widget behind a subgraph input) with
+   * the values in `widgets_values`, position by position. When the two lists disagree in
+   * length the pairing is unknowable, so the inner widgets keep their own values.
+   */
+  private applyProxyWidgets(instance: Exec) {
+    const proxies = instance.node.properties.proxyWidgets;
+    if (!Array.isArray(proxies)) return;
+    const values = instance.node.widgetsValues;
+    if (!Array.isArray(values)) return;
+    if (values.length !== proxies.length) {
+      this.warn(
+        `subgraph node ${instance.id}: ${proxies.length} promoted widgets but ` +
+          `${values.length} values; inner widgets keep their own values`,
+      );
+      return;
+    }
+    instance.proxied = new Map();
+    proxies.forEach((entry, i) => {
+      if (!Array.isArray(entry) || entry.length < 2) return;
+      const innerId = String(entry[0]);
+      const name = String(entry[1]);
+      if (innerId === "-1") {
+        instance.proxied!.set(name, values[i]);
+        return;
+      }
+      const inner = this.execs.get([...instance.path, instance.node.id, innerId].join(":"));
+      if (!inner) return;
+      const isValue = !inner.def ||
+        widgetLayout(inner.def, inner.node.type).some((s) => s.kind === "value" && s.name === name);
+      if (!isValue) return; // a control_after_generate or filter companion
+      inner.applied.set(name, values[i]);
+      inner.widgetValues = undefined;
+    });
+  }
+
   // -------------------------------------------------------------------------------------
   // Link resolution (the frontend's ExecutableNodeDTO.resolveInput / resolveOutput)
 
@@ -721,13 +763,19 @@ class Converter {
     if (input?.widgetName !== undefined && instance.applied.has(input.widgetName)) {
       return { value: instance.applied.get(input.widgetName) };
     }
+    if (Array.isArray(instance.node.properties.proxyWidgets)) {
+      // widgets_values pair with proxyWidgets, not with the promoted inputs.
+      const name = input?.name ?? "";
+      const proxied = instance.proxied;
+      return { value: proxied?.has(name) ? proxied.get(name) : interior.value };
+    }
     const raw = instance.node.widgetsValues;
     if (Array.isArray(raw) && input) {
       const promoted = instance.node.inputs.filter((i) => i.widgetName !== undefined);
       const legacy = raw.length > promoted.length;
       let index = 0;
       for (const p of promoted) {
-        if (p === input) return raw[index] !== undefined ? { value: raw[index] } : interior;
+        if (p === input) return { value: raw[index] !== undefined ? raw[index] : interior.value };
         index += 1;
         const pSlot = subgraphSlotOf(instance, instance.node.inputs.indexOf(p));
         if (legacy && this.interiorWidget(instance, pSlot)?.hasControl) index += 1;

@@ -651,3 +651,44 @@ Deno.test("subgraph instances: bypassed ones pass their input through; IO pass-t
     /33333333-0000-0000-0000-000000000003 \(node 5\)/,
   );
 });
+
+Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length mismatch keeps inner values", () => {
+  const sg = {
+    id: "44444444-0000-0000-0000-000000000004",
+    name: "Sampler",
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [{ name: "seed", type: "INT", linkIds: [1] }],
+    outputs: [],
+    nodes: [{
+      id: 3,
+      type: "KSampler",
+      mode: 0,
+      inputs: [inp("seed", "INT", 1, "seed")],
+      outputs: [out("LATENT", "LATENT")],
+      widgets_values: [1, "randomize", 20, 8, "euler", "normal", 1],
+    }],
+    links: [{ id: 1, origin_id: -10, origin_slot: 0, target_id: 3, target_slot: 0, type: "INT" }],
+  };
+  const doc = (values: unknown[]) => ({
+    nodes: [{
+      id: 5,
+      type: sg.id,
+      inputs: [inp("seed", "INT", null, "seed")],
+      outputs: [],
+      properties: {
+        proxyWidgets: [["-1", "seed"], ["3", "control_after_generate"], ["3", "steps"]],
+      },
+      widgets_values: values,
+    }],
+    links: [],
+    definitions: { subgraphs: [sg] },
+  });
+  const prompt = workflowToPrompt(doc([777, "fixed", 12]), INFO);
+  assertEquals(prompt["5:3"].inputs.seed, 777);
+  assertEquals(prompt["5:3"].inputs.steps, 12);
+  const warnings: string[] = [];
+  const kept = workflowToPrompt(doc([777, 12]), INFO, { onWarning: (m) => warnings.push(m) });
+  assertEquals([kept["5:3"].inputs.seed, kept["5:3"].inputs.steps], [1, 20]);
+  assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values/);
+});
