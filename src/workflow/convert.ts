@@ -9,17 +9,24 @@
  *   frontend extensions register as virtual, see {@linkcode FRONTEND_VIRTUAL_CLASSES}) and
  *   muted (mode 2) or bypassed (mode 4) nodes.
  * - Widget values are positional (`widgets_values`) in the order of the class's widget
- *   layout ({@linkcode widgetLayout}); hidden positions (seed control, combo filter, upload
- *   button) never reach the prompt; missing values take the widget default; arrays are
+ *   layout ({@linkcode widgetLayout}), or by name when the file has `widgets_values_named`
+ *   or object-form values; hidden positions (seed control, combo filter, upload button)
+ *   never reach the prompt; missing values take the widget default; arrays are
  *   wrapped as `{"__value__": [...]}`; STRING widgets with `dynamicPrompts` resolve
  *   `{a|b}` choices and strip comments; save nodes expand `%date:...%` and `%Node.widget%`
  *   in `filename_prefix`.
  * - A linked input becomes `[originId, slot]` and overrides a widget of the same name.
  *   Links are followed through Reroutes and other pass-through virtual nodes, through
  *   bypassed nodes (same slot if type-compatible, else the first input of a matching type),
- *   into subgraphs (outputs) and out of them (inputs, or the instance's promoted widget).
+ *   into subgraphs (outputs) and out of them (inputs, or the instance's promoted widget,
+ *   also as `properties.proxyWidgets`). Muted or bypassed subgraph instances mute or pass
+ *   through as a whole.
  *   A PrimitiveNode writes its value into the widgets it feeds.
  * - Inputs left pointing at nodes that were not emitted are dropped.
+ * - Legacy group nodes (`extra.groupNodes`) expand to `"<group id>:<index>"` nodes.
+ * - Classes missing from the definitions are reported together ({@linkcode UnknownNodeError});
+ *   frontend-only classes are recognised by name ({@linkcode FRONTEND_VIRTUAL_CLASSES},
+ *   `virtualClasses`), since gov cannot run the extension code that marks them virtual.
  *
  * @module
  */
@@ -247,6 +254,8 @@ interface Node {
   inputs: Input[];
   outputs: Output[];
   widgetsValues: unknown[] | Record<string, unknown> | undefined;
+  /** `widgets_values_named` (newer frontends): the same values keyed by widget name. */
+  namedValues?: Record<string, unknown>;
   properties: Record<string, unknown>;
   /** Widget values set from outside the node (group-node values), by widget name. */
   presets?: Map<string, unknown>;
@@ -455,7 +464,9 @@ class Converter {
       layout.forEach((slot, i) => {
         if (slot.kind !== "value" || !slot.input) return;
         let value: unknown;
-        if (Array.isArray(raw)) value = raw[i];
+        // Names beat positions: they survive a node definition gaining or losing widgets.
+        if (node.namedValues && slot.name in node.namedValues) value = node.namedValues[slot.name];
+        else if (Array.isArray(raw)) value = raw[i];
         else if (isObject(raw)) value = raw[slot.name];
         if (value === undefined) value = widgetDefault(slot.input);
         values.set(slot.name, value);
@@ -861,6 +872,7 @@ function parseGraph(rawNodes: unknown[], rawLinks: unknown, where: string): Grap
       widgetsValues: Array.isArray(raw.widgets_values) || isObject(raw.widgets_values)
         ? raw.widgets_values as unknown[] | Record<string, unknown>
         : undefined,
+      namedValues: isObject(raw.widgets_values_named) ? raw.widgets_values_named : undefined,
       properties: isObject(raw.properties) ? raw.properties : {},
     };
     if (byId.has(node.id)) throw new WorkflowError(`${where}: two nodes have id ${node.id}`);
