@@ -267,7 +267,21 @@ Deno.test("a conflict between two groups names both project:node-... groups", as
       assertTrue(!(await exists(`${dir}/uv.lock`)), "no lock is written on failure");
     },
   );
-  // Direct pins: uv's own two-line shape, later group first.
+  // The project's own requirements are "your project" (uv's lock_conflicting_project_basic1).
+  await withProject(
+    pyproject(["sortedcontainers==2.3.0"], { foo: ["sortedcontainers==2.4.0"] }),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      assertEquals(r.code, 1);
+      assertEquals(
+        r.stderr,
+        "  × No solution found when resolving dependencies:\n" +
+          "  ╰─▶ Because your project depends on sortedcontainers==2.3.0 and project:foo depends on sortedcontainers==2.4.0, we can conclude that your project and project:foo are incompatible.\n" +
+          "      And because your project requires your project and project:foo, we can conclude that your project's requirements are unsatisfiable.\n",
+      );
+    },
+  );
+  // Direct pins between groups: uv's own two-line shape, later group first.
   await withProject(
     pyproject([], { group1: ["sortedcontainers==2.3.0"], group2: ["sortedcontainers==2.4.0"] }),
     async (dir) => {
