@@ -258,3 +258,25 @@ Deno.test("every workflow command has --help", async () => {
     assertMatch(r.stdout, new RegExp(`^Usage: gov workflow ${cmd} `));
   }
 });
+
+Deno.test("convert --virtual drops a frontend-only class the definitions do not know", async () => {
+  await withTemp(async (dir) => {
+    const wf = {
+      nodes: [
+        { id: 1, type: "SaveImage", mode: 0, inputs: [], outputs: [], widgets_values: ["x"] },
+        { id: 2, type: "MyCanvasLabel", mode: 0, inputs: [], outputs: [], widgets_values: ["hi"] },
+      ],
+      links: [],
+    };
+    await Deno.writeTextFile(`${dir}/wf.json`, JSON.stringify(wf));
+    const strict = await gov(["workflow", "convert", `${dir}/wf.json`, "--object-info", OI], T);
+    assertEquals(strict.code, 2);
+    assertMatch(strict.stderr, /MyCanvasLabel \(node 2\)/);
+    const r = await gov(
+      ["workflow", "convert", `${dir}/wf.json`, "--object-info", OI, "--virtual", "MyCanvasLabel"],
+      T,
+    );
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(Object.keys(JSON.parse(r.stdout)), ["1"]);
+  });
+});
