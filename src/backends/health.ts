@@ -385,14 +385,16 @@ export class HealthMonitor {
       s.failures = 0;
       s.lastProbeAt = Date.now();
       const wasUp = s.state === "up";
-      if (!wasUp && s.successes >= this.#opts.upAfter) {
-        s.state = "up";
-        s.lastError = undefined;
-        e.backoffMs = 250;
-      }
+      const becomesUp = !wasUp && s.successes >= this.#opts.upAfter;
+      if (becomesUp) s.lastError = undefined;
       const stale = Date.now() - e.objectInfoAt >= this.#opts.objectInfoIntervalMs;
-      if (s.state === "up" && (!wasUp || !e.objectInfo || stale)) {
-        await this.#learn(e);
+      // Learn before flipping to up, so nobody schedules on a restarted backend with the
+      // node classes it had before.
+      if (becomesUp || (wasUp && (!e.objectInfo || stale))) await this.#learn(e);
+      if (this.#abort.signal.aborted || e.removed) return;
+      if (becomesUp) {
+        s.state = "up";
+        e.backoffMs = 250;
       }
       if (s.state === "up" && !e.socket && !e.connecting && !e.reconnectTimer) this.#follow(e);
     } catch (err) {
@@ -404,7 +406,7 @@ export class HealthMonitor {
       if (s.state !== "down" && s.failures >= this.#opts.downAfter) {
         s.state = "down";
         this.#clearReconnect(e);
-        await this.#closeSocket(e);
+        this.#track(this.#closeSocket(e));
       }
     }
     this.#emit(e, false, before);
