@@ -5,22 +5,36 @@
  * @module
  */
 import type { Environment } from "../workspace/environment.ts";
+import { withLockedEnv } from "./context.ts";
+import { syncProd } from "./prod.ts";
+import { requireInitialised } from "./txrun.ts";
 
 /** Progress callback: which step is running. */
 export type SyncProgress = (step: string) => void;
 
 /**
  * Brings `.venv-prod` in line with `uv.lock` (`uv sync --locked --all-groups`). A no-op for
- * an environment whose `[paths] python` is managed by the host.
+ * an environment whose `[paths] python` is managed by the host. Holds the environment lock
+ * (so it never races a promotion) and first recovers any operation a killed gov left half
+ * done. Fast when already in sync: gov's sync marker matches and uv is not even started.
  *
  * @example
  * ```ts
- * await syncEnvironment(env);
+ * await syncEnvironment(env, (step) => console.error(step));
  * ```
  */
-export function syncEnvironment(env: Environment, _onStep?: SyncProgress): Promise<void> {
-  if (env.hostManagedPython) return Promise.resolve();
-  // Replaced by the dependency-governance layer (uv sync); until it lands, an environment
-  // without a host interpreter cannot be synced.
-  return Promise.reject(new Error(`syncing ${env.name} needs the uv layer`));
+export async function syncEnvironment(env: Environment, onStep?: SyncProgress): Promise<void> {
+  if (env.hostManagedPython) return;
+  await withLockedEnv(env, "sync", {
+    onStep: onStep
+      ? (e) => {
+        if (e.state === "start") onStep(e.step);
+      }
+      : undefined,
+    onNote: onStep,
+  }, async (ctx) => {
+    await requireInitialised(ctx);
+    const did = await syncProd(ctx);
+    if (did === "in-sync") onStep?.(".venv-prod in sync");
+  });
 }

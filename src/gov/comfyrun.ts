@@ -1,0 +1,195 @@
+/**
+ * The test start of ComfyUI with a candidate venv (`gov tx run`).
+ *
+ * ComfyUI is a server: it never exits on its own when healthy, and it binds its port only
+ * after every custom node in `custom_nodes/` was imported. So gov starts `main.py` on a free
+ * loopback port and decides:
+ *
+ * | what happened                                  | outcome       | run_exit_code |
+ * |------------------------------------------------|---------------|---------------|
+ * | `main.py` missing                              | missing-main  | 2             |
+ * | the port opened (ComfyUI came up): gov stops it | came-up       | 0             |
+ * | exited by itself before coming up              | exited        | its exit code |
+ * | neither within the timeout: gov kills it       | timeout       | 124           |
+ *
+ * Any "IMPORT FAILED" line ComfyUI logs for a custom node makes the run a failure whatever
+ * the outcome: a dependency change that breaks some node's import is exactly what a
+ * transaction must catch (`--allow-failed-run` lets an operator promote anyway).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { exists } from "../fs/atomic.ts";
+import { SpawnError, spawnProcess } from "../process/run.ts";
+import { type OnStep, timedStep } from "../uv/driver.ts";
+
+/** Result of a test start. */
+export interface ComfyRunResult {
+  outcome: "came-up" | "exited" | "timeout" | "missing-main" | "spawn-failed";
+  exitCode: number;
+  cameUp: boolean;
+  timedOut: boolean;
+  durationMs: number;
+  stdout: string;
+  stderr: string;
+  /** Custom node folders ComfyUI reported as IMPORT FAILED. */
+  importFailures: string[];
+  port: number;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
+  const dec = new TextDecoder();
+  for await (const chunk of stream) sink.text += dec.decode(chunk, { stream: true });
+  sink.text += dec.decode();
+}
+
+/**
+ * Drops `--listen`/`--port` (and their values) from configured ComfyUI args: the test start
+ * must never collide with the production instance's port.
+ *
+ * @example
+ * ```ts
+ * testArgs(["--listen", "0.0.0.0", "--port", "8188", "--cpu"]); // ["--cpu"]
+ * ```
+ */
+export function testArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--listen" || a === "--port") {
+      // `--listen` may stand alone (ComfyUI then listens on 0.0.0.0).
+      if (a === "--port" || (args[i + 1] !== undefined && !args[i + 1].startsWith("-"))) i++;
+      continue;
+    }
+    if (a.startsWith("--listen=") || a.startsWith("--port=")) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Custom node folder names from ComfyUI's "IMPORT FAILED" lines, e.g.
+ * `   0.0 seconds (IMPORT FAILED): /x/ComfyUI/custom_nodes/foo`.
+ *
+ * @example
+ * ```ts
+ * importFailures("0.0 seconds (IMPORT FAILED): /c/custom_nodes/foo\n"); // ["foo"]
+ * ```
+ */
+export function importFailures(log: string): string[] {
+  const found = new Set<string>();
+  for (const line of log.split("\n")) {
+    if (!line.includes("IMPORT FAILED")) continue;
+    const m = /custom_nodes[\/\\]([^\/\\\s]+)/.exec(line);
+    found.add(m ? m[1].replace(/\.py$/, "") : line.trim());
+  }
+  return [...found].sort();
+}
+
+/**
+ * Starts ComfyUI's `main.py` with `python`, waits until it comes up, exits, or the timeout
+ * passes, then stops it (process group: no orphan survives).
+ *
+ * @example
+ * ```ts
+ * const r = await testStartComfyUI({ python, comfyuiDir, args: [], timeoutMs: 120_000 });
+ * ```
+ */
+export async function testStartComfyUI(opts: {
+  python: string;
+  comfyuiDir: string;
+  args: string[];
+  timeoutMs: number;
+  onStep?: OnStep;
+  env?: Record<string, string>;
+}): Promise<ComfyRunResult> {
+  const port = freePort();
+  const main = join(opts.comfyuiDir, "main.py");
+  const base = {
+    cameUp: false,
+    timedOut: false,
+    durationMs: 0,
+    stdout: "",
+    importFailures: [],
+    port,
+  };
+  if (!(await exists(main))) {
+    return { ...base, outcome: "missing-main", exitCode: 2, stderr: `${main} does not exist\n` };
+  }
+  const started = performance.now();
+  return await timedStep(opts.onStep, "ComfyUI test start", async () => {
+    let child;
+    try {
+      child = spawnProcess(
+        opts.python,
+        [main, ...testArgs(opts.args), "--listen", "127.0.0.1", "--port", String(port)],
+        {
+          cwd: opts.comfyuiDir,
+          env: { PYTHONUNBUFFERED: "1", ...(opts.env ?? {}) },
+          unsetEnv: ["VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH"],
+          stdout: "piped",
+          stderr: "piped",
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof SpawnError)) throw err;
+      return { ...base, outcome: "spawn-failed" as const, exitCode: 127, stderr: err.message };
+    }
+    const out = { text: "" };
+    const errText = { text: "" };
+    const reading = Promise.all([
+      drain(child.process.stdout!, out),
+      drain(child.process.stderr!, errText),
+    ]);
+    let cameUp = false;
+    let timedOut = false;
+    const deadline = started + opts.timeoutMs;
+    while (!child.exited()) {
+      if (await portOpen(port)) {
+        cameUp = !child.exited();
+        break;
+      }
+      if (performance.now() >= deadline) {
+        timedOut = true;
+        break;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([child.status, new Promise((r) => timer = setTimeout(r, 150))]);
+      clearTimeout(timer);
+    }
+    let status: Deno.CommandStatus;
+    if (cameUp || timedOut) status = (await child.terminate(5000)).status;
+    else status = await child.status;
+    await reading;
+    const log = out.text + "\n" + errText.text;
+    const outcome = cameUp ? "came-up" : timedOut ? "timeout" : "exited";
+    return {
+      outcome,
+      exitCode: cameUp ? 0 : timedOut ? 124 : status.code,
+      cameUp,
+      timedOut,
+      durationMs: Math.round(performance.now() - started),
+      stdout: out.text,
+      stderr: errText.text,
+      importFailures: importFailures(log),
+      port,
+    } as ComfyRunResult;
+  });
+}

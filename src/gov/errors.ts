@@ -1,0 +1,107 @@
+/**
+ * Failures of governance operations, each naming what happened to production.
+ *
+ * @module
+ */
+import { GovError } from "../errors.ts";
+
+/**
+ * A lock hit a dependency conflict: the transaction is now `needs_resolution` and a conflict
+ * report was written. Production is unchanged.
+ *
+ * @example
+ * ```ts
+ * throw new NeedsResolutionError("tx-1", ["alpha", "beta"], "state/conflicts/tx-1.json", "...");
+ * ```
+ */
+export class NeedsResolutionError extends GovError {
+  /** Custom nodes involved. */
+  nodes: string[];
+  /** The conflict report file. */
+  reportPath: string;
+  constructor(txid: string, nodes: string[], reportPath: string, summary: string) {
+    super(
+      `dependency conflict between custom nodes ${nodes.join(", ")}: ${
+        summary.split("\n")[0]
+      } (transaction ${txid} needs resolution; production unchanged)`,
+      {
+        hint:
+          `see ${reportPath}, then pin versions: gov resolve ${txid} --pin <package>==<version>`,
+      },
+    );
+    this.name = "NeedsResolutionError";
+    this.nodes = nodes;
+    this.reportPath = reportPath;
+  }
+}
+
+/**
+ * A step after the truth files changed failed (prod sync, smoke test); gov restored the
+ * pre-promote snapshot and re-synced production.
+ *
+ * @example
+ * ```ts
+ * throw new PromoteFailedError("tx-1", "smoke test failed", "snap-1");
+ * ```
+ */
+export class PromoteFailedError extends GovError {
+  constructor(txid: string, reason: string, restored: string | null, resyncError?: string) {
+    super(
+      `promotion of ${txid} failed: ${reason}; ${
+        restored ? `restored snapshot ${restored}` : "nothing had changed"
+      }${
+        resyncError
+          ? `, but re-syncing .venv-prod failed too (${resyncError})`
+          : " and production is back as it was"
+      }`,
+      {
+        hint: resyncError
+          ? "fix the problem uv reports, then run `gov init` to re-sync .venv-prod"
+          : `see \`gov tx inspect ${txid}\`; fix the cause and retry with \`gov resolve ${txid}\` then \`gov tx promote ${txid}\``,
+      },
+    );
+    this.name = "PromoteFailedError";
+  }
+}
+
+/**
+ * A rollback could not rebuild production; gov restored the pre-rollback snapshot.
+ *
+ * @example
+ * ```ts
+ * throw new RollbackFailedError("snap-1", "uv sync failed", "snap-2");
+ * ```
+ */
+export class RollbackFailedError extends GovError {
+  constructor(target: string, reason: string, restored: string, resyncError?: string) {
+    super(
+      `rollback to ${target} failed: ${reason}; restored the pre-rollback snapshot ${restored}${
+        resyncError ? `, but re-syncing .venv-prod failed too (${resyncError})` : ""
+      }`,
+      {
+        hint: "check network/index availability and the snapshot's lock, then retry the rollback",
+      },
+    );
+    this.name = "RollbackFailedError";
+  }
+}
+
+/**
+ * Removing a node's dependencies failed; gov restored the pre-remove snapshot.
+ *
+ * @example
+ * ```ts
+ * throw new RemoveFailedError("impact", "uv lock failed", "snap-1");
+ * ```
+ */
+export class RemoveFailedError extends GovError {
+  constructor(nodeId: string, reason: string, restored: string, resyncError?: string) {
+    super(
+      `removing custom node ${nodeId} failed: ${reason}; restored snapshot ${restored}${
+        resyncError ? `, but re-syncing .venv-prod failed too (${resyncError})` : ""
+      }`,
+      { hint: "the node is still registered; fix the cause and retry" },
+    );
+    this.name = "RemoveFailedError";
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Freezes of a venv and what changed between two of them: added, removed and changed
+ * packages, and which of those touch the core packages (torch & co.) that a custom node
+ * must not move without the operator's approval.
+ *
+ * @module
+ */
+import { DEFAULT_CORE_PACKAGES } from "../workspace/config.ts";
+import type { InstalledPackage } from "../uv/driver.ts";
+import { canonicalName } from "./pyproject.ts";
+import type { TxDiff } from "./schema.ts";
+
+/**
+ * `name==version` lines, sorted by normalised name.
+ *
+ * @example
+ * ```ts
+ * freezeLines([{ name: "Pillow", version: "10.4.0" }]); // ["pillow==10.4.0"]
+ * ```
+ */
+export function freezeLines(pkgs: InstalledPackage[]): string[] {
+  return pkgs
+    .map((p) => ({ name: canonicalName(p.name), version: p.version }))
+    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    .map((p) => `${p.name}==${p.version}`);
+}
+
+function toMap(lines: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const l of lines) {
+    const i = l.indexOf("==");
+    if (i > 0) m.set(canonicalName(l.slice(0, i)), l.slice(i + 2));
+  }
+  return m;
+}
+
+/**
+ * Difference between two freezes: `added`/`removed` as `name==version`, `changed` with
+ * both versions. A changed package appears only in `changed`.
+ *
+ * @example
+ * ```ts
+ * diffFreeze(["numpy==1.26.4"], ["numpy==2.1.0", "tqdm==4.66.4"]);
+ * // {added: ["tqdm==4.66.4"], removed: [], changed: [{name: "numpy", from: "1.26.4", to: "2.1.0"}]}
+ * ```
+ */
+export function diffFreeze(pre: string[], post: string[]): TxDiff {
+  const a = toMap(pre);
+  const b = toMap(post);
+  const diff: TxDiff = { added: [], removed: [], changed: [] };
+  for (const [name, v] of b) {
+    if (!a.has(name)) diff.added.push(`${name}==${v}`);
+    else if (a.get(name) !== v) diff.changed.push({ name, from: a.get(name)!, to: v });
+  }
+  for (const [name, v] of a) if (!b.has(name)) diff.removed.push(`${name}==${v}`);
+  diff.added.sort();
+  diff.removed.sort();
+  diff.changed.sort((x, y) => x.name < y.name ? -1 : 1);
+  return diff;
+}
+
+/**
+ * The environment's core packages: the defaults plus `[tx] core_packages`, normalised.
+ *
+ * @example
+ * ```ts
+ * corePackages(["opencv-python"]); // ["torch", ..., "numpy", "opencv-python"]
+ * ```
+ */
+export function corePackages(extra: string[]): string[] {
+  return [...new Set([...DEFAULT_CORE_PACKAGES, ...extra].map(canonicalName))];
+}
+
+/**
+ * Core packages the diff adds, removes or moves to another version.
+ *
+ * @example
+ * ```ts
+ * coreImpact(diff, corePackages([])); // ["numpy"]
+ * ```
+ */
+export function coreImpact(diff: TxDiff, core: string[]): string[] {
+  const set = new Set(core.map(canonicalName));
+  const touched = new Set<string>();
+  for (const l of [...diff.added, ...diff.removed]) {
+    const n = canonicalName(l.split("==")[0]);
+    if (set.has(n)) touched.add(n);
+  }
+  for (const c of diff.changed) if (set.has(canonicalName(c.name))) touched.add(c.name);
+  return [...touched].sort();
+}

@@ -1,0 +1,377 @@
+/**
+ * Custom nodes: `gov node add` (clone + register), `gov node list`, and `gov node remove`
+ * (drop the node's dependency group, relock, promote the truth, exact sync so its packages
+ * are garbage-collected, drop the record, optionally delete its code).
+ *
+ * `node remove` is journaled like a promotion: interrupted before `.venv-prod` was synced
+ * it is undone (pre-remove snapshot restored, node still registered); after, it is
+ * finished. `node add` clones into a hidden folder beside `custom_nodes/` and renames it
+ * into place, so a failed or interrupted clone leaves nothing behind.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { GovError, NotFoundError, ToolError, UsageError } from "../errors.ts";
+import { exists, writeFileAtomic } from "../fs/atomic.ts";
+import { runProcess, SpawnError } from "../process/run.ts";
+import type { Environment } from "../workspace/environment.ts";
+import { validateName } from "../workspace/names.ts";
+import { timedStep } from "../uv/driver.ts";
+import { type GovContext, type GovOptions, withLockedEnv, withReadEnv } from "./context.ts";
+import { RemoveFailedError } from "./errors.ts";
+import { beginJournal, type JournalHandle } from "./journal.ts";
+import { candidatePath } from "./paths.ts";
+import { syncProd } from "./prod.ts";
+import { requireGovManagedPython } from "./promote.ts";
+import { readPyproject, removeGroup } from "./pyproject.ts";
+import type { PluginRecord } from "./schema.ts";
+import { createSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
+import {
+  copyFileAtomic,
+  listTxs,
+  newId,
+  nowIso,
+  readPlugins,
+  writePlugins,
+  writeTx,
+} from "./store.ts";
+import { requireInitialised } from "./txrun.ts";
+import { dropWorkdir, freshWorkdir } from "./workdir.ts";
+
+async function git(
+  ctx: GovContext,
+  args: string[],
+  step: string,
+  cwd?: string,
+): Promise<string> {
+  const exe = ctx.env.config.tools.git ?? "git";
+  let r;
+  try {
+    r = await timedStep(ctx.onStep, step, () =>
+      runProcess(exe, args, {
+        cwd,
+        env: { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "echo" },
+        timeoutMs: 30 * 60_000,
+      }));
+  } catch (err) {
+    if (err instanceof SpawnError) {
+      throw new ToolError(
+        "git",
+        null,
+        err.message,
+        "install git or set [tools] git in config.toml",
+      );
+    }
+    throw err;
+  }
+  if (r.code !== 0) throw new ToolError("git", r.code, r.stderr);
+  return r.stdout.trim();
+}
+
+/** A registered node with where its code is. */
+export interface NodeInfo extends PluginRecord {
+  /** Absolute folder of its code. */
+  path: string;
+  /** Whether that folder exists. */
+  code_present: boolean;
+}
+
+/**
+ * Clones `url` into `<comfyui_dir>/custom_nodes/<id>` (optionally checking out `ref`) and
+ * registers it with group `node-<id>` and no managed dependencies yet.
+ *
+ * @example
+ * ```ts
+ * await addNode(env, "impact", "https://github.com/ltdrdata/ComfyUI-Impact-Pack", {});
+ * ```
+ */
+export async function addNode(
+  env: Environment,
+  id: string,
+  url: string,
+  opts: { ref?: string },
+  gopts: GovOptions = {},
+): Promise<NodeInfo> {
+  validateName("custom node id", id);
+  if (!url || url.startsWith("-") || /[\0\n]/.test(url)) {
+    throw new UsageError(`invalid git URL '${url}'`, {
+      hint: "pass a clone URL or path, e.g. https://github.com/owner/repo",
+    });
+  }
+  if (opts.ref !== undefined && (!opts.ref || opts.ref.startsWith("-") || /\s/.test(opts.ref))) {
+    throw new UsageError(`invalid --ref '${opts.ref}'`, { hint: "pass a branch, tag or commit" });
+  }
+  return await withLockedEnv(env, "node add", gopts, async (ctx) => {
+    const reg = await readPlugins(ctx.paths);
+    if (reg.plugins[id]) {
+      throw new GovError(`custom node ${id} is already registered`, {
+        hint: `see \`gov node list\`; remove it first with \`gov node remove ${id}\``,
+      });
+    }
+    if (!(await exists(ctx.env.comfyuiDir))) {
+      throw new GovError(`ComfyUI folder ${ctx.env.comfyuiDir} does not exist`, {
+        hint: "install ComfyUI there, or set [paths] comfyui_dir in config.toml",
+      });
+    }
+    const target = join(ctx.paths.customNodesDir, id);
+    if (await exists(target)) {
+      throw new GovError(`${target} already exists; the registry was not changed`, {
+        hint: "move the folder away, or pick another id",
+      });
+    }
+    await Deno.mkdir(ctx.paths.customNodesDir, { recursive: true });
+    // Beside custom_nodes/, not in it: ComfyUI must never import a half-cloned node.
+    const tmp = join(ctx.env.comfyuiDir, `.gov-clone-${id}-${newId("c").slice(-4)}`);
+    const j = await beginJournal(ctx.paths, "node-add", { node_id: id, tmp, target }, ctx.getenv);
+    let placed = false;
+    try {
+      await git(ctx, ["clone", "--quiet", "--", url, tmp], `git clone ${id}`);
+      if (opts.ref) {
+        await git(
+          ctx,
+          ["-C", tmp, "checkout", "--quiet", "--detach", opts.ref],
+          `git checkout ${opts.ref}`,
+        );
+      }
+      const commit = await git(ctx, ["-C", tmp, "rev-parse", "HEAD"], "git rev-parse");
+      await j.step("cloned");
+      await Deno.rename(tmp, target);
+      placed = true;
+      await j.step("placed");
+      const now = nowIso();
+      const rec: PluginRecord = {
+        id,
+        group: `node-${id}`,
+        url,
+        ref: opts.ref ?? null,
+        commit,
+        managed_deps: [],
+        added_at: now,
+        updated_at: now,
+        last_txid: null,
+      };
+      reg.plugins[id] = rec;
+      await writePlugins(ctx.paths, reg);
+      await j.finish();
+      return { ...rec, path: target, code_present: true };
+    } catch (err) {
+      await Deno.remove(placed ? target : tmp, { recursive: true }).catch(() => {});
+      await j.finish();
+      throw err;
+    }
+  });
+}
+
+/**
+ * Undo of an interrupted `node add`: without a registry record, the clone goes away.
+ *
+ * @example
+ * ```ts
+ * await undoNodeAdd(ctx, journal);
+ * ```
+ */
+export async function undoNodeAdd(ctx: GovContext, j: JournalHandle): Promise<string> {
+  const id = j.data.node_id as string;
+  const reg = await readPlugins(ctx.paths);
+  let what = "registration was complete";
+  if (!reg.plugins[id]) {
+    // Paths are rebuilt from the validated id, never taken from the journal as they are.
+    validateName("custom node id", id);
+    const tmp = String(j.data.tmp ?? "");
+    if (tmp.startsWith(join(ctx.env.comfyuiDir, `.gov-clone-${id}-`))) {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+    if (j.journal.steps.some((s) => s.step === "placed")) {
+      await Deno.remove(join(ctx.paths.customNodesDir, id), { recursive: true }).catch(() => {});
+    }
+    what = "removed its partial clone";
+  }
+  await j.finish();
+  return `undid interrupted \`gov node add ${id}\` (${what})`;
+}
+
+/**
+ * The registered custom nodes, sorted by id.
+ *
+ * @example
+ * ```ts
+ * for (const n of await listNodes(env)) console.log(n.id, n.managed_deps);
+ * ```
+ */
+export async function listNodes(env: Environment, gopts: GovOptions = {}): Promise<NodeInfo[]> {
+  return await withReadEnv(env, "node list", gopts, async (ctx) => {
+    const reg = await readPlugins(ctx.paths);
+    const out: NodeInfo[] = [];
+    for (const id of Object.keys(reg.plugins).sort()) {
+      const path = join(ctx.paths.customNodesDir, id);
+      out.push({ ...reg.plugins[id], path, code_present: await exists(path) });
+    }
+    return out;
+  });
+}
+
+/** What `gov node remove` did. */
+export interface RemoveResult {
+  node_id: string;
+  removed_deps: string[];
+  pre_snapshot: string;
+  post_snapshot: string | null;
+  code_purged: boolean;
+  aborted_transactions: string[];
+}
+
+/**
+ * Removes custom node `id`: its dependency group goes, production is exact-synced (its
+ * packages no other group needs are uninstalled), its record goes, and with `purgeCode`
+ * its folder too.
+ *
+ * @example
+ * ```ts
+ * await removeNode(env, "impact", { purgeCode: true });
+ * ```
+ */
+export async function removeNode(
+  env: Environment,
+  id: string,
+  opts: { purgeCode?: boolean },
+  gopts: GovOptions = {},
+): Promise<RemoveResult> {
+  validateName("custom node id", id);
+  return await withLockedEnv(env, "node remove", gopts, async (ctx) => {
+    const reg = await readPlugins(ctx.paths);
+    const rec = reg.plugins[id];
+    if (!rec) throw new NotFoundError("custom node", id, "see `gov node list`");
+    await requireInitialised(ctx);
+    const group = `node-${id}`;
+    const py = await readPyproject(ctx.paths.pyproject);
+    const hasGroup = group in py.groups;
+    if (hasGroup) {
+      requireGovManagedPython(ctx);
+      ctx.uv();
+    }
+    const j = await beginJournal(
+      ctx.paths,
+      "remove",
+      { node_id: id, purge: !!opts.purgeCode, removed_deps: py.groups[group] ?? [] },
+      ctx.getenv,
+    );
+    let pre;
+    try {
+      pre = await createSnapshot(ctx.paths, "pre-remove", id, { retention: ctx.retention });
+    } catch (err) {
+      await j.finish();
+      throw err;
+    }
+    await j.step("snapshot-pre", { pre_snapshot: pre.id });
+    if (hasGroup) {
+      try {
+        const work = await freshWorkdir(ctx, `remove-${id}`);
+        const file = join(work, "pyproject.toml");
+        await writeFileAtomic(file, removeGroup(await Deno.readTextFile(file), group, file));
+        await ctx.uv().lock({
+          cwd: work,
+          projectEnvironment: join(work, ".venv"),
+          step: "uv lock (workdir, without the node)",
+        });
+        await j.step("locked");
+        await copyFileAtomic(join(work, "pyproject.toml"), ctx.paths.pyproject);
+        await copyFileAtomic(join(work, "uv.lock"), ctx.paths.lock);
+        await j.step("truth-copied");
+        await syncProd(ctx, { force: true });
+      } catch (err) {
+        const reason = (err as Error).message;
+        const resyncError = await undoRemove(ctx, j, reason);
+        throw new RemoveFailedError(id, reason, pre.id, resyncError);
+      }
+    }
+    await j.step("prod-synced");
+    return await finishRemove(ctx, j);
+  });
+}
+
+/**
+ * Undo of a node removal: restores the pre-remove snapshot and re-syncs. Returns the
+ * re-sync error, if that failed too.
+ *
+ * @example
+ * ```ts
+ * await undoRemove(ctx, journal, "interrupted");
+ * ```
+ */
+export async function undoRemove(
+  ctx: GovContext,
+  j: JournalHandle,
+  reason: string,
+): Promise<string | undefined> {
+  const pre = j.data.pre_snapshot as string | undefined;
+  await j.step("undoing", { failure: reason });
+  if (pre) await restoreSnapshot(ctx.paths, pre);
+  let resyncError: string | undefined;
+  try {
+    await syncProd(ctx);
+  } catch (err) {
+    resyncError = (err as Error).message;
+  }
+  await dropWorkdir(ctx, `remove-${validateName("custom node id", String(j.data.node_id))}`);
+  await j.finish();
+  return resyncError;
+}
+
+/**
+ * Completes a node removal whose production sync succeeded: record removed, open
+ * transactions of the node aborted, post-remove snapshot, optional code purge. Idempotent.
+ *
+ * @example
+ * ```ts
+ * await finishRemove(ctx, journal);
+ * ```
+ */
+export async function finishRemove(ctx: GovContext, j: JournalHandle): Promise<RemoveResult> {
+  const id = validateName("custom node id", String(j.data.node_id));
+  const aborted: string[] = [];
+  if (j.journal.step === "prod-synced") {
+    const reg = await readPlugins(ctx.paths);
+    delete reg.plugins[id];
+    await writePlugins(ctx.paths, reg);
+    for (const tx of await listTxs(ctx.paths)) {
+      if (tx.node_id !== id || tx.status === "promoted" || tx.status === "aborted") continue;
+      if (tx.status === "running") continue;
+      await Deno.remove(candidatePath(ctx.paths, tx.txid), { recursive: true }).catch(() => {});
+      tx.status = "aborted";
+      tx.error = `custom node ${id} was removed`;
+      tx.ended_at = tx.ended_at ?? nowIso();
+      await writeTx(ctx.paths, tx);
+      aborted.push(tx.txid);
+    }
+    await j.step("record-removed", { post_snapshot: newId("snap") });
+  }
+  const post = j.data.post_snapshot as string;
+  if (j.journal.step === "record-removed") {
+    const idx = await readSnapshotIndex(ctx.paths);
+    if (!idx.snapshots.some((s) => s.id === post)) {
+      await createSnapshot(ctx.paths, "post-remove", id, {
+        retention: ctx.retention,
+        id: post,
+      });
+    }
+    await j.step("snapshot-post");
+  }
+  let purged = false;
+  if (j.data.purge) {
+    if (j.journal.step !== "purging") await j.step("purging");
+    await Deno.remove(join(ctx.paths.customNodesDir, id), { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+    purged = true;
+  }
+  await dropWorkdir(ctx, `remove-${id}`);
+  await j.finish();
+  return {
+    node_id: id,
+    removed_deps: (j.data.removed_deps as string[] | undefined) ?? [],
+    pre_snapshot: String(j.data.pre_snapshot ?? ""),
+    post_snapshot: post ?? null,
+    code_purged: purged,
+    aborted_transactions: aborted,
+  };
+}

@@ -1,0 +1,354 @@
+/**
+ * `gov tx promote`: seed 003 §4.5 step by step, journaled so a crash at any step is
+ * finished or undone by the next gov command.
+ *
+ * 1. status gate (`completed`/`resolved`; `failed` with `--allow-failed-run`)
+ * 2. core gate (`core_impact` needs `--approve-core`)
+ * 3. pre-promote snapshot                                   journal: snapshot-pre
+ * 4-5. plan, isolated workdir: `uv add --group node-<id> --no-sync --raw -r ...` with the
+ *    resolution pins as `[tool.uv] override-dependencies`, `uv lock`   journal: locked
+ *    (a conflict: `needs_resolution` + `state/conflicts/<txid>.json`, production untouched)
+ * 6. copy pyproject.toml and uv.lock over the truth, each atomically   journal: truth-copied
+ * 7. `uv sync --locked --all-groups` of `.venv-prod` in place           journal: prod-synced
+ * 8. smoke test                                                          journal: smoke-passed
+ * 9. plugin record (managed_deps, commit), post-promote snapshot, status `promoted`
+ *                                        journal: plugins-updated, snapshot-post
+ * 10. a failure in 6-8 restores the pre snapshot, re-syncs, sets `promote_failed`
+ *                                                                        journal: undoing
+ *
+ * Recovery rule: interrupted before the smoke test passed, the promotion is undone (restore
+ * pre snapshot, re-sync, `promote_failed` with reason "interrupted"); after it passed, it is
+ * finished (plugin record, post snapshot, `promoted`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { GovError, NotFoundError } from "../errors.ts";
+import type { Environment } from "../workspace/environment.ts";
+import { validateName } from "../workspace/names.ts";
+import { UvConflictError, UvError, UvNotFoundError } from "../uv/errors.ts";
+import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
+import { NeedsResolutionError, PromoteFailedError } from "./errors.ts";
+import { beginJournal, type JournalHandle } from "./journal.ts";
+import { candidatePath } from "./paths.ts";
+import { syncProd } from "./prod.ts";
+import { readPyproject } from "./pyproject.ts";
+import { nodeRequirements } from "./requirements.ts";
+import type { Transaction } from "./schema.ts";
+import { smokeTest } from "./smoke.ts";
+import { createSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
+import {
+  copyFileAtomic,
+  newId,
+  nowIso,
+  readPlugins,
+  readTx,
+  writePlugins,
+  writeTx,
+} from "./store.ts";
+import { requireInitialised } from "./txrun.ts";
+import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+
+/** Flags of `gov tx promote`. */
+export interface PromoteOptions {
+  /** Allow a change to a core package (torch, numpy, ...). */
+  approveCore?: boolean;
+  /** Allow promoting a transaction whose ComfyUI test start failed. */
+  allowFailedRun?: boolean;
+}
+
+/**
+ * Throws when the environment's interpreter is managed by the host (`[paths] python`):
+ * gov then never changes its packages.
+ *
+ * @example
+ * ```ts
+ * requireGovManagedPython(ctx);
+ * ```
+ */
+export function requireGovManagedPython(ctx: GovContext): void {
+  if (ctx.env.hostManagedPython) {
+    throw new GovError(
+      `environment ${ctx.env.name} uses a host-managed Python (${ctx.env.python}); gov does not change its packages`,
+      { hint: "remove [paths] python from config.toml to let gov manage .venv-prod" },
+    );
+  }
+}
+
+/**
+ * Promotes transaction `txid` into production.
+ *
+ * @example
+ * ```ts
+ * const tx = await promoteTransaction(env, txid, { approveCore: true });
+ * ```
+ */
+export async function promoteTransaction(
+  env: Environment,
+  txid: string,
+  opts: PromoteOptions,
+  gopts: GovOptions = {},
+): Promise<Transaction> {
+  validateName("transaction id", txid);
+  return await withLockedEnv(env, "tx promote", gopts, (ctx) => promote(ctx, txid, opts));
+}
+
+function gateStatus(tx: Transaction, opts: PromoteOptions): void {
+  if (tx.status === "completed" || tx.status === "resolved") return;
+  if (tx.status === "failed" && opts.allowFailedRun) return;
+  const hints: Record<string, string> = {
+    failed: `its ComfyUI test start failed (${
+      tx.error ?? `exit ${tx.run_exit_code}`
+    }); promote anyway with --allow-failed-run`,
+    needs_resolution:
+      `resolve the conflict first: gov resolve ${tx.txid} --pin <package>==<version>`,
+    promote_failed: `resolve it first (gov resolve ${tx.txid}), or run a new transaction`,
+    promoted: "it is already in production",
+    aborted: "it was aborted; run a new transaction with `gov tx run`",
+    running: "its test run has not finished",
+  };
+  throw new GovError(`transaction ${tx.txid} is ${tx.status}; it cannot be promoted`, {
+    hint: hints[tx.status],
+  });
+}
+
+async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Promise<Transaction> {
+  const t0 = performance.now();
+  let tx = await readTx(ctx.paths, txid);
+  gateStatus(tx, opts);
+  if (tx.core_impact.length && !opts.approveCore) {
+    throw new GovError(
+      `transaction ${txid} changes core packages: ${
+        tx.core_impact.join(", ")
+      }; nothing was changed`,
+      {
+        hint: `review \`gov tx inspect ${txid}\`, then rerun with --approve-core to accept it`,
+      },
+    );
+  }
+  requireGovManagedPython(ctx);
+  await requireInitialised(ctx);
+  const reg = await readPlugins(ctx.paths);
+  if (!reg.plugins[tx.node_id]) {
+    throw new NotFoundError("custom node", tx.node_id, "it was removed; run `gov node add` again");
+  }
+  const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
+  if (tx.requirements_sha256 !== undefined && reqs.sha256 !== tx.requirements_sha256) {
+    throw new GovError(
+      `the requirements of custom node ${tx.node_id} changed since transaction ${txid} was run`,
+      { hint: `test the new requirements with \`gov tx run ${tx.node_id}\` and promote that` },
+    );
+  }
+  const uv = ctx.uv();
+  const uvBefore = uv.totalMs;
+  const group = `node-${tx.node_id}`;
+  const j = await beginJournal(ctx.paths, "promote", { txid, prev_status: tx.status }, ctx.getenv);
+  const promotion: Record<string, unknown> = {
+    started_at: nowIso(),
+    result: "in_progress",
+    pre_snapshot: null,
+    post_snapshot: null,
+    approve_core: !!opts.approveCore,
+    allow_failed_run: !!opts.allowFailedRun,
+  };
+  let workdir: string;
+  let plan;
+  let pre;
+  try {
+    pre = await createSnapshot(ctx.paths, "pre-promote", txid, { retention: ctx.retention });
+    await j.step("snapshot-pre", { pre_snapshot: pre.id });
+    promotion.pre_snapshot = pre.id;
+    workdir = await freshWorkdir(ctx, txid);
+    plan = await applyNodePlan(ctx, workdir, {
+      group,
+      requirements: reqs.requirements,
+      pins: tx.resolution_pins,
+    });
+  } catch (err) {
+    // Production was not touched: the truth files are what the pre snapshot holds.
+    await dropWorkdir(ctx, txid);
+    if (err instanceof UvConflictError) {
+      tx.status = "needs_resolution";
+      tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
+      tx.promotion = { ...promotion, result: "needs_resolution", ended_at: nowIso() };
+      tx.error = err.message;
+      await writeTx(ctx.paths, tx);
+      await j.finish();
+      throw new NeedsResolutionError(
+        txid,
+        tx.conflict_report.nodes,
+        tx.conflict_report.path,
+        tx.conflict_report.summary,
+      );
+    }
+    // uv missing, network off, ...: a host problem, not the transaction's. Its status stays
+    // so the same command can simply be retried once the host is fixed.
+    tx.promotion = {
+      ...promotion,
+      result: err instanceof UvError || err instanceof UvNotFoundError
+        ? "environment_error"
+        : "error",
+      error: (err as Error).message,
+      ended_at: nowIso(),
+    };
+    await writeTx(ctx.paths, tx);
+    await j.finish();
+    throw err;
+  }
+  tx.promotion_plan = {
+    group,
+    source: reqs.source,
+    requirements: reqs.requirements,
+    ignored_options: reqs.ignoredOptions,
+    overrides: plan.overrides,
+    pins: tx.resolution_pins,
+    managed_deps: plan.managedDeps,
+    expected: tx.diff,
+  };
+  tx.promotion = promotion;
+  await writeTx(ctx.paths, tx);
+  await j.step("locked");
+  try {
+    await copyFileAtomic(join(workdir, "pyproject.toml"), ctx.paths.pyproject);
+    await copyFileAtomic(join(workdir, "uv.lock"), ctx.paths.lock);
+    await j.step("truth-copied");
+    await syncProd(ctx, { force: true });
+    await j.step("prod-synced");
+    const smoke = await smokeTest(ctx, plan.managedDeps);
+    promotion.smoke = {
+      cmd: smoke.cmd,
+      code: smoke.code,
+      stdout: smoke.stdout.slice(-8192),
+      stderr: smoke.stderr.slice(-8192),
+      imported: smoke.imported,
+    };
+    tx.promotion = promotion;
+    if (!smoke.ok) {
+      throw new GovError(
+        `smoke test failed (exit ${smoke.code}): ${
+          smoke.stderr.trim().split("\n").slice(-1)[0] ?? ""
+        }`,
+      );
+    }
+    await writeTx(ctx.paths, tx);
+    await j.step("smoke-passed");
+  } catch (err) {
+    const reason = (err as Error).message;
+    tx.promotion = promotion;
+    await writeTx(ctx.paths, tx);
+    const resyncError = await undoPromote(ctx, j, reason);
+    throw new PromoteFailedError(txid, reason, pre.id, resyncError);
+  }
+  tx = await finishPromote(ctx, j);
+  tx.promotion = {
+    ...tx.promotion,
+    timings: {
+      total_ms: Math.round(performance.now() - t0),
+      uv_ms: Math.round(uv.totalMs - uvBefore),
+      overhead_ms: Math.round(performance.now() - t0 - (uv.totalMs - uvBefore)),
+    },
+  };
+  await writeTx(ctx.paths, tx);
+  return tx;
+}
+
+/**
+ * Undo of a promotion (failure or interrupted): restores the pre-promote snapshot,
+ * re-syncs `.venv-prod`, marks the transaction `promote_failed`. Returns the re-sync
+ * error, if that failed too.
+ *
+ * @example
+ * ```ts
+ * await undoPromote(ctx, journal, "interrupted at truth-copied");
+ * ```
+ */
+export async function undoPromote(
+  ctx: GovContext,
+  j: JournalHandle,
+  reason: string,
+): Promise<string | undefined> {
+  const txid = j.data.txid as string;
+  const pre = j.data.pre_snapshot as string | undefined;
+  await j.step("undoing", { failure: reason });
+  if (pre) await restoreSnapshot(ctx.paths, pre);
+  let resyncError: string | undefined;
+  try {
+    await syncProd(ctx);
+  } catch (err) {
+    resyncError = (err as Error).message;
+  }
+  let tx: Transaction | undefined;
+  try {
+    tx = await readTx(ctx.paths, txid);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  if (tx) {
+    tx.status = "promote_failed";
+    tx.error = reason;
+    tx.promotion = {
+      ...(tx.promotion ?? {}),
+      result: "promote_failed",
+      error: reason,
+      restored_snapshot: pre ?? null,
+      resync_error: resyncError ?? null,
+      ended_at: nowIso(),
+    };
+    await writeTx(ctx.paths, tx);
+  }
+  await dropWorkdir(ctx, txid);
+  await j.finish();
+  return resyncError;
+}
+
+/**
+ * Completes a promotion whose smoke test passed: plugin record, post-promote snapshot,
+ * status `promoted`, candidate venv and workdir removed. Idempotent, so recovery can call it
+ * after a crash at any of these steps.
+ *
+ * @example
+ * ```ts
+ * const tx = await finishPromote(ctx, journal);
+ * ```
+ */
+export async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transaction> {
+  const txid = j.data.txid as string;
+  const tx = await readTx(ctx.paths, txid);
+  const group = `node-${tx.node_id}`;
+  if (j.journal.step === "smoke-passed") {
+    const reg = await readPlugins(ctx.paths);
+    const rec = reg.plugins[tx.node_id];
+    if (rec) {
+      const py = await readPyproject(ctx.paths.pyproject);
+      rec.managed_deps = py.groups[group] ?? [];
+      rec.last_txid = txid;
+      rec.updated_at = nowIso();
+      await writePlugins(ctx.paths, reg);
+    }
+    await j.step("plugins-updated", { post_snapshot: newId("snap") });
+  }
+  let post = j.data.post_snapshot as string;
+  if (j.journal.step === "plugins-updated") {
+    const idx = await readSnapshotIndex(ctx.paths);
+    if (!idx.snapshots.some((s) => s.id === post)) {
+      post = (await createSnapshot(ctx.paths, "post-promote", txid, {
+        retention: ctx.retention,
+        id: post,
+      })).id;
+    }
+    await j.step("snapshot-post");
+  }
+  tx.status = "promoted";
+  tx.error = null;
+  tx.promotion = {
+    ...(tx.promotion ?? {}),
+    result: "promoted",
+    post_snapshot: post,
+    ended_at: nowIso(),
+  };
+  await writeTx(ctx.paths, tx);
+  await Deno.remove(candidatePath(ctx.paths, txid), { recursive: true }).catch(() => {});
+  await dropWorkdir(ctx, txid);
+  await j.finish();
+  return tx;
+}

@@ -1,0 +1,157 @@
+/**
+ * `gov resolve`: settles a dependency conflict with exact pins. Pins are merged into the
+ * transaction's `resolution_pins` and tried as `[tool.uv] override-dependencies` (uv's
+ * override mechanism; the seed's `dependency-groups.overrides` does not exist in uv) in an
+ * isolated workdir. A lock that succeeds makes the transaction `resolved` (promote it
+ * next); one that fails keeps it `needs_resolution` with a new conflict report.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { valid as validVersion } from "@renovatebot/pep440";
+import { GovError, NotFoundError, UsageError } from "../errors.ts";
+import type { Environment } from "../workspace/environment.ts";
+import { validateName } from "../workspace/names.ts";
+import { UvConflictError } from "../uv/errors.ts";
+import { type GovOptions, withLockedEnv, withReadEnv } from "./context.ts";
+import { NeedsResolutionError } from "./errors.ts";
+import { requirementName } from "./pyproject.ts";
+import { nodeRequirements } from "./requirements.ts";
+import type { ConflictReport, Transaction } from "./schema.ts";
+import { nowIso, readConflict, readPlugins, readTx, writeTx } from "./store.ts";
+import { requireInitialised } from "./txrun.ts";
+import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+
+/** Statuses `gov resolve` accepts (seed 003 §4.4). */
+export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
+
+/**
+ * Validates a pin `package==version` and returns it normalised (`Numpy == 1.26.4` gives
+ * `numpy==1.26.4`); a {@linkcode UsageError} otherwise.
+ *
+ * @example
+ * ```ts
+ * parsePin("numpy==1.26.4");
+ * ```
+ */
+export function parsePin(pin: string): string {
+  const m = /^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*([^\s;,]+)\s*$/.exec(pin);
+  if (!m || validVersion(m[2]) === null) {
+    throw new UsageError(`invalid pin '${pin}'`, {
+      hint: "write it as <package>==<version>, e.g. numpy==1.26.4",
+    });
+  }
+  return `${requirementName(m[1])}==${m[2]}`;
+}
+
+/**
+ * Merges new pins over old ones (a new pin replaces an old pin of the same package).
+ *
+ * @example
+ * ```ts
+ * mergePins(["numpy==2.1.0"], ["numpy==1.26.4"]); // ["numpy==1.26.4"]
+ * ```
+ */
+export function mergePins(old: string[], added: string[]): string[] {
+  const names = new Set(added.map((p) => requirementName(p)));
+  return [...old.filter((p) => !names.has(requirementName(p))), ...added];
+}
+
+/**
+ * The conflict report of a transaction (for showing before prompting), if any.
+ *
+ * @example
+ * ```ts
+ * const report = await conflictReport(env, txid);
+ * ```
+ */
+export async function conflictReport(
+  env: Environment,
+  txid: string,
+  gopts: GovOptions = {},
+): Promise<{ tx: Transaction; report?: ConflictReport }> {
+  validateName("transaction id", txid);
+  return await withReadEnv(env, "resolve", gopts, async (ctx) => {
+    const tx = await readTx(ctx.paths, txid);
+    return { tx, report: await readConflict(ctx.paths, txid) };
+  });
+}
+
+/**
+ * Applies `pins` to transaction `txid` and retries the lock.
+ *
+ * @example
+ * ```ts
+ * const tx = await resolveTransaction(env, txid, ["sortedcontainers==2.4.0"]);
+ * ```
+ */
+export async function resolveTransaction(
+  env: Environment,
+  txid: string,
+  pins: string[],
+  gopts: GovOptions = {},
+): Promise<Transaction> {
+  validateName("transaction id", txid);
+  const parsed = pins.map(parsePin);
+  return await withLockedEnv(env, "resolve", gopts, async (ctx) => {
+    const tx = await readTx(ctx.paths, txid);
+    if (!RESOLVABLE.includes(tx.status)) {
+      throw new GovError(
+        `transaction ${txid} is ${tx.status}; only ${RESOLVABLE.join(", ")} can be resolved`,
+        {
+          hint: tx.status === "completed" ? `promote it: gov tx promote ${txid}` : undefined,
+        },
+      );
+    }
+    await requireInitialised(ctx);
+    if (!(await readPlugins(ctx.paths)).plugins[tx.node_id]) {
+      throw new NotFoundError(
+        "custom node",
+        tx.node_id,
+        "it was removed; run `gov node add` again",
+      );
+    }
+    const merged = mergePins(tx.resolution_pins, parsed);
+    const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
+    const group = `node-${tx.node_id}`;
+    const workdir = await freshWorkdir(ctx, txid);
+    tx.resolution_pins = merged;
+    try {
+      const plan = await applyNodePlan(ctx, workdir, {
+        group,
+        requirements: reqs.requirements,
+        pins: merged,
+      });
+      tx.status = "resolved";
+      tx.error = null;
+      tx.promotion_plan = {
+        group,
+        source: reqs.source,
+        requirements: reqs.requirements,
+        ignored_options: reqs.ignoredOptions,
+        overrides: plan.overrides,
+        pins: merged,
+        managed_deps: plan.managedDeps,
+        resolved_at: nowIso(),
+      };
+      await writeTx(ctx.paths, tx);
+      return tx;
+    } catch (err) {
+      if (err instanceof UvConflictError) {
+        tx.status = "needs_resolution";
+        tx.conflict_report = await recordConflict(ctx, tx, err, "resolve");
+        tx.error = err.message;
+        await writeTx(ctx.paths, tx);
+        throw new NeedsResolutionError(
+          txid,
+          tx.conflict_report.nodes,
+          tx.conflict_report.path,
+          tx.conflict_report.summary,
+        );
+      }
+      throw err;
+    } finally {
+      await dropWorkdir(ctx, txid);
+    }
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * `gov rollback <snapshot-id>` (seed 003 §4.7): pre-rollback snapshot, restore the target's
+ * truth files, rebuild `.venv-prod`; when the rebuild fails, restore the pre-rollback
+ * snapshot and re-sync, so a rollback never leaves production on a half-applied state.
+ * Journaled: interrupted before production was rebuilt, it is undone.
+ *
+ * @module
+ */
+import { exists } from "../fs/atomic.ts";
+import type { Environment } from "../workspace/environment.ts";
+import { validateName } from "../workspace/names.ts";
+import { join } from "node:path";
+import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
+import { RollbackFailedError } from "./errors.ts";
+import { beginJournal, type JournalHandle } from "./journal.ts";
+import { syncProd } from "./prod.ts";
+import { requireGovManagedPython } from "./promote.ts";
+import type { SnapshotMeta } from "./schema.ts";
+import { createSnapshot, loadSnapshot, restoreSnapshot } from "./snapshots.ts";
+import { readPlugins } from "./store.ts";
+
+/** What a rollback did. */
+export interface RollbackResult {
+  target: SnapshotMeta;
+  pre_snapshot: string;
+  prod: "synced" | "in-sync";
+  /** Registered nodes whose code folder is missing (rollback restores records, not code). */
+  missing_code: string[];
+}
+
+/**
+ * Rolls environment `env` back to snapshot `snapshotId`.
+ *
+ * @example
+ * ```ts
+ * const r = await rollbackTo(env, "snap-20260101-120000-000-ab12");
+ * ```
+ */
+export async function rollbackTo(
+  env: Environment,
+  snapshotId: string,
+  gopts: GovOptions = {},
+): Promise<RollbackResult> {
+  validateName("snapshot id", snapshotId);
+  return await withLockedEnv(env, "rollback", gopts, async (ctx) => {
+    requireGovManagedPython(ctx);
+    // Check the whole target first: a damaged snapshot must change nothing.
+    const { meta } = await loadSnapshot(ctx.paths, snapshotId);
+    ctx.uv();
+    const j = await beginJournal(ctx.paths, "rollback", { target: snapshotId }, ctx.getenv);
+    let pre;
+    try {
+      pre = await createSnapshot(ctx.paths, "pre-rollback", snapshotId, {
+        retention: ctx.retention,
+        keep: [snapshotId],
+      });
+    } catch (err) {
+      await j.finish();
+      throw err;
+    }
+    await j.step("snapshot-pre", { pre_snapshot: pre.id });
+    let prod: "synced" | "in-sync";
+    try {
+      await restoreSnapshot(ctx.paths, snapshotId);
+      await j.step("truth-restored");
+      prod = await syncProd(ctx);
+      await j.step("prod-synced");
+    } catch (err) {
+      const reason = (err as Error).message;
+      const resyncError = await undoRollback(ctx, j, reason);
+      throw new RollbackFailedError(snapshotId, reason, pre.id, resyncError);
+    }
+    await j.finish();
+    const reg = await readPlugins(ctx.paths);
+    const missing: string[] = [];
+    for (const id of Object.keys(reg.plugins).sort()) {
+      if (!(await exists(join(ctx.paths.customNodesDir, id)))) missing.push(id);
+    }
+    return { target: meta, pre_snapshot: pre.id, prod, missing_code: missing };
+  });
+}
+
+/**
+ * Undo of a rollback: restores the pre-rollback snapshot and re-syncs. Returns the re-sync
+ * error, if that failed too.
+ *
+ * @example
+ * ```ts
+ * await undoRollback(ctx, journal, "interrupted");
+ * ```
+ */
+export async function undoRollback(
+  ctx: GovContext,
+  j: JournalHandle,
+  reason: string,
+): Promise<string | undefined> {
+  const pre = j.data.pre_snapshot as string | undefined;
+  await j.step("undoing", { failure: reason });
+  if (pre) await restoreSnapshot(ctx.paths, pre);
+  let resyncError: string | undefined;
+  try {
+    await syncProd(ctx);
+  } catch (err) {
+    resyncError = (err as Error).message;
+  }
+  await j.finish();
+  return resyncError;
+}

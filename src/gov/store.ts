@@ -1,0 +1,219 @@
+/**
+ * Reading and writing the environment's JSON state with validation on every read and
+ * atomic writes, plus ids and hashes.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { ConfigError, NotFoundError } from "../errors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
+import { readJsonFile } from "../fs/json.ts";
+import { validateName } from "../workspace/names.ts";
+import { conflictPath, type GovPaths, txPath } from "./paths.ts";
+import {
+  type ConflictReport,
+  type PluginsFile,
+  type Transaction,
+  validateConflictReport,
+  validatePlugins,
+  validateTransaction,
+} from "./schema.ts";
+
+/**
+ * Current time as ISO 8601 (UTC, milliseconds).
+ *
+ * @example
+ * ```ts
+ * nowIso(); // "2026-01-01T12:00:00.000Z"
+ * ```
+ */
+export function nowIso(): string {
+  return new Date().toISOString();
+}
+
+/**
+ * A new sortable id: `<prefix>-YYYYMMDD-HHMMSS-mmm-<4 hex>`.
+ *
+ * @example
+ * ```ts
+ * newId("tx"); // "tx-20260101-120000-123-ab12"
+ * ```
+ */
+export function newId(prefix: string): string {
+  const d = new Date();
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const stamp = `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-` +
+    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${
+      p(d.getUTCMilliseconds(), 3)
+    }`;
+  const rand = Array.from(crypto.getRandomValues(new Uint8Array(2)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${prefix}-${stamp}-${rand}`;
+}
+
+/**
+ * sha256 of a string or bytes, hex.
+ *
+ * @example
+ * ```ts
+ * sha256("abc");
+ * ```
+ */
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/**
+ * sha256 of a file, or null when it does not exist.
+ *
+ * @example
+ * ```ts
+ * await fileSha256("/env/uv.lock");
+ * ```
+ */
+export async function fileSha256(path: string): Promise<string | null> {
+  try {
+    return sha256(await Deno.readFile(path));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/**
+ * The plugin registry; an empty one when the file does not exist yet.
+ *
+ * @example
+ * ```ts
+ * const reg = await readPlugins(paths);
+ * ```
+ */
+export async function readPlugins(p: GovPaths): Promise<PluginsFile> {
+  return (await readJsonFile(p.plugins, validatePlugins)) ?? { version: 1, plugins: {} };
+}
+
+/**
+ * Writes the plugin registry atomically.
+ *
+ * @example
+ * ```ts
+ * await writePlugins(paths, reg);
+ * ```
+ */
+export async function writePlugins(p: GovPaths, reg: PluginsFile): Promise<void> {
+  await writeJsonAtomic(p.plugins, reg);
+}
+
+/**
+ * Reads a transaction; {@linkcode NotFoundError} when there is none with that id.
+ *
+ * @example
+ * ```ts
+ * const tx = await readTx(paths, "tx-20260101-120000-123-ab12");
+ * ```
+ */
+export async function readTx(p: GovPaths, txid: string): Promise<Transaction> {
+  const tx = await readJsonFile(txPath(p, txid), validateTransaction);
+  if (!tx) {
+    throw new NotFoundError("transaction", txid, "list them with `gov tx list`");
+  }
+  if (tx.txid !== txid) {
+    throw new ConfigError(txPath(p, txid), "txid", `'${txid}' (its file name)`);
+  }
+  return tx;
+}
+
+/**
+ * Writes a transaction atomically.
+ *
+ * @example
+ * ```ts
+ * await writeTx(paths, tx);
+ * ```
+ */
+export async function writeTx(p: GovPaths, tx: Transaction): Promise<void> {
+  await writeJsonAtomic(txPath(p, tx.txid), tx);
+}
+
+/**
+ * Ids of every transaction, oldest first (ids sort by time).
+ *
+ * @example
+ * ```ts
+ * const ids = await listTxIds(paths);
+ * ```
+ */
+export async function listTxIds(p: GovPaths): Promise<string[]> {
+  const ids: string[] = [];
+  try {
+    for await (const e of Deno.readDir(p.transactionsDir)) {
+      if (e.isFile && e.name.endsWith(".json") && !e.name.startsWith(".")) {
+        ids.push(e.name.slice(0, -".json".length));
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  return ids.sort();
+}
+
+/**
+ * Every transaction, oldest first, validated.
+ *
+ * @example
+ * ```ts
+ * for (const tx of await listTxs(paths)) console.log(tx.txid, tx.status);
+ * ```
+ */
+export async function listTxs(p: GovPaths): Promise<Transaction[]> {
+  const ids = await listTxIds(p);
+  const out: Transaction[] = [];
+  for (const id of ids) {
+    validateName("transaction id", id);
+    const tx = await readJsonFile(txPath(p, id), validateTransaction);
+    if (tx) out.push(tx);
+  }
+  return out;
+}
+
+/**
+ * Reads a conflict report, or undefined when there is none.
+ *
+ * @example
+ * ```ts
+ * const c = await readConflict(paths, txid);
+ * ```
+ */
+export async function readConflict(
+  p: GovPaths,
+  txid: string,
+): Promise<ConflictReport | undefined> {
+  return await readJsonFile(conflictPath(p, txid), validateConflictReport);
+}
+
+/**
+ * Writes a conflict report atomically.
+ *
+ * @example
+ * ```ts
+ * await writeConflict(paths, report);
+ * ```
+ */
+export async function writeConflict(p: GovPaths, report: ConflictReport): Promise<string> {
+  const path = conflictPath(p, report.txid);
+  await writeJsonAtomic(path, report);
+  return path;
+}
+
+/**
+ * Copies a file atomically (temp + rename) so a reader never sees half of it.
+ *
+ * @example
+ * ```ts
+ * await copyFileAtomic(`${work}/uv.lock`, `${env.dir}/uv.lock`);
+ * ```
+ */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  await writeFileAtomic(to, await Deno.readFile(from));
+}
