@@ -102,8 +102,8 @@ async function createLock(path: string, pid: number, extra: Record<string, unkno
 
 /**
  * Takes the switch lock for `pid` (default: this process). Returns false when a live,
- * fresh lock is held by another process; takes over a stale one. Re-acquiring a lock this
- * pid already holds refreshes it and returns true.
+ * fresh lock is held (also by this same pid: the lock is not re-entrant); takes over a
+ * stale one.
  *
  * @example
  * ```ts
@@ -129,10 +129,7 @@ export async function acquireSwitchLock(
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }
     const info = await readSwitchLock(metadataDir, opts);
-    if (info && info.pid === pid && !info.stale) {
-      await touch(paths.lock);
-      return true;
-    }
+    // Not re-entrant: two callers inside one process (same pid) must not both win.
     if (info && !info.stale) return false;
     await removeIfExists(paths.lock);
     try {

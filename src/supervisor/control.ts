@@ -50,6 +50,24 @@ export class NoSupervisorError extends GovError {
   }
 }
 
+/**
+ * Whether a switch must start a supervisor (ComfyGit's `should_spawn_orchestrator_for_switch`):
+ * only when none runs for the workspace and the caller is not itself running under one
+ * (`COMFYGIT_SUPERVISED=1` means the supervisor already exists and will act on exit 43).
+ *
+ * @example
+ * ```ts
+ * if (await shouldSpawnSupervisorForSwitch(ws, Deno.env.get)) console.log("will start gov run");
+ * ```
+ */
+export async function shouldSpawnSupervisorForSwitch(
+  ws: Workspace,
+  getenv: (name: string) => string | undefined,
+): Promise<boolean> {
+  if (getenv("COMFYGIT_SUPERVISED") === "1") return false;
+  return (await runningSupervisorPid(ws)) === undefined;
+}
+
 /** A request pending longer than this with no live supervisor is abandoned. */
 const PENDING_REQUEST_TTL_S = 60;
 

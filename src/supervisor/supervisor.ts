@@ -902,13 +902,14 @@ export class Supervisor {
 
   private async markHealthy(child: Running): Promise<void> {
     const after = this.deps.now() - child.startedAt;
+    // State first, so whoever reads the log line finds the state file already updated.
+    await this.persist({ healthy: true, healthy_at: this.deps.now() / 1000 }, "running");
     this.emit(
       "healthy",
       `ComfyUI pid ${child.handle.pid} (${child.env.name}) answers on ${child.host}:${child.port} ` +
         `after ${(after / 1000).toFixed(2)} s`,
       { pid: child.handle.pid, environment: child.env.name, port: child.port, afterMs: after },
     );
-    await this.persist({ healthy: true, healthy_at: this.deps.now() / 1000 }, "running");
   }
 
   /** Takes one pending `.cmd`, logging it; invalid ones are reported and dropped. */

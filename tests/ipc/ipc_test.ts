@@ -189,8 +189,8 @@ Deno.test("switch lock: acquire, refuse a second holder, release", async () => {
     assertTrue(typeof info?.created === "number");
     // A different live owner cannot take it.
     assertTrue(!(await acquireSwitchLock(dir, { pid: 1 })));
-    // Re-acquiring our own lock refreshes it.
-    assertTrue(await acquireSwitchLock(dir));
+    // Not re-entrant: a second caller in this same process is refused too.
+    assertTrue(!(await acquireSwitchLock(dir)));
     // Another pid cannot release it.
     assertTrue(!(await releaseSwitchLock(dir, { pid: 1 })));
     assertTrue(await isSwitchLocked(dir));

@@ -1,0 +1,436 @@
+// The supervisor loop with injected children, probes and sync (seed tables
+// "test_orchestrator_loop" and "test_health_checking" for the loop's side): exit codes,
+// crash policy, .cmd, switching with rollback, signals, pid file and state files.
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertRejects, assertTrue } from "../helpers/assert.ts";
+import { waitFor } from "../helpers/net.ts";
+import { Supervisor, type SupervisorOptions } from "../../src/supervisor/supervisor.ts";
+import type { SupervisorEvent } from "../../src/supervisor/events.ts";
+import { readSupervisorState } from "../../src/supervisor/state.ts";
+import { supervisorStatus } from "../../src/supervisor/status.ts";
+import {
+  readOrchestratorPid,
+  readStartupState,
+  readSwitchStatus,
+  SupervisorRunningError,
+  writeCommand,
+  writeOrchestratorPid,
+  writeSwitchRequest,
+} from "../../src/ipc/mod.ts";
+import { FakeWorld, FAST, makeWorkspace, type TestWorkspace } from "./_helpers.ts";
+
+interface Harness {
+  t: TestWorkspace;
+  world: FakeWorld;
+  events: SupervisorEvent[];
+  sup: Supervisor;
+  running: Promise<{ exitCode: number; reason: string }>;
+  types(): string[];
+}
+
+async function harness(
+  envs: string[],
+  opts: Partial<SupervisorOptions> & { setup?: (w: FakeWorld, t: TestWorkspace) => void } = {},
+): Promise<Harness> {
+  const t = await makeWorkspace(Object.fromEntries(envs.map((e) => [e, {}])));
+  const world = new FakeWorld();
+  opts.setup?.(world, t);
+  const events: SupervisorEvent[] = [];
+  const sup = new Supervisor({
+    workspace: t.ws,
+    env: envs[0],
+    settings: FAST,
+    onEvent: (e) => events.push(e),
+    deps: world.deps(),
+    ...opts,
+  });
+  const running = sup.run();
+  // Keep an unobserved rejection from failing the test before it is awaited.
+  running.catch(() => {});
+  return { t, world, events, sup, running, types: () => events.map((e) => e.type) };
+}
+
+async function finish(h: Harness) {
+  h.sup.stop("test over");
+  await h.running.catch(() => {});
+  await h.t.cleanup();
+}
+
+Deno.test("starts the environment's ComfyUI supervised, after syncing it", async () => {
+  const h = await harness(["a"]);
+  try {
+    const c = await h.world.waitChildren(1);
+    const env = join(h.t.root, "environments", "a");
+    assertEquals(c.req.cwd, join(env, "ComfyUI"));
+    assertEquals(c.req.args, ["main.py", "--listen", "127.0.0.1", "--port", String(h.t.port)]);
+    assertEquals(c.req.env.COMFYGIT_SUPERVISED, "1");
+    assertEquals(c.req.env.__COMFY_CLI_SESSION__, join(h.t.meta, `comfy-session-${Deno.pid}`));
+    assertEquals(c.req.env.GOV_ENVIRONMENT, "a");
+    assertEquals(h.world.synced, ["a"]);
+    assertEquals(await readOrchestratorPid(h.t.meta), Deno.pid);
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 5000, 5));
+    const startup = await readStartupState(h.t.meta);
+    assertEquals(startup?.environment_name, "a");
+    assertEquals(startup?.port, h.t.port);
+    assertEquals(startup?.working_directory, c.req.cwd);
+    const status = await supervisorStatus(h.t.ws);
+    assertEquals([status.running, status.environment, status.child_pid], [true, "a", c.pid]);
+    assertEquals([status.healthy, status.port], [true, h.t.port]);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("exit 0 stops supervising and cleans up; the state says why", async () => {
+  const h = await harness(["a"]);
+  try {
+    const c = await h.world.waitChildren(1);
+    c.exit(0);
+    const r = await h.running;
+    assertEquals(r.exitCode, 0);
+    assertEquals(h.world.children.length, 1);
+    assertEquals(await readOrchestratorPid(h.t.meta), undefined);
+    const state = await readSupervisorState(h.t.meta);
+    assertEquals([state?.running, state?.phase], [false, "stopped"]);
+    const status = await supervisorStatus(h.t.ws);
+    assertEquals([status.running, status.pid, status.environment], [false, null, "a"]);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("exit 42 resyncs and restarts the same environment", async () => {
+  const h = await harness(["a", "b"]);
+  try {
+    (await h.world.waitChildren(1)).exit(42);
+    const second = await h.world.waitChildren(2);
+    assertEquals(second.req.env.GOV_ENVIRONMENT, "a");
+    assertEquals(h.world.synced, ["a", "a"]);
+    assertTrue(await waitFor(async () => (await readSupervisorState(h.t.meta))?.restarts === 1));
+    assertTrue(h.types().includes("restart"));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("exit 0 with ComfyUI-Manager's reboot marker restarts and removes the marker", async () => {
+  const h = await harness(["a"]);
+  try {
+    const c = await h.world.waitChildren(1);
+    const marker = c.req.env.__COMFY_CLI_SESSION__ + ".reboot";
+    await Deno.writeTextFile(marker, "");
+    c.exit(0);
+    await h.world.waitChildren(2);
+    assertTrue(!(await exists(marker)));
+    const exitEvent = h.events.find((e) => e.type === "child_exited");
+    assertEquals(exitEvent?.meaning, "ComfyUI-Manager restart");
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("crashes back off exponentially (capped) and give up with the child's code", async () => {
+  const h = await harness(["a"], {
+    settings: { ...FAST, crashLimit: 4, crashDelayS: 0.01, crashDelayMaxS: 0.025 },
+    setup: (w) => w.onSpawn = (c) => queueMicrotask(() => c.exit(7)),
+  });
+  try {
+    const r = await h.running;
+    assertEquals(r.exitCode, 7);
+    assertMatch(r.reason, /gave up after 4 crashes/);
+    assertEquals(h.world.children.length, 4);
+    const delays = h.events.filter((e) => e.type === "crash").map((e) => e.delayS);
+    assertEquals(delays, [0.01, 0.02, 0.025]);
+    assertTrue(h.types().includes("give_up"));
+    assertEquals((await readSupervisorState(h.t.meta))?.exit_code, 7);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("crashes outside the window do not add up", async () => {
+  let n = 0;
+  const h = await harness(["a"], {
+    settings: { ...FAST, crashLimit: 2, crashWindowS: 0.001, crashDelayS: 0.01 },
+    setup: (w) => w.onSpawn = (c) => queueMicrotask(() => c.exit(++n < 5 ? 1 : 0)),
+  });
+  try {
+    const r = await h.running;
+    assertEquals(r.exitCode, 0, "never gave up although 4 crashes happened");
+    assertEquals(h.events.filter((e) => e.type === "crash").length, 4);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a failed sync counts as a crash and is retried", async () => {
+  let fails = 2;
+  const h = await harness(["a"], {
+    setup: (w) => w.syncError = () => fails-- > 0 ? new Error("uv sync exploded") : undefined,
+  });
+  try {
+    await h.world.waitChildren(1);
+    assertEquals(h.world.synced, ["a", "a", "a"]);
+    assertEquals(h.events.filter((e) => e.type === "sync_failed").length, 2);
+    assertMatch(String(h.events.find((e) => e.type === "crash")?.message), /uv sync exploded/);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("health needs consecutive successes; a failure resets the count", async () => {
+  // Probe answers: ok, fail, ok, ok, ok -> healthy at the 5th probe.
+  const pattern = [true, false, true, true, true];
+  const h = await harness(["a"], {
+    setup: (w) => w.probeOverride = (_c, n) => pattern[n - 1] ?? true,
+  });
+  try {
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 5000, 5));
+    assertEquals(h.world.probes, 5);
+    assertEquals(h.events.filter((e) => e.type === "healthy").length, 1);
+    assertTrue((await readSupervisorState(h.t.meta))?.healthy === true);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a child that never answers hits the health timeout and counts as a crash", async () => {
+  const h = await harness(["a"], {
+    settings: { ...FAST, healthTimeoutS: 0.1, crashLimit: 2 },
+    setup: (w) => w.onSpawn = () => {},
+  });
+  try {
+    const r = await h.running;
+    assertEquals(r.exitCode, 1);
+    assertEquals(h.events.filter((e) => e.type === "health_timeout").length, 2);
+    assertTrue(h.world.children.every((c) => c.exited() && c.terminations === 1));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a child dying during the health wait is handled at once, never healthy", async () => {
+  const h = await harness(["a"], {
+    setup: (w) =>
+      w.onSpawn = (c, i) => {
+        if (i === 0) setTimeout(() => c.exit(9), 30);
+        else c.listening = true;
+      },
+  });
+  try {
+    await h.world.waitChildren(2);
+    const firstHealthy = h.events.findIndex((e) => e.type === "healthy");
+    const crash = h.events.findIndex((e) => e.type === "crash");
+    assertTrue(crash >= 0 && (firstHealthy === -1 || firstHealthy > crash));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test(".cmd restart restarts, .cmd shutdown stops, abort_switch without a switch is ignored", async () => {
+  const h = await harness(["a"]);
+  try {
+    const first = await h.world.waitChildren(1);
+    await writeCommand(h.t.meta, "abort_switch");
+    assertTrue(await waitFor(() => h.events.some((e) => /no switch in progress/.test(e.message))));
+    assertTrue(!first.exited());
+    await writeCommand(h.t.meta, "restart");
+    await h.world.waitChildren(2);
+    assertEquals(first.terminations, 1);
+    await writeCommand(h.t.meta, "shutdown");
+    const r = await h.running;
+    assertEquals(r.exitCode, 0);
+    assertTrue(h.world.children[1].exited());
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("stop() terminates the child, SIGKILL after the grace period when it ignores SIGTERM", async () => {
+  const h = await harness(["a"], { setup: (w) => w.onSpawn = (c) => c.ignoreTerm = true });
+  try {
+    const c = await h.world.waitChildren(1);
+    h.sup.stop("SIGTERM");
+    const r = await h.running;
+    assertEquals(r.exitCode, 0);
+    assertTrue(c.killed);
+    const stopped = h.events.find((e) => e.type === "child_stopped");
+    assertEquals(stopped?.killed, true);
+    assertEquals(await readOrchestratorPid(h.t.meta), undefined);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("exit 43 switches to the requested environment, publishing every state", async () => {
+  const h = await harness(["a", "b"]);
+  try {
+    const first = await h.world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "b", "a");
+    // Hold off the poller: exit at once, as a panel does after writing the request.
+    first.exit(43);
+    const second = await h.world.waitChildren(2);
+    assertEquals(second.req.env.GOV_ENVIRONMENT, "b");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "complete"));
+    const states = h.events.filter((e) => e.type === "switch_progress").map((e) => e.state);
+    assertEquals(states, ["preparing", "syncing", "starting", "validating"]);
+    const s = await readSwitchStatus(h.t.meta);
+    assertEquals([s.progress, s.target_env, s.source_env], [100, "b", "a"]);
+    assertEquals((await readStartupState(h.t.meta))?.environment_name, "b");
+    assertTrue(!(await exists(join(h.t.meta, ".switch_request.json"))));
+    assertTrue(!(await exists(join(h.t.meta, ".switch.lock"))));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a switch request is picked up while ComfyUI keeps running (no exit 43 needed)", async () => {
+  const h = await harness(["a", "b"]);
+  try {
+    const first = await h.world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "b", "a");
+    const second = await h.world.waitChildren(2);
+    assertEquals(first.terminations, 1);
+    assertEquals(second.req.env.GOV_ENVIRONMENT, "b");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "complete"));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a target that fails to start is rolled back to the source; status failed", async () => {
+  const h = await harness(["a", "b"], {
+    setup: (w) =>
+      w.onSpawn = (c) => {
+        if (c.req.env.GOV_ENVIRONMENT === "b") queueMicrotask(() => c.exit(3));
+        else c.listening = true;
+      },
+  });
+  try {
+    await h.world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "b", "a");
+    const back = await h.world.waitChildren(3);
+    assertEquals(back.req.env.GOV_ENVIRONMENT, "a");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "failed"));
+    const s = await readSwitchStatus(h.t.meta);
+    assertEquals(s.rolled_back_to, "a");
+    assertMatch(String(s.error), /exited with code 3/);
+    const states = h.events.filter((e) => e.type === "switch_progress").map((e) => e.state);
+    assertEquals(states.slice(-1), ["rolling_back"]);
+    assertEquals((await supervisorStatus(h.t.ws)).environment, "a");
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("abort_switch during validation rolls back; status aborted", async () => {
+  const h = await harness(["a", "b"], {
+    setup: (w) =>
+      w.onSpawn = (c) => {
+        c.listening = c.req.env.GOV_ENVIRONMENT === "a";
+      },
+  });
+  try {
+    await h.world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "b", "a");
+    const target = await h.world.waitChildren(2);
+    assertTrue(
+      await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "validating"),
+    );
+    await writeCommand(h.t.meta, "abort_switch");
+    const back = await h.world.waitChildren(3);
+    assertTrue(target.exited());
+    assertEquals(back.req.env.GOV_ENVIRONMENT, "a");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "aborted"));
+    assertEquals((await readSwitchStatus(h.t.meta)).rolled_back_to, "a");
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("exit 43 without a valid request restarts the current environment", async () => {
+  const h = await harness(["a", "b"]);
+  try {
+    (await h.world.waitChildren(1)).exit(43);
+    const second = await h.world.waitChildren(2);
+    assertEquals(second.req.env.GOV_ENVIRONMENT, "a");
+    assertTrue(h.events.some((e) => /no valid switch request/.test(e.message)));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a request for an unknown environment fails without touching the running one", async () => {
+  const h = await harness(["a"]);
+  try {
+    const first = await h.world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "nope", "a");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "failed"));
+    assertMatch(String((await readSwitchStatus(h.t.meta)).error), /'nope' not found/);
+    assertTrue(!first.exited());
+    assertEquals(h.world.children.length, 1);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a live supervisor pid is refused before anything starts; a dead one taken over", async () => {
+  const t = await makeWorkspace({ a: {} });
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    await writeOrchestratorPid(t.meta, sleeper.pid);
+    const world = new FakeWorld();
+    const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
+    await assertRejects(() => sup.run(), SupervisorRunningError, new RegExp(`${sleeper.pid}`));
+    assertEquals(world.children.length, 0);
+    assertEquals(await readOrchestratorPid(t.meta), sleeper.pid);
+
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    const events: SupervisorEvent[] = [];
+    const sup2 = new Supervisor({
+      workspace: t.ws,
+      settings: FAST,
+      deps: world.deps(),
+      onEvent: (e) => events.push(e),
+    });
+    const running = sup2.run();
+    await world.waitChildren(1);
+    assertEquals(await readOrchestratorPid(t.meta), Deno.pid);
+    assertTrue(events.some((e) => e.type === "takeover" && e.previous === sleeper.pid));
+    sup2.stop();
+    assertEquals((await running).exitCode, 0);
+  } finally {
+    try {
+      sleeper.kill("SIGKILL");
+    } catch { /* already */ }
+    await sleeper.status;
+    await t.cleanup();
+  }
+});
+
+Deno.test("a leftover .cmd from an earlier run does not act on the new supervisor", async () => {
+  const t = await makeWorkspace({ a: {} });
+  await writeCommand(t.meta, "shutdown");
+  const world = new FakeWorld();
+  const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
+  const running = sup.run();
+  try {
+    const c = await world.waitChildren(1);
+    await new Promise((r) => setTimeout(r, 100));
+    assertTrue(!c.exited());
+  } finally {
+    sup.stop();
+    await running;
+    await t.cleanup();
+  }
+});
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
