@@ -49,9 +49,16 @@ PACKAGES: list[tuple[str, str, str, list[str], str | None]] = [
         "requests",
         "2.32.3",
         "requests",
-        ["charset-normalizer<4,>=2", "idna<4,>=2.5", "urllib3<3,>=1.21.1", "certifi>=2017.4.17"],
+        [
+            "charset-normalizer<4,>=2",
+            "idna<4,>=2.5",
+            "urllib3<3,>=1.21.1",
+            "certifi>=2017.4.17",
+            'PySocks!=1.5.7,>=1.5.6; extra == "socks"',
+        ],
         None,
     ),
+    ("pysocks", "1.7.1", "socks", [], None),
     ("charset-normalizer", "3.3.2", "charset_normalizer", [], None),
     ("idna", "3.7", "idna", [], None),
     ("urllib3", "2.2.2", "urllib3", [], None),
@@ -106,6 +113,8 @@ def metadata_text(name: str, version: str, requires: list[str]) -> str:
         f"Summary: Stand-in for {name} {version} in gov's test wheelhouse",
         "Requires-Python: >=3.8",
     ]
+    extras = sorted({r.split("extra ==", 1)[1].strip().strip("'\"") for r in requires if "extra ==" in r})
+    lines += [f"Provides-Extra: {extra}" for extra in extras]
     lines += [f"Requires-Dist: {req}" for req in requires]
     return "\n".join(lines) + "\n\n"
 

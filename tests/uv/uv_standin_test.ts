@@ -400,31 +400,37 @@ Deno.test("uv venv: --seed installs pip (kept by exact syncs), plain venvs have 
   });
 });
 
-Deno.test("uv export writes the locked set as requirements.txt", async () => {
-  await withProject(pyproject(["requests"], { "node-a": ["einops==0.7.0"] }), async (dir) => {
-    ok(await uv(["lock"], dir), "lock");
-    const r = await uv([
-      "export",
-      "--format",
-      "requirements-txt",
-      "--all-groups",
-      "--no-hashes",
-      "--frozen",
-    ], dir);
-    ok(r, "export");
-    const pins = r.stdout.split("\n").filter((l) => /^[a-z]/.test(l));
-    assertEquals(pins, [
-      "certifi==2024.7.4",
-      "charset-normalizer==3.3.2",
-      "einops==0.7.0",
-      "idna==3.7",
-      "requests==2.32.3",
-      "urllib3==2.2.2",
-    ]);
-    const hashed = await uv(["export", "--frozen", "--no-dev"], dir);
-    assertMatch(hashed.stdout, /requests==2\.32\.3 \\\n {4}--hash=sha256:[0-9a-f]{64}/);
-    assertNotMatch(hashed.stdout, /einops/);
-  });
+Deno.test("uv export writes the locked set as requirements.txt (extras included)", async () => {
+  await withProject(
+    pyproject(["requests[socks]"], { "node-a": ["einops==0.7.0"] }),
+    async (dir) => {
+      ok(await uv(["lock"], dir), "lock");
+      const r = await uv([
+        "export",
+        "--format",
+        "requirements-txt",
+        "--all-groups",
+        "--no-hashes",
+        "--frozen",
+      ], dir);
+      ok(r, "export");
+      const pins = r.stdout.split("\n").filter((l) => /^[a-z]/.test(l));
+      assertEquals(pins, [
+        "certifi==2024.7.4",
+        "charset-normalizer==3.3.2",
+        "einops==0.7.0",
+        "idna==3.7",
+        "pysocks==1.7.1",
+        "requests==2.32.3",
+        "urllib3==2.2.2",
+      ]);
+      const requests = (await readLock(dir)).package.find((p: Lock) => p.name === "requests");
+      assertEquals(requests["optional-dependencies"], { socks: [{ name: "pysocks" }] });
+      const hashed = await uv(["export", "--frozen", "--no-dev"], dir);
+      assertMatch(hashed.stdout, /requests==2\.32\.3 \\\n {4}--hash=sha256:[0-9a-f]{64}/);
+      assertNotMatch(hashed.stdout, /einops/);
+    },
+  );
 });
 
 async function exists(path: string): Promise<boolean> {
