@@ -14,10 +14,12 @@ import { commands as envCommands } from "./env/mod.ts";
 import { commands as workflowCommands } from "./workflow/mod.ts";
 import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
+import { statusCommand } from "./status.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
   ...supervisorCommands,
+  statusCommand,
   ...envCommands,
   ...workflowCommands,
   ...backendCommands,

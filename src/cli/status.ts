@@ -1,0 +1,227 @@
+/**
+ * `gov status`: one look at a host — the workspace's supervisor (is ComfyUI up, which
+ * environment, restarts, switch progress) and the governance state of an environment
+ * (truth files, prod venv in sync, open transactions, last snapshot).
+ *
+ * @module
+ */
+import { GovError } from "../errors.ts";
+import { type EnvironmentStatus, environmentStatus } from "../gov/status.ts";
+import { type SupervisorStatus, supervisorStatus } from "../supervisor/status.ts";
+import {
+  type Environment,
+  loadEnvironment,
+  selectEnvironment,
+  workspaceEnvironment,
+} from "../workspace/environment.ts";
+import {
+  findWorkspaceRoot,
+  listEnvironments,
+  resolveWorkspace,
+  type Workspace,
+  workspaceAt,
+} from "../workspace/root.ts";
+import { type Command, parseFlags, positionalArgs, printJson } from "./command.ts";
+import { type Io, type Styles, styles } from "./io.ts";
+import { resolve } from "node:path";
+
+const HELP = `Usage: gov status [--workspace DIR] [--env NAME | --env-dir DIR] [--json]
+
+Shows the supervisor of the workspace (pid, environment, ComfyUI pid and port, health,
+uptime, restarts, switch progress) and the governance state of one environment
+(truth-file hashes, whether .venv-prod is in sync, open transactions, last snapshot).
+
+The environment is --env / --env-dir, else the one the supervisor runs, else the one
+whose folder holds the working directory.
+
+Flags:
+  -w, --workspace DIR  workspace root (default: COMFYGIT_HOME, ~/comfygit, or upward search)
+  -e, --env NAME       environment of the workspace to report
+      --env-dir DIR    a standalone environment folder to report
+      --json           print {"supervisor": ..., "environment": ...} as JSON
+`;
+
+/** What `gov status --json` prints. */
+export interface HostStatus {
+  /** The workspace's supervisor, or null when there is no workspace. */
+  supervisor: SupervisorStatus | null;
+  /** The selected environment's governance state, or null when none is selected. */
+  environment: EnvironmentStatus | null;
+}
+
+function pickEnvironment(
+  values: { workspace?: string; env?: string; "env-dir"?: string },
+  io: Io,
+  ws: Workspace | undefined,
+  sup: SupervisorStatus | null,
+): Environment | undefined {
+  if (values["env-dir"] !== undefined || values.env !== undefined) {
+    return selectEnvironment({
+      workspace: ws?.root,
+      env: values.env,
+      envDir: values["env-dir"],
+      cwd: io.cwd(),
+      getenv: io.env,
+    });
+  }
+  if (ws && sup?.environment && listEnvironments(ws).includes(sup.environment)) {
+    return workspaceEnvironment(ws, sup.environment);
+  }
+  try {
+    return selectEnvironment({ workspace: ws?.root, cwd: io.cwd(), getenv: io.env });
+  } catch (err) {
+    if (err instanceof GovError && err.message === "no environment selected") return undefined;
+    throw err;
+  }
+}
+
+async function run(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags("status", args, {
+    workspace: { type: "string", short: "w" },
+    env: { type: "string", short: "e" },
+    "env-dir": { type: "string" },
+    json: { type: "boolean" },
+  });
+  positionalArgs("status", positionals, []);
+  if (values.env !== undefined && values["env-dir"] !== undefined) {
+    const err = new GovError("gov status: --env and --env-dir exclude each other", {
+      hint: "pass one of them",
+    });
+    err.exitCode = 2;
+    throw err;
+  }
+  let ws: Workspace | undefined;
+  if (values.workspace !== undefined) {
+    ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+  } else if (values["env-dir"] === undefined) {
+    const root = findWorkspaceRoot({ cwd: io.cwd(), env: io.env });
+    if (root) ws = workspaceAt(root);
+  }
+  const supervisor = ws ? await supervisorStatus(ws) : null;
+  const env = pickEnvironment(values, io, ws, supervisor) ??
+    (values["env-dir"] ? loadEnvironment(resolve(io.cwd(), values["env-dir"])) : undefined);
+  if (!ws && !env) {
+    const err = new GovError("no gov workspace or environment found here", {
+      hint: "pass --workspace DIR, --env-dir DIR, or set COMFYGIT_HOME",
+    });
+    err.exitCode = 2;
+    throw err;
+  }
+  const status: HostStatus = {
+    supervisor,
+    environment: env ? await environmentStatus(env) : null,
+  };
+  if (values.json) {
+    printJson(io, status);
+    return 0;
+  }
+  io.out(formatStatus(status, styles(io)));
+  return 0;
+}
+
+function ago(seconds: number): string {
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
+  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+/**
+ * Renders a {@linkcode HostStatus} for a terminal.
+ *
+ * @example
+ * ```ts
+ * io.out(formatStatus(await hostStatus(), styles(io)));
+ * ```
+ */
+export function formatStatus(s: HostStatus, st: Styles): string {
+  const lines: string[] = [];
+  const sup = s.supervisor;
+  if (sup) {
+    lines.push(st.bold(`Supervisor  ${sup.workspace}`));
+    if (sup.running) {
+      lines.push(`  state        ${st.green("running")} (pid ${sup.pid}, ${sup.phase ?? "?"})`);
+      lines.push(`  environment  ${sup.environment ?? "-"}`);
+      lines.push(
+        `  ComfyUI      ${
+          sup.child_pid
+            ? `pid ${sup.child_pid} on port ${sup.port ?? "?"}, ${
+              sup.healthy ? st.green("healthy") : st.yellow("not healthy yet")
+            }`
+            : st.yellow("not running")
+        }`,
+      );
+      if (sup.uptime_s !== null) lines.push(`  uptime       ${ago(sup.uptime_s)}`);
+    } else {
+      lines.push(
+        `  state        ${st.dim("not running")}${sup.stop_reason ? ` (${sup.stop_reason})` : ""}`,
+      );
+      if (sup.environment) lines.push(`  last env     ${sup.environment}`);
+    }
+    lines.push(`  restarts     ${sup.restarts}, crashes ${sup.crashes}`);
+    if (sup.last_exit) lines.push(`  last exit    ${JSON.stringify(sup.last_exit)}`);
+    if (sup.switch.state !== "idle") {
+      const sw = sup.switch;
+      const err = typeof sw.error === "string" ? `: ${sw.error}` : "";
+      lines.push(`  switch       ${sw.state} ${sw.progress}% ${sw.message ?? ""}${err}`.trimEnd());
+    }
+    if (sup.log_file) lines.push(`  log          ${sup.log_file}`);
+  }
+  const env = s.environment;
+  if (env) {
+    if (lines.length) lines.push("");
+    lines.push(st.bold(`Environment ${env.name}  ${env.dir}`));
+    if (!env.initialised) {
+      lines.push(`  ${st.yellow("not initialised")} (run \`gov init\`)`);
+    }
+    const sync = env.prod.in_sync === null
+      ? st.dim("host-managed")
+      : env.prod.in_sync
+      ? st.green("in sync")
+      : st.red("out of sync");
+    lines.push(
+      `  prod venv    ${env.prod.venv}: ${sync}${
+        env.prod.reason && env.prod.in_sync !== null ? ` (${env.prod.reason})` : ""
+      }`,
+    );
+    const short = (h: string | null) => h ? h.slice(0, 12) : "missing";
+    lines.push(
+      `  truth        pyproject ${short(env.truth.pyproject.sha256)}  uv.lock ${
+        short(env.truth.lock.sha256)
+      }  plugins ${short(env.truth.plugins.sha256)}`,
+    );
+    lines.push(`  custom nodes ${env.nodes}`);
+    lines.push(
+      `  transactions ${env.transactions.total} (${
+        Object.entries(env.transactions.by_status).map(([k, v]) => `${k} ${v}`).join(", ") ||
+        "none"
+      })`,
+    );
+    for (const t of env.open_transactions) {
+      lines.push(`    open ${t.txid}  ${t.node_id}  ${t.status}`);
+    }
+    lines.push(
+      `  snapshots    ${env.snapshots}${
+        env.last_snapshot ? `, last ${env.last_snapshot.id} (${env.last_snapshot.reason})` : ""
+      }`,
+    );
+    if (env.interrupted) {
+      lines.push(
+        st.yellow(
+          `  interrupted  ${env.interrupted.op} at ${env.interrupted.step} (pid ${env.interrupted.pid}); the next gov command recovers it`,
+        ),
+      );
+    }
+    if (env.lock.held) {
+      lines.push(`  lock         held by pid ${env.lock.pid} (${env.lock.command})`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** `gov status`. */
+export const statusCommand: Command = {
+  name: "status",
+  summary: "show the supervisor and an environment's governance state",
+  help: HELP,
+  run,
+};
