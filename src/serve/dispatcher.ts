@@ -188,6 +188,8 @@ export class Dispatcher {
   #timer?: ReturnType<typeof setInterval>;
   #offChange?: () => void;
   #lastRefusals = new Map<string, string>();
+  /** Requirements of queued jobs (their prompts do not change while queued). */
+  #needs = new Map<string, { req: PromptRequirements; key: string }>();
 
   constructor(opts: DispatcherOptions) {
     this.store = opts.store;
@@ -350,6 +352,7 @@ export class Dispatcher {
       throw new JobStateError(`job '${id}' is already ${now.state}`);
     }
     this.#lastRefusals.delete(id);
+    this.#needs.delete(id);
     this.#log(`job ${id} cancelled (was ${job.state})`);
     if (rt) {
       // runPrompt deletes it from the backend's queue or interrupts it, then returns.
@@ -420,10 +423,6 @@ export class Dispatcher {
     return this.#backends().some((b) => !learnedObjectInfo(this.monitor, b.id));
   }
 
-  #requirements(prompt: ApiPrompt): PromptRequirements {
-    return promptRequirements(prompt);
-  }
-
   /**
    * Chooses a backend for a prompt now, or says why not and whether that can change
    * (`wait`) or not (`never`). Backends in `avoid` are tried last.
@@ -434,14 +433,17 @@ export class Dispatcher {
    * if (v.kind === "ok") console.log(v.backend.id);
    * ```
    */
-  placeFor(
-    prompt: ApiPrompt,
+  placeFor(prompt: ApiPrompt, only: string | null, avoid: string[]): Placement {
+    return this.#placeReq(promptRequirements(prompt), only, avoid, this.monitor.statuses());
+  }
+
+  #placeReq(
+    req: PromptRequirements,
     only: string | null,
     avoid: string[],
+    statuses: BackendStatus[],
   ): Placement {
     const backends = this.#backends();
-    const statuses = this.monitor.statuses();
-    const req = this.#requirements(prompt);
     const base = only ? { only } : {};
     const attempt = (exclude: string[]) =>
       selectBackend(req, backends, statuses, exclude.length ? { ...base, exclude } : base);
@@ -488,52 +490,97 @@ export class Dispatcher {
   }
 
   #pass(): void {
-    const queued = this.store.queued();
-    if (queued.length === 0) return;
+    const refs = this.store.queuedRefs();
+    if (refs.length === 0) return;
+    let statuses = this.monitor.statuses();
+    let room = this.#hasRoom(statuses);
     let info: ObjectInfo | undefined;
     let infoLoaded = false;
-    for (const job of queued) {
-      if (this.#running.has(job.id)) continue;
-      let prompt = job.prompt as ApiPrompt | null;
-      if (!prompt) {
-        if (!infoLoaded) {
-          info = this.objectInfo();
-          infoLoaded = true;
+    // Jobs that need the same thing get the same "not now"/"never" within one pass; a
+    // long queue of similar jobs then costs one placement, not one per job.
+    const memo = new Map<string, Placement>();
+    for (const ref of refs) {
+      if (this.#running.has(ref.id)) continue;
+      // With every backend full, a job already judged "wait" stays so: skip it cheaply.
+      // New jobs are still judged, so one that can never run fails without waiting.
+      if (!room && this.#lastRefusals.has(ref.id)) continue;
+      let need = this.#needs.get(ref.id);
+      if (!need) {
+        const job = this.store.get(ref.id);
+        if (!job || job.state !== "queued") continue;
+        let prompt = job.prompt as ApiPrompt | null;
+        if (!prompt) {
+          if (!infoLoaded) {
+            info = this.objectInfo();
+            infoLoaded = true;
+          }
+          try {
+            prompt = this.#prepare(job.workflow, job.sets, info, false) ?? null;
+          } catch (err) {
+            this.#fail(job, message(err), null, ["queued"]);
+            continue;
+          }
+          if (!prompt) continue;
+          this.store.update(job.id, {
+            set: { prompt: prompt as Record<string, unknown> },
+            from: ["queued"],
+          });
         }
+        let req: PromptRequirements;
         try {
-          prompt = this.#prepare(job.workflow, job.sets, info, false) ?? null;
+          req = promptRequirements(prompt);
         } catch (err) {
-          this.#fail(job, message(err), null, ["queued"]);
+          this.#fail(job, `cannot read the prompt's requirements: ${message(err)}`, null, [
+            "queued",
+          ]);
           continue;
         }
-        if (!prompt) continue;
-        this.store.update(job.id, {
-          set: { prompt: prompt as Record<string, unknown> },
-          from: ["queued"],
-        });
+        need = { req, key: JSON.stringify(req) };
+        this.#needs.set(ref.id, need);
       }
-      let verdict: Placement;
-      try {
-        verdict = this.placeFor(prompt, job.pinnedBackend, job.failedBackends);
-      } catch (err) {
-        this.#fail(job, `cannot schedule: ${message(err)}`, null, ["queued"]);
-        continue;
+      const key = JSON.stringify([need.key, ref.pinnedBackend, ref.failedBackends]);
+      let verdict = memo.get(key);
+      if (!verdict) {
+        try {
+          verdict = this.#placeReq(need.req, ref.pinnedBackend, ref.failedBackends, statuses);
+        } catch (err) {
+          const job = this.store.get(ref.id);
+          if (job) this.#fail(job, `cannot schedule: ${message(err)}`, null, ["queued"]);
+          continue;
+        }
+        if (verdict.kind !== "ok") memo.set(key, verdict);
       }
       if (verdict.kind === "never") {
-        this.#fail(job, verdict.message, verdict.refusals, ["queued"]);
+        const job = this.store.get(ref.id);
+        if (job) this.#fail(job, verdict.message, verdict.refusals, ["queued"]);
         continue;
       }
       if (verdict.kind === "wait") {
-        const key = JSON.stringify(verdict.refusals);
-        if (this.#lastRefusals.get(job.id) !== key) {
-          this.#lastRefusals.set(job.id, key);
-          this.store.update(job.id, { set: { refusals: verdict.refusals }, from: ["queued"] });
+        const why = JSON.stringify(verdict.refusals);
+        if (this.#lastRefusals.get(ref.id) !== why) {
+          this.#lastRefusals.set(ref.id, why);
+          this.store.update(ref.id, { set: { refusals: verdict.refusals }, from: ["queued"] });
         }
         continue;
       }
-      this.#lastRefusals.delete(job.id);
-      this.#dispatch({ ...job, prompt: prompt as Record<string, unknown> }, verdict.backend);
+      this.#lastRefusals.delete(ref.id);
+      this.#needs.delete(ref.id);
+      const job = this.store.get(ref.id);
+      if (!job || job.state !== "queued") continue;
+      this.#dispatch(job, verdict.backend);
+      statuses = this.monitor.statuses();
+      room = this.#hasRoom(statuses);
     }
+  }
+
+  /** Whether some backend that is up has a free slot. */
+  #hasRoom(statuses: BackendStatus[]): boolean {
+    const backends = this.#backends();
+    return statuses.some((s) => {
+      const b = backends.find((x) => x.id === s.id);
+      return b !== undefined && s.state === "up" &&
+        Math.max(s.queueRemaining, s.inFlight) < b.max_queue;
+    });
   }
 
   #dispatch(job: Job, backend: BackendConfig): void {
@@ -671,7 +718,6 @@ export class Dispatcher {
         },
         event: { type: "completed", data: { backend: rt.backend.id, outputs: outputs.length } },
         from: ["dispatched", "running"],
-        durable: true,
       });
       if (done) {
         if (job.dispatchedAt) this.runSeconds.observe((now - job.dispatchedAt) / 1000);
@@ -764,9 +810,9 @@ export class Dispatcher {
         data: { error: reason, backend: job.backend, ...(refusals ? { refusals } : {}) },
       },
       from,
-      durable: true,
     });
     this.#lastRefusals.delete(job.id);
+    this.#needs.delete(job.id);
     if (done) this.#log(`job ${job.id} failed: ${reason}`);
   }
 

@@ -8,13 +8,14 @@
  * to the rest of the workspace state, readable with the stock `sqlite3` tool.
  *
  * Durability: the database runs in WAL mode with `synchronous=NORMAL`, which never
- * corrupts and survives any crash of gov itself (SIGKILL, OOM) because committed
- * transactions are in the WAL file the kernel already holds. Only an OS crash or power
- * loss can drop the newest NORMAL commits. The commits a client relies on (a job accepted
- * with 201, a cancel, a terminal state) are made with `synchronous=FULL`, which fsyncs the
- * WAL and with it every earlier commit; progress and dispatch bookkeeping stays cheap. The
- * worst a power loss can do is roll a job back to an earlier non-terminal state, which
- * the restart recovery handles like any other in-flight job.
+ * corrupts and survives any crash of gov itself (SIGKILL, OOM): a committed transaction is
+ * in the WAL file, which the kernel already holds. Only an OS crash or power loss can drop
+ * the newest NORMAL commits. The two commits nothing else can reconstruct, a job accepted
+ * (the client got 201) and a cancel (the client was told it is cancelled), use
+ * `synchronous=FULL`, which fsyncs the WAL and with it every earlier commit. Everything
+ * else can be rebuilt: a job rolled back to `running` is re-attached on the next start and
+ * its backend's `/history` gives the outcome again. Fsyncing every progress event and
+ * state change instead would cost a disk flush per event on the gateway's only thread.
  *
  * @module
  */
@@ -142,6 +143,18 @@ export interface JobChange {
   from?: readonly JobState[];
   /** Commit with `synchronous=FULL` (the client relies on it surviving power loss). */
   durable?: boolean;
+}
+
+/** A queued job as a dispatch pass first sees it. */
+export interface QueuedRef {
+  /** Job id. */
+  id: string;
+  /** Backend it is pinned to. */
+  pinnedBackend: string | null;
+  /** Backends that failed it. */
+  failedBackends: string[];
+  /** Whether its prompt is prepared. */
+  hasPrompt: boolean;
 }
 
 /** Filter of {@linkcode JobStore.list}. */
@@ -365,6 +378,27 @@ export class JobStore {
     return (this.#stmt(
       "SELECT * FROM jobs WHERE state = 'queued' ORDER BY ready_at, created_at, id LIMIT ?",
     ).all(limit) as Row[]).map(fromRow);
+  }
+
+  /**
+   * The queue in dispatch order, without the (possibly large) workflow and prompt: what a
+   * dispatch pass walks many times a second.
+   *
+   * @example
+   * ```ts
+   * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
+   * ```
+   */
+  queuedRefs(limit = 10_000): QueuedRef[] {
+    return (this.#stmt(
+      `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt FROM jobs
+       WHERE state = 'queued' ORDER BY ready_at, created_at, id LIMIT ?`,
+    ).all(limit) as Row[]).map((r) => ({
+      id: String(r.id),
+      pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),
+      failedBackends: JSON.parse(String(r.failed_backends ?? "[]")),
+      hasPrompt: Number(r.has_prompt) === 1,
+    }));
   }
 
   /**
