@@ -42,6 +42,8 @@ export function txt2img(text = "a lighthouse at dusk"): Record<string, unknown> 
 export interface Lab {
   /** Workspace root. */
   ws: string;
+  /** Every `gov serve` started for this lab, oldest first. */
+  servers: Gov[];
   /** Backends by id. */
   backends: Map<string, FakeComfyUI>;
   /** Starts (or restarts on its old port) a backend and records it in backends.toml. */
@@ -68,7 +70,7 @@ export async function newLab(): Promise<Lab> {
     await Deno.writeTextFile(`${ws}/backends.toml`, [...entries.values()].join("\n"));
   };
   const servers: Gov[] = [];
-  const lab: Lab & { servers: Gov[] } = {
+  const lab: Lab = {
     ws,
     backends,
     servers,
@@ -175,7 +177,7 @@ export async function startServe(
       await gov.stop("SIGKILL");
     },
   };
-  (lab as Lab & { servers: Gov[] }).servers.push(gov);
+  lab.servers.push(gov);
   const up = await waitFor(
     async () => {
       if (exited) return true;

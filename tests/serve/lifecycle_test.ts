@@ -2,6 +2,7 @@
  * Cancelling jobs (queued and running) and restarting `gov serve` with jobs in flight
  * (SIGKILL mid-job): nothing is lost and nothing runs twice.
  */
+import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { waitFor } from "../helpers/net.ts";
 import { api, backendHistory, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
@@ -49,10 +50,10 @@ Deno.test("cancel: a queued job at once, a running one on its backend too", asyn
   }
 });
 
-Deno.test("restart: SIGKILL gov serve mid-job; on start every job completes, none twice", async () => {
+Deno.test("restart: SIGTERM and SIGKILL gov serve mid-job; every job completes, none twice", async () => {
   const lab = await newLab();
   try {
-    const env = { FAKE_COMFYUI_EXEC_SECONDS: "2" };
+    const env = { FAKE_COMFYUI_EXEC_SECONDS: "3" };
     const a = await lab.addBackend("a", env, "max_queue = 1");
     const b = await lab.addBackend("b", env, "max_queue = 1");
     const gov = await startServe(lab);
@@ -70,7 +71,24 @@ Deno.test("restart: SIGKILL gov serve mid-job; on start every job completes, non
       }, 20_000),
       gov.log(),
     );
-    await gov.kill();
+    // SIGTERM: a clean stop lets go of the running jobs and leaves them as they were.
+    assertEquals(await gov.stop("SIGTERM"), 0);
+    const db = new DatabaseSync(`${lab.ws}/.metadata/serve/jobs.sqlite`, { readOnly: true });
+    const states = db.prepare("SELECT state FROM jobs ORDER BY state").all()
+      .map((r) => String(r.state));
+    db.close();
+    assertEquals(states, ["queued", "queued", "running", "running"]);
+    await startServe(lab, [], { port: gov.port });
+    // ...the next start re-attached them; now SIGKILL it while they run.
+    const second = lab.servers[lab.servers.length - 1];
+    assertTrue(
+      await waitFor(async () => {
+        const jobs = (await api(second, "GET", "/v1/jobs")).body.jobs;
+        return jobs.some((j: { state: string }) => j.state === "running");
+      }, 20_000),
+      second.log(),
+    );
+    await second.kill();
 
     const again = await startServe(lab, [], { port: gov.port });
     const done = [];
