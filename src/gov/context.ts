@@ -19,6 +19,9 @@ export interface GovOptions {
   onStep?: OnStep;
   /** One-line notes for the user (recovery performed, warnings). */
   onNote?: (message: string) => void;
+  /** Extra environment variables for the programs gov starts (uv, git, python); gov's own
+   * environment is inherited as usual. */
+  childEnv?: Record<string, string>;
   /** How long to wait for another gov holding the environment lock (default GOV_LOCK_WAIT
    * seconds, else 30 s). */
   lockWaitMs?: number;
@@ -34,6 +37,8 @@ export interface GovContext {
   note(message: string): void;
   /** The uv driver (located on first use; throws when uv is missing). */
   uv(): Uv;
+  /** Extra environment for child processes ({@linkcode GovOptions.childEnv}). */
+  childEnv: Record<string, string>;
   /** Snapshot retention of the environment. */
   retention: number;
   /** The lock, when this operation holds it. */
@@ -61,11 +66,12 @@ export function makeContext(env: Environment, opts: GovOptions = {}): GovContext
       if (!uv) {
         uv = new Uv(
           locateUv({ configured: env.config.tools.uv, baseDir: env.dir, getenv }),
-          { onStep: opts.onStep },
+          { onStep: opts.onStep, env: opts.childEnv },
         );
       }
       return uv;
     },
+    childEnv: opts.childEnv ?? {},
     retention: env.config.rollback.snapshot_retention,
   };
 }

@@ -19,14 +19,20 @@ export class NeedsResolutionError extends GovError {
   nodes: string[];
   /** The conflict report file. */
   reportPath: string;
-  constructor(txid: string, nodes: string[], reportPath: string, summary: string) {
+  constructor(
+    txid: string,
+    nodes: string[],
+    reportPath: string,
+    summary: string,
+    packages: string[] = [],
+  ) {
     super(
-      `dependency conflict between custom nodes ${nodes.join(", ")}: ${
-        summary.split("\n")[0]
-      } (transaction ${txid} needs resolution; production unchanged)`,
+      `dependency conflict between custom nodes ${nodes.join(", ")}${
+        packages.length ? ` over ${packages.join(", ")}` : ""
+      }: transaction ${txid} needs resolution; production unchanged`,
       {
-        hint:
-          `see ${reportPath}, then pin versions: gov resolve ${txid} --pin <package>==<version>`,
+        hint: `uv says: ${summary.split("\n").slice(-2, -1)[0] ?? summary.split("\n")[0]}\n  ` +
+          `full report: ${reportPath}\n  then pin versions: gov resolve ${txid} --pin <package>==<version>`,
       },
     );
     this.name = "NeedsResolutionError";

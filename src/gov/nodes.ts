@@ -50,7 +50,7 @@ async function git(
     r = await timedStep(ctx.onStep, step, () =>
       runProcess(exe, args, {
         cwd,
-        env: { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "echo" },
+        env: { ...ctx.childEnv, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "echo" },
         timeoutMs: 30 * 60_000,
       }));
   } catch (err) {

@@ -36,7 +36,7 @@ import { readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
 import type { Transaction } from "./schema.ts";
 import { smokeTest } from "./smoke.ts";
-import { createSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
+import { createSnapshot, deleteSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
 import {
   copyFileAtomic,
   newId,
@@ -146,7 +146,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
   const promotion: Record<string, unknown> = {
     started_at: nowIso(),
     result: "in_progress",
-    pre_snapshot: null,
+    pre_snapshot: null as string | null,
     post_snapshot: null,
     approve_core: !!opts.approveCore,
     allow_failed_run: !!opts.allowFailedRun,
@@ -165,12 +165,19 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
       pins: tx.resolution_pins,
     });
   } catch (err) {
-    // Production was not touched: the truth files are what the pre snapshot holds.
+    // Production was not touched: the truth files are what the pre snapshot holds, so that
+    // snapshot would only crowd older, useful ones out of the retention window.
     await dropWorkdir(ctx, txid);
+    if (pre) await deleteSnapshot(ctx.paths, pre.id);
     if (err instanceof UvConflictError) {
       tx.status = "needs_resolution";
       tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
-      tx.promotion = { ...promotion, result: "needs_resolution", ended_at: nowIso() };
+      tx.promotion = {
+        ...promotion,
+        pre_snapshot: null,
+        result: "needs_resolution",
+        ended_at: nowIso(),
+      };
       tx.error = err.message;
       await writeTx(ctx.paths, tx);
       await j.finish();
@@ -179,12 +186,14 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
         tx.conflict_report.nodes,
         tx.conflict_report.path,
         tx.conflict_report.summary,
+        tx.conflict_report.packages,
       );
     }
     // uv missing, network off, ...: a host problem, not the transaction's. Its status stays
     // so the same command can simply be retried once the host is fixed.
     tx.promotion = {
       ...promotion,
+      pre_snapshot: null,
       result: err instanceof UvError || err instanceof UvNotFoundError
         ? "environment_error"
         : "error",

@@ -248,7 +248,12 @@ export function setOverrides(text: string, pins: string[], file: string): string
     const at = findKey(lines, sec, key);
     const repl = merged.length ? `${key} = ${tomlArray(merged)}`.split("\n") : [];
     if (at !== -1) lines.splice(at, valueEnd(lines, at) - at, ...repl);
-    else lines.splice(sec.start, 0, ...repl);
+    else {
+      // After the section's last key, before the blank lines that separate it from the next.
+      let end = sec.end;
+      while (end > sec.start && lines[end - 1].trim() === "") end--;
+      lines.splice(end, 0, ...repl);
+    }
   } else if (merged.length) {
     if (lines.length && lines[lines.length - 1].trim() !== "") lines.push("");
     lines.push("[tool.uv]", ...`${key} = ${tomlArray(merged)}`.split("\n"));

@@ -26,6 +26,10 @@ export interface RollbackResult {
   prod: "synced" | "in-sync";
   /** Registered nodes whose code folder is missing (rollback restores records, not code). */
   missing_code: string[];
+  /** Nodes registered before the rollback and not after (their code stays in custom_nodes/). */
+  unregistered: string[];
+  /** Nodes registered after the rollback and not before. */
+  reregistered: string[];
 }
 
 /**
@@ -46,6 +50,7 @@ export async function rollbackTo(
     requireGovManagedPython(ctx);
     // Check the whole target first: a damaged snapshot must change nothing.
     const { meta } = await loadSnapshot(ctx.paths, snapshotId);
+    const before = Object.keys((await readPlugins(ctx.paths)).plugins);
     ctx.uv();
     const j = await beginJournal(ctx.paths, "rollback", { target: snapshotId }, ctx.getenv);
     let pre;
@@ -76,7 +81,15 @@ export async function rollbackTo(
     for (const id of Object.keys(reg.plugins).sort()) {
       if (!(await exists(join(ctx.paths.customNodesDir, id)))) missing.push(id);
     }
-    return { target: meta, pre_snapshot: pre.id, prod, missing_code: missing };
+    const after = Object.keys(reg.plugins);
+    return {
+      target: meta,
+      pre_snapshot: pre.id,
+      prod,
+      missing_code: missing,
+      unregistered: before.filter((id) => !after.includes(id)).sort(),
+      reregistered: after.filter((id) => !before.includes(id)).sort(),
+    };
   });
 }
 

@@ -69,6 +69,7 @@ async function run(ctx: GovContext, cmd: string[]): Promise<{
     const r = await runProcess(exe, cmd.slice(1), {
       // Not the ComfyUI folder: its own modules (utils, nodes, ...) would shadow packages.
       cwd: ctx.paths.dir,
+      env: ctx.childEnv,
       unsetEnv: ["VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"],
       timeoutMs: ctx.env.config.tx.timeout * 1000,
     });

@@ -128,6 +128,21 @@ export async function pruneSnapshots(
 }
 
 /**
+ * Deletes one snapshot (index entry first, then folder).
+ *
+ * @example
+ * ```ts
+ * await deleteSnapshot(paths, id);
+ * ```
+ */
+export async function deleteSnapshot(p: GovPaths, id: string): Promise<void> {
+  const idx = await readSnapshotIndex(p);
+  idx.snapshots = idx.snapshots.filter((s) => s.id !== id);
+  await writeJsonAtomic(p.snapshotsIndex, idx);
+  await Deno.remove(snapshotDir(p, id), { recursive: true }).catch(() => {});
+}
+
+/**
  * A snapshot's meta.json, validated; {@linkcode NotFoundError} when it does not exist.
  *
  * @example

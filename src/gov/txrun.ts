@@ -19,6 +19,7 @@ import { testStartComfyUI } from "./comfyrun.ts";
 import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
 import { coreImpact, corePackages, diffFreeze, freezeLines } from "./freeze.ts";
 import { candidatePath } from "./paths.ts";
+import { readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
 import type { Transaction } from "./schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "./store.ts";
@@ -138,6 +139,36 @@ export async function runTransaction(
   return tx;
 }
 
+/**
+ * Which import failures count against the transaction: the node under test, and every
+ * settled node (registered, and either without requirements or with its group already in
+ * the truth files), because the candidate breaking a working node is what a transaction
+ * must catch. A node still waiting for its own promotion cannot import its packages in any
+ * candidate but its own, and a folder gov does not manage fails in production just the
+ * same; both are recorded but do not fail the run.
+ */
+async function judgeImportFailures(
+  ctx: GovContext,
+  nodeId: string,
+  failures: string[],
+): Promise<{ counted: string[]; ignored: string[] }> {
+  const reg = await readPlugins(ctx.paths);
+  const groups = (await readPyproject(ctx.paths.pyproject)).groups;
+  const counted: string[] = [];
+  const ignored: string[] = [];
+  for (const f of failures) {
+    const rec = reg.plugins[f];
+    let settled = false;
+    if (rec && f !== nodeId) {
+      settled = `node-${f}` in groups ||
+        (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length === 0;
+    }
+    if (f === nodeId || settled) counted.push(f);
+    else ignored.push(f);
+  }
+  return { counted, ignored };
+}
+
 async function buildAndRun(
   ctx: GovContext,
   tx: Transaction,
@@ -195,6 +226,7 @@ async function buildAndRun(
     args: ctx.env.config.comfyui.args,
     timeoutMs: timeoutSec * 1000,
     onStep: ctx.onStep,
+    env: ctx.childEnv,
   });
   const log = join(p.logsDir, `${tx.txid}.log`);
   await writeFileAtomic(
@@ -213,11 +245,14 @@ async function buildAndRun(
     import_failures: run.importFailures,
     log,
   };
-  const ok = run.exitCode === 0 && run.importFailures.length === 0;
+  const { counted, ignored } = await judgeImportFailures(ctx, tx.node_id, run.importFailures);
+  (tx.run as Record<string, unknown>).import_failures = counted;
+  (tx.run as Record<string, unknown>).ignored_import_failures = ignored;
+  const ok = run.exitCode === 0 && counted.length === 0;
   tx.status = ok ? "completed" : "failed";
   if (!ok) {
-    tx.error = run.importFailures.length
-      ? `custom node import failed: ${run.importFailures.join(", ")}`
+    tx.error = counted.length
+      ? `custom node import failed: ${counted.join(", ")}`
       : run.outcome === "timeout"
       ? `ComfyUI did not come up within ${timeoutSec} s`
       : run.outcome === "missing-main"

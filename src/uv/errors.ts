@@ -113,7 +113,7 @@ function explanation(text: string): string {
   if (start !== -1) {
     const out: string[] = [lines[start].replace(/^.*╰─▶\s*/, "")];
     for (const l of lines.slice(start + 1)) {
-      if (/^\s*(hint|error|warning):/.test(l)) break;
+      if (/^\s*(hint|help|error|warning):/.test(l)) break;
       if (l.trim() === "") continue;
       out.push(l.trim());
     }

@@ -44,6 +44,14 @@ ${ENV_FLAGS_HELP}
     );
     io.out(`  .venv-prod: ${r.prod === "synced" ? "rebuilt" : "already matched"}\n`);
     io.out(`  undo with: gov rollback ${r.pre_snapshot}\n`);
+    if (r.unregistered.length) {
+      io.out(
+        `  no longer registered: ${
+          r.unregistered.join(", ")
+        } (their code stays in custom_nodes/)\n`,
+      );
+    }
+    if (r.reregistered.length) io.out(`  registered again: ${r.reregistered.join(", ")}\n`);
     if (r.missing_code.length) {
       io.err(
         `${s.yellow("warning:")} registered nodes without code: ${r.missing_code.join(", ")}` +

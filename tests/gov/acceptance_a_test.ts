@@ -1,0 +1,294 @@
+/**
+ * Seed 003 §6.3 A (batch-1 regression): init, tx run, tx inspect, tx abort, plus init's
+ * hard failures and the run outcomes of `gov tx run`.
+ */
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
+import {
+  BASE_REQUIREMENTS,
+  exists,
+  git,
+  govIn,
+  govJson,
+  initEnv,
+  installComfyUI,
+  makeNodeRepo,
+  readJson,
+  Scratch,
+  snapshotIndex,
+} from "./helpers.ts";
+
+const TX_FIELDS = [
+  "txid",
+  "node_id",
+  "started_at",
+  "ended_at",
+  "candidate_env",
+  "status",
+  "pre_freeze",
+  "post_freeze",
+  "diff",
+  "core_impact",
+  "stdout",
+  "stderr",
+  "run_exit_code",
+  "conflict_report",
+  "resolution_pins",
+  "promotion_plan",
+  "promotion",
+];
+
+Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
+  const scratch = new Scratch();
+  await scratch.open();
+  try {
+    const repos = await scratch.dir("repos");
+    await makeNodeRepo(repos, "good", ["requests"], { imports: ["requests"] });
+    await makeNodeRepo(repos, "broken", ["broken-import"], { imports: ["broken_import"] });
+    await makeNodeRepo(repos, "pyproj", ["tqdm"], { pyproject: true });
+    await makeNodeRepo(repos, "offline", ["no-such-package-anywhere"]);
+    const env = await initEnv(scratch);
+
+    await t.step("init creates the layout, uv.lock and .venv-prod", async () => {
+      for (
+        const p of [
+          "config.toml",
+          "pyproject.toml",
+          "uv.lock",
+          ".venv-prod/bin/python",
+          "state/plugins.json",
+          "state/snapshots_index.json",
+          "state/transactions",
+          "state/conflicts",
+          "state/logs",
+          "snapshots",
+        ]
+      ) assertTrue(await exists(join(env, p)), `${p} missing`);
+      const py = await Deno.readTextFile(join(env, "pyproject.toml"));
+      for (const r of BASE_REQUIREMENTS) assertTrue(py.includes(JSON.stringify(r)), r);
+      assertMatch(py, /\[dependency-groups\]/);
+      const lock = await Deno.readTextFile(join(env, "uv.lock"));
+      assertMatch(lock, /^version = 1/m);
+      assertMatch(lock, /name = "torch"\nversion = "2\.1\.0"/);
+      assertEquals((await snapshotIndex(env)).map((s) => s.reason), ["init"]);
+      assertEquals(await readJson(join(env, "state/plugins.json")), { version: 1, plugins: {} });
+    });
+
+    await t.step("init again is idempotent and reports the environment in sync", async () => {
+      const before = await Deno.readTextFile(join(env, "uv.lock"));
+      const r = await govJson(env, ["init"]);
+      assertEquals(r.already_initialised, true);
+      assertEquals(r.prod, "in-sync");
+      assertEquals(r.snapshot, null);
+      assertEquals(await Deno.readTextFile(join(env, "uv.lock")), before);
+      assertEquals((await snapshotIndex(env)).length, 1);
+    });
+
+    await t.step("init without uv fails hard and creates nothing", async () => {
+      const dir = join(await scratch.dir("nouv"), "env");
+      await installComfyUI(join(dir, "ComfyUI"));
+      const r = await govIn(dir, ["init"], { GOV_UV: join(dir, "no-uv-here") });
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /uv not found/);
+      assertEquals(r.stdout, "");
+      assertTrue(!(await exists(join(dir, "pyproject.toml"))));
+      assertTrue(!(await exists(join(dir, "state"))));
+    });
+
+    await t.step("init whose lock fails reports no success", async () => {
+      const dir = join(await scratch.dir("badlock"), "env");
+      await installComfyUI(join(dir, "ComfyUI"));
+      await Deno.writeTextFile(join(dir, "ComfyUI", "requirements.txt"), "torch==9.9.9\n");
+      const r = await govIn(dir, ["init"]);
+      assertEquals(r.code, 1);
+      assertEquals(r.stdout, "");
+      assertMatch(r.stderr, /uv lock/);
+      assertTrue(!(await exists(join(dir, ".venv-prod"))));
+    });
+
+    let txid = "";
+    await t.step("tx run writes a transaction with every seed field", async () => {
+      const add = await govIn(env, ["node", "add", "good", join(repos, "good")]);
+      assertEquals(add.code, 0, add.stderr);
+      const r = await govIn(env, ["tx", "run", "good", "--timeout", "60", "--json"]);
+      assertEquals(r.code, 0, r.stderr);
+      const tx = JSON.parse(r.stdout);
+      txid = tx.txid;
+      const file = await readJson(join(env, "state/transactions", `${txid}.json`));
+      for (const f of TX_FIELDS) assertTrue(f in file, `field ${f} missing`);
+      assertEquals(file.status, "completed");
+      assertEquals(file.node_id, "good");
+      assertEquals(file.run_exit_code, 0);
+      assertEquals(file.run.outcome, "came-up");
+      assertEquals(file.candidate_env, join(env, ".venv-candidate", txid));
+      assertTrue(await exists(join(file.candidate_env, "bin", "python")));
+      assertTrue(file.pre_freeze.includes("torch==2.1.0"));
+      assertTrue(!file.pre_freeze.some((l: string) => l.startsWith("requests==")));
+      assertTrue(file.post_freeze.includes("requests==2.32.3"));
+      assertEquals(file.diff.added, [
+        "certifi==2024.7.4",
+        "charset-normalizer==3.3.2",
+        "idna==3.7",
+        "requests==2.32.3",
+        "urllib3==2.2.2",
+      ]);
+      assertEquals(file.diff.removed, []);
+      assertEquals(file.core_impact, []);
+      assertMatch(file.stderr + file.stdout, /To see the GUI go to/);
+      // Production is untouched by a transaction run.
+      assertNotMatch(await Deno.readTextFile(join(env, "pyproject.toml")), /node-good/);
+    });
+
+    await t.step("tx inspect is stable and tx list shows the transaction", async () => {
+      const a = await govIn(env, ["tx", "inspect", txid]);
+      const b = await govIn(env, ["tx", "inspect", txid]);
+      assertEquals(a.code, 0, a.stderr);
+      assertEquals(a.stdout, b.stdout);
+      assertMatch(a.stdout, new RegExp(`transaction ${txid}`));
+      assertMatch(a.stdout, /status: +completed/);
+      assertMatch(a.stdout, /added: +certifi==2024\.7\.4, .*requests==2\.32\.3/);
+      const j1 = await govJson(env, ["tx", "inspect", txid]);
+      const j2 = await govJson(env, ["tx", "inspect", txid]);
+      assertEquals(j1, j2);
+      const list = await govJson(env, ["tx", "list"]);
+      assertEquals(list.map((x: { txid: string }) => x.txid), [txid]);
+      assertEquals(list[0].status, "completed");
+      assertEquals(list[0].added, 5);
+    });
+
+    await t.step("tx abort removes the candidate venv and marks the status", async () => {
+      const r = await govIn(env, ["tx", "abort", txid]);
+      assertEquals(r.code, 0, r.stderr);
+      assertTrue(!(await exists(join(env, ".venv-candidate", txid))));
+      const tx = await readJson(join(env, "state/transactions", `${txid}.json`));
+      assertEquals(tx.status, "aborted");
+      const again = await govIn(env, ["tx", "promote", txid]);
+      assertEquals(again.code, 1);
+      assertMatch(again.stderr, /is aborted; it cannot be promoted/);
+    });
+
+    await t.step("a node whose import fails makes the run fail", async () => {
+      await govIn(env, ["node", "add", "broken", join(repos, "broken")]);
+      const r = await govIn(env, ["tx", "run", "broken", "--json"]);
+      assertEquals(r.code, 1);
+      const tx = JSON.parse(r.stdout);
+      assertEquals(tx.status, "failed");
+      assertEquals(tx.run.import_failures, ["broken"]);
+      assertEquals(tx.diff.added, ["broken-import==1.0"]);
+      assertMatch(tx.error, /import failed: broken/);
+      const log = await Deno.readTextFile(tx.run.log);
+      assertMatch(log, /IMPORT FAILED/);
+      assertEquals((await govIn(env, ["tx", "abort", tx.txid])).code, 0);
+      // Leave the environment importable for the next steps.
+      await Deno.remove(join(env, "ComfyUI/custom_nodes/broken"), { recursive: true });
+    });
+
+    await t.step("a node declaring its requirements in pyproject.toml", async () => {
+      await govIn(env, ["node", "add", "pyproj", join(repos, "pyproj")]);
+      const tx = JSON.parse((await govIn(env, ["tx", "run", "pyproj", "--json"])).stdout);
+      assertEquals(tx.status, "completed");
+      assertEquals(tx.diff.added, ["tqdm==4.66.4"]);
+      assertEquals(tx.promotion_plan.source, "pyproject.toml");
+    });
+
+    await t.step("missing main.py: run_exit_code 2 and status failed", async () => {
+      const main = join(env, "ComfyUI", "main.py");
+      await Deno.rename(main, main + ".away");
+      try {
+        const r = await govIn(env, ["tx", "run", "pyproj", "--json"]);
+        assertEquals(r.code, 1);
+        const tx = JSON.parse(r.stdout);
+        assertEquals(tx.status, "failed");
+        assertEquals(tx.run_exit_code, 2);
+        assertEquals(tx.run.outcome, "missing-main");
+      } finally {
+        await Deno.rename(main + ".away", main);
+      }
+    });
+
+    await t.step("ComfyUI crashing at start fails the run with its exit code", async () => {
+      const r = await govIn(env, ["tx", "run", "pyproj", "--json"], {
+        FAKE_COMFYUI_CRASH_AT_START: "3",
+      });
+      assertEquals(r.code, 1);
+      const tx = JSON.parse(r.stdout);
+      assertEquals(tx.status, "failed");
+      assertEquals(tx.run_exit_code, 3);
+      assertEquals(tx.run.outcome, "exited");
+    });
+
+    await t.step("ComfyUI never coming up times out with 124", async () => {
+      const r = await govIn(env, ["tx", "run", "pyproj", "--timeout", "2", "--json"], {
+        FAKE_COMFYUI_HANG: "1",
+      });
+      assertEquals(r.code, 1);
+      const tx = JSON.parse(r.stdout);
+      assertEquals(tx.status, "failed");
+      assertEquals(tx.run_exit_code, 124);
+      assertEquals(tx.run.outcome, "timeout");
+    });
+
+    await t.step("a package missing offline is an environment error, not a conflict", async () => {
+      await govIn(env, ["node", "add", "offline", join(repos, "offline")]);
+      const r = await govIn(env, ["tx", "run", "offline"]);
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /could not run in this environment/);
+      assertNotMatch(r.stderr, /conflict/);
+      const list = await govJson(env, ["tx", "list"]);
+      const tx = list[list.length - 1];
+      assertEquals(tx.status, "failed");
+      const conflicts = [...Deno.readDirSync(join(env, "state/conflicts"))];
+      assertEquals(conflicts.length, 0);
+    });
+
+    await t.step("tx run of an unknown node is a usage error", async () => {
+      const r = await govIn(env, ["tx", "run", "nobody"]);
+      assertEquals(r.code, 2);
+      assertMatch(r.stderr, /custom node 'nobody' not found/);
+    });
+
+    await t.step(
+      "node list shows registered nodes; node add refuses an existing folder",
+      async () => {
+        const nodes = await govJson(env, ["node", "list"]);
+        assertEquals(nodes.map((n: { id: string }) => n.id), [
+          "broken",
+          "good",
+          "offline",
+          "pyproj",
+        ]);
+        const good = nodes.find((n: { id: string }) => n.id === "good");
+        assertEquals(good.group, "node-good");
+        assertEquals(good.managed_deps, []);
+        assertMatch(good.commit, /^[0-9a-f]{40}$/);
+        const before = await Deno.readTextFile(join(env, "state/plugins.json"));
+        await Deno.mkdir(join(env, "ComfyUI/custom_nodes/taken"));
+        const r = await govIn(env, ["node", "add", "taken", join(repos, "good")]);
+        assertEquals(r.code, 1);
+        assertMatch(r.stderr, /already exists; the registry was not changed/);
+        const bad = await govIn(env, ["node", "add", "nowhere", join(repos, "missing-repo")]);
+        assertEquals(bad.code, 1);
+        assertMatch(bad.stderr, /git exited/);
+        assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/nowhere"))));
+        assertEquals(await Deno.readTextFile(join(env, "state/plugins.json")), before);
+      },
+    );
+
+    await t.step("node add --ref checks out the given commit", async () => {
+      const repo = join(repos, "good");
+      const c1 = await git(["rev-parse", "HEAD"], repo);
+      await Deno.writeTextFile(join(repo, "extra.txt"), "x\n");
+      await git(["add", "-A"], repo);
+      await git(
+        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "two"],
+        repo,
+      );
+      const rec = await govJson(env, ["node", "add", "pinned", repo, "--ref", c1]);
+      assertEquals(rec.commit, c1);
+      assertEquals(rec.ref, c1);
+      assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/pinned/extra.txt"))));
+    });
+  } finally {
+    await scratch.close();
+  }
+});

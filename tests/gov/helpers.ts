@@ -1,0 +1,237 @@
+/**
+ * Shared set-up for the dependency-governance tests: environments initialised with the uv
+ * stand-in over the test wheelhouse, custom-node git repositories made with real `git`,
+ * and readers for the state files the assertions look at.
+ *
+ * Building a venv is the slow part, so each test file initialises one template environment
+ * and copies it per scenario (`cp -a`, at the same folder depth so the lock's relative
+ * find-links path stays valid; a venv copied this way still works because gov only runs
+ * its `bin/python`, never its console scripts).
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import { runProcess } from "../../src/process/run.ts";
+import { FAKE_COMFYUI_DIR, FAKE_UV } from "../helpers/paths.ts";
+import { gov, type GovResult } from "../helpers/gov.ts";
+import { wheelhouse } from "../helpers/wheelhouse.ts";
+import { assertEquals, assertTrue } from "../helpers/assert.ts";
+
+/** The ComfyUI base requirements of the test environments (all in the wheelhouse). */
+export const BASE_REQUIREMENTS = ["torch==2.1.0", "numpy", "pillow"];
+
+/** Environment variables that make gov use the uv stand-in offline over the wheelhouse. */
+export async function uvEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    GOV_UV: FAKE_UV,
+    UV_FIND_LINKS: await wheelhouse(),
+    UV_OFFLINE: "1",
+    GOV_LOCK_WAIT: "20",
+    ...extra,
+  };
+}
+
+/**
+ * Creates a git repository holding a custom node: `__init__.py` (importing `imports`) and
+ * `requirements.txt`.
+ */
+export async function makeNodeRepo(
+  parent: string,
+  name: string,
+  requirements: string[],
+  opts: { imports?: string[]; pyproject?: boolean } = {},
+): Promise<string> {
+  const dir = join(parent, name);
+  await Deno.mkdir(dir, { recursive: true });
+  await git(["init", "-q", "-b", "main"], dir);
+  const imports = (opts.imports ?? []).map((m) => `import ${m}\n`).join("");
+  await Deno.writeTextFile(join(dir, "__init__.py"), `${imports}NODE_CLASS_MAPPINGS = {}\n`);
+  if (opts.pyproject) {
+    await Deno.writeTextFile(
+      join(dir, "pyproject.toml"),
+      `[project]\nname = "${name}"\nversion = "1.0"\ndependencies = ${
+        JSON.stringify(requirements)
+      }\n`,
+    );
+  } else {
+    await Deno.writeTextFile(join(dir, "requirements.txt"), requirements.join("\n") + "\n");
+  }
+  await git(["add", "-A"], dir);
+  await git([
+    "-c",
+    "user.name=gov-test",
+    "-c",
+    "user.email=t@example.invalid",
+    "commit",
+    "-qm",
+    "init",
+  ], dir);
+  return dir;
+}
+
+/** Runs git and throws on failure. */
+export async function git(args: string[], cwd: string): Promise<string> {
+  const r = await runProcess("git", args, { cwd });
+  if (r.code !== 0) throw new Error(`git ${args.join(" ")} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Copies a folder tree preserving links and modes. */
+export async function copyTree(from: string, to: string): Promise<void> {
+  const r = await runProcess("cp", ["-a", from, to]);
+  if (r.code !== 0) throw new Error(`cp -a ${from} ${to} failed: ${r.stderr}`);
+}
+
+/** A ComfyUI folder (the fake) with the base requirements.txt. */
+export async function installComfyUI(dir: string): Promise<void> {
+  await Deno.mkdir(join(dir, "custom_nodes"), { recursive: true });
+  for (const f of ["main.py", "folder_paths.py"]) {
+    await Deno.copyFile(join(FAKE_COMFYUI_DIR, f), join(dir, f));
+  }
+  await Deno.writeTextFile(join(dir, "requirements.txt"), BASE_REQUIREMENTS.join("\n") + "\n");
+}
+
+/** Runs gov in environment folder `envDir` with the uv stand-in. */
+export async function govIn(
+  envDir: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+  stdin?: string,
+): Promise<GovResult> {
+  return await gov([...args, "--env-dir", envDir], {
+    env: await uvEnv(extraEnv),
+    stdin,
+    timeoutMs: 120_000,
+  });
+}
+
+/** Like {@linkcode govIn} but asserts exit code 0 and returns parsed `--json` output. */
+// deno-lint-ignore no-explicit-any
+export async function govJson(envDir: string, args: string[], extra = {}): Promise<any> {
+  const r = await govIn(envDir, [...args, "--json"], extra);
+  assertEquals(r.code, 0, `gov ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+  return JSON.parse(r.stdout);
+}
+
+/** A scratch area: one temp folder per test file, holding the template and the copies. */
+export class Scratch {
+  root = "";
+  private n = 0;
+  async open(): Promise<void> {
+    this.root = await Deno.makeTempDir({ prefix: "gov-test-" });
+  }
+  async close(): Promise<void> {
+    if (this.root) await Deno.remove(this.root, { recursive: true }).catch(() => {});
+  }
+  /** A new empty folder directly under the scratch root. */
+  async dir(prefix: string): Promise<string> {
+    const d = join(this.root, `${prefix}-${++this.n}`);
+    await Deno.mkdir(d, { recursive: true });
+    return d;
+  }
+  /** Copies environment `envDir` (a folder `<x>/env`) to a fresh `<y>/env` at the same depth. */
+  async copyEnv(envDir: string): Promise<string> {
+    const holder = await this.dir("copy");
+    const to = join(holder, basename(envDir));
+    await copyTree(envDir, to);
+    return to;
+  }
+}
+
+/** Creates and initialises an environment `<holder>/env` with the fake ComfyUI. */
+export async function initEnv(
+  scratch: Scratch,
+  config = "",
+): Promise<string> {
+  const holder = await scratch.dir("env");
+  const env = join(holder, "env");
+  await installComfyUI(join(env, "ComfyUI"));
+  if (config) await Deno.writeTextFile(join(env, "config.toml"), config);
+  const r = await govIn(env, ["init"]);
+  assertEquals(r.code, 0, `gov init failed:\n${r.stderr}`);
+  return env;
+}
+
+/** Reads a JSON file. */
+// deno-lint-ignore no-explicit-any
+export async function readJson(path: string): Promise<any> {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+/** The three truth files' bytes, for before/after comparisons. */
+export async function truthFiles(env: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const f of ["pyproject.toml", "uv.lock", "state/plugins.json"]) {
+    out[f] = await Deno.readTextFile(join(env, f));
+  }
+  return out;
+}
+
+/** The truth files stored in a snapshot, keyed like {@linkcode truthFiles}. */
+export async function snapshotFiles(env: string, id: string): Promise<Record<string, string>> {
+  const dir = join(env, "snapshots", id);
+  return {
+    "pyproject.toml": await Deno.readTextFile(join(dir, "pyproject.toml")),
+    "uv.lock": await Deno.readTextFile(join(dir, "uv.lock")),
+    "state/plugins.json": await Deno.readTextFile(join(dir, "plugins.json")),
+  };
+}
+
+/** `name==version` of everything installed in the environment's `.venv-prod`. */
+export async function prodFreeze(env: string): Promise<string[]> {
+  const r = await runProcess(FAKE_UV, [
+    "pip",
+    "list",
+    "--format",
+    "json",
+    "--python",
+    join(env, ".venv-prod", "bin", "python"),
+  ], { env: await uvEnv() });
+  assertEquals(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { name: string; version: string }[])
+    .map((p) => `${p.name.toLowerCase().replace(/[-_.]+/g, "-")}==${p.version}`).sort();
+}
+
+/** The snapshot index entries. */
+// deno-lint-ignore no-explicit-any
+export async function snapshotIndex(env: string): Promise<any[]> {
+  return (await readJson(join(env, "state", "snapshots_index.json"))).snapshots;
+}
+
+/**
+ * Asserts the snapshot index and the snapshot folders agree, no temporary folder is
+ * left, the journal is gone and the lock is free.
+ */
+export async function assertConsistent(env: string): Promise<void> {
+  const index = (await snapshotIndex(env)).map((s: { id: string }) => s.id).sort();
+  const dirs: string[] = [];
+  for await (const e of Deno.readDir(join(env, "snapshots"))) dirs.push(e.name);
+  assertEquals(dirs.sort(), index, "snapshot folders and index disagree");
+  for (const id of index) {
+    const meta = await readJson(join(env, "snapshots", id, "meta.json"));
+    assertEquals(meta.id, id);
+  }
+  assertTrue(!(await exists(join(env, "state", "journal.json"))), "journal left behind");
+  assertTrue(!(await exists(join(env, "state", ".lock"))), "lock left behind");
+  const siblings: string[] = [];
+  for await (const e of Deno.readDir(dirname(env))) {
+    if (e.name.startsWith(".env.gov-work.")) siblings.push(e.name);
+  }
+  assertEquals(siblings, [], "workdirs left behind");
+}
+
+/** Whether a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The txid of the last line of `gov tx list --json`. */
+export async function lastTxid(env: string): Promise<string> {
+  const list = await govJson(env, ["tx", "list"]);
+  return list[list.length - 1].txid;
+}
