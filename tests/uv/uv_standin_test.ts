@@ -239,6 +239,12 @@ Deno.test("--locked with a stale or missing lock fails with uv's texts and exit 
     // Like uv, the environment is prepared first, but nothing is installed into it.
     const freeze = await uv(["pip", "freeze", "--python", `${dir}/.venv`], dir);
     assertEquals(freeze.stdout, "");
+    // Without --locked, sync relocks first.
+    const relock = await uv(["sync"], dir);
+    ok(relock, "sync relocking");
+    assertMatch(relock.stderr, /Added einops v0\.8\.0/);
+    assertMatch(relock.stderr, / \+ einops==0\.8\.0/);
+    assertEquals(lockedVersions(await readLock(dir)).einops, "0.8.0");
   });
 });
 
@@ -310,6 +316,32 @@ Deno.test("a package missing offline gives the network-disabled hint", async () 
       r.stderr,
       /\n\n {6}hint: Packages were unavailable because the network was disabled/,
     );
+  });
+});
+
+Deno.test("relocking keeps locked versions unless a new requirement forces a change", async () => {
+  await withProject(pyproject(["torch<2.2", "torchvision"]), async (dir) => {
+    ok(await uv(["lock"], dir), "lock");
+    assertEquals(lockedVersions(await readLock(dir)).torch, "2.1.0");
+    // Loosening the pin alone does not upgrade: uv prefers what is locked.
+    await Deno.writeTextFile(
+      `${dir}/pyproject.toml`,
+      pyproject(["torch", "torchvision"], { "node-a": ["einops"] }),
+    );
+    const same = await uv(["lock"], dir);
+    ok(same, "relock");
+    assertNotMatch(same.stderr, /Updated/);
+    assertEquals(lockedVersions(await readLock(dir)).torch, "2.1.0");
+    // A group that needs another torch moves torch and what pins it, nothing else.
+    await Deno.writeTextFile(
+      `${dir}/pyproject.toml`,
+      pyproject(["torch", "torchvision"], { "node-a": ["einops"], "node-b": ["needs-torch231"] }),
+    );
+    const moved = await uv(["lock"], dir);
+    ok(moved, "relock with node-b");
+    assertMatch(moved.stderr, /Updated torch v2\.1\.0 -> v2\.3\.1/);
+    assertMatch(moved.stderr, /Updated torchvision v0\.16\.0 -> v0\.18\.1/);
+    assertNotMatch(moved.stderr, /Updated (numpy|pillow|einops)/);
   });
 });
 
