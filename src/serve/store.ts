@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at INTEGER,
   updated_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_state_ready ON jobs (state, ready_at);
+CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -367,22 +367,9 @@ export class JobStore {
   }
 
   /**
-   * Queued jobs in dispatch order (oldest `readyAt` first).
-   *
-   * @example
-   * ```ts
-   * for (const job of store.queued(100)) console.log(job.id);
-   * ```
-   */
-  queued(limit = 1000): Job[] {
-    return (this.#stmt(
-      "SELECT * FROM jobs WHERE state = 'queued' ORDER BY ready_at, created_at, id LIMIT ?",
-    ).all(limit) as Row[]).map(fromRow);
-  }
-
-  /**
-   * The queue in dispatch order, without the (possibly large) workflow and prompt: what a
-   * dispatch pass walks many times a second.
+   * The queue in dispatch order, oldest submission first (a job coming back after a
+   * failover goes ahead of newer ones), without the (possibly large) workflow and prompt:
+   * what a dispatch pass walks many times a second.
    *
    * @example
    * ```ts
@@ -392,7 +379,7 @@ export class JobStore {
   queuedRefs(limit = 10_000): QueuedRef[] {
     return (this.#stmt(
       `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt FROM jobs
-       WHERE state = 'queued' ORDER BY ready_at, created_at, id LIMIT ?`,
+       WHERE state = 'queued' ORDER BY created_at, id LIMIT ?`,
     ).all(limit) as Row[]).map((r) => ({
       id: String(r.id),
       pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),

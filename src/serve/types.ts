@@ -101,7 +101,7 @@ export interface Job {
   failedBackends: string[];
   /** When the gateway accepted it. */
   createdAt: number;
-  /** When it last (re)entered `queued` (creation or failover). */
+  /** When it last (re)entered `queued` (creation or failover): dispatch latency starts here. */
   readyAt: number;
   /** When its latest attempt was dispatched. */
   dispatchedAt: number | null;

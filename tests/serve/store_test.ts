@@ -1,0 +1,112 @@
+/**
+ * The job store on a real SQLite file: state changes with their events, guards against
+ * racing changes, persistence across reopening, pruning, and the queue's order.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assertEquals, assertThrows } from "../helpers/assert.ts";
+import { JobStore } from "../../src/serve/store.ts";
+import type { Job } from "../../src/serve/types.ts";
+
+function job(id: string, createdAt: number): Job {
+  return {
+    id,
+    state: "queued",
+    workflow: { "1": { class_type: "SaveImage", inputs: {} } },
+    sets: [["seed", "1"]],
+    prompt: null,
+    pinnedBackend: null,
+    backend: null,
+    promptId: `p-${id}`,
+    clientId: `c-${id}`,
+    attempts: 0,
+    maxAttempts: 3,
+    error: null,
+    refusals: null,
+    outputs: [],
+    progress: null,
+    failedBackends: [],
+    createdAt,
+    readyAt: createdAt,
+    dispatchedAt: null,
+    queuedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    updatedAt: createdAt,
+  };
+}
+
+Deno.test("job store: changes, guards, events, reopen, queue order, prune", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/serve/jobs.sqlite`;
+  try {
+    let store = JobStore.open(path);
+    const seen: string[] = [];
+    store.onEvent((e, j) => seen.push(`${e.type}:${j.state}`));
+    store.create(job("b", 2000));
+    store.create(job("a", 1000));
+    assertEquals(store.queuedRefs().map((r) => r.id), ["a", "b"]);
+
+    const d = store.update("a", {
+      set: { state: "dispatched", backend: "gpu1", attempts: 1 },
+      event: { type: "dispatched", data: { backend: "gpu1" } },
+      from: ["queued"],
+    });
+    assertEquals(d?.state, "dispatched");
+    // A guarded change from the wrong state does nothing and records nothing.
+    assertEquals(
+      store.update("a", {
+        set: { state: "cancelled" },
+        event: { type: "cancelled" },
+        from: ["queued"],
+      }),
+      null,
+    );
+    store.update("a", {
+      set: {
+        state: "completed",
+        outputs: [{ nodeId: "9", filename: "x.png", subfolder: "", type: "output" }],
+        finishedAt: 5000,
+      },
+      event: { type: "completed" },
+      from: ["dispatched", "running"],
+    });
+    assertEquals(seen, [
+      "queued:queued",
+      "queued:queued",
+      "dispatched:dispatched",
+      "completed:completed",
+    ]);
+    assertEquals(store.events("a").map((e) => e.type), ["queued", "dispatched", "completed"]);
+    const first = store.events("a")[0].seq;
+    assertEquals(store.events("a", first).map((e) => e.type), ["dispatched", "completed"]);
+    store.close();
+
+    // Everything survives reopening; the file is a WAL-mode SQLite database.
+    store = JobStore.open(path);
+    const a = store.get("a")!;
+    assertEquals(a.state, "completed");
+    assertEquals(a.outputs[0].filename, "x.png");
+    assertEquals(a.sets, [["seed", "1"]]);
+    assertEquals(store.countByState().completed, 1);
+    assertEquals(store.countByState().queued, 1);
+    assertEquals(store.countEvents().queued, 2);
+    assertEquals(store.list({ states: ["queued"] }).map((j) => j.id), ["b"]);
+    assertEquals(store.list({ limit: 1 }).map((j) => j.id), ["b"]);
+    assertEquals(store.list({ before: "b" }).map((j) => j.id), ["a"]);
+    assertEquals(store.prune(4000), 0);
+    assertEquals(store.prune(6000), 1);
+    assertEquals(store.get("a"), undefined);
+    assertEquals(store.events("a"), []);
+    store.close();
+
+    const raw = new DatabaseSync(path);
+    assertEquals(raw.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+    assertThrows(() => raw.prepare("INSERT INTO jobs (id, state) VALUES ('z', 'bogus')").run());
+    raw.exec("PRAGMA user_version = 99");
+    raw.close();
+    // A store from a newer gov is refused rather than misread.
+    assertThrows(() => JobStore.open(path), Error, /schema version 99/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
