@@ -193,11 +193,21 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
   }
   let backends: BackendConfig[] = await readBackends(ws);
+  const store = JobStore.open(jobsDbPath(ws));
+  // Two gateways on one store would both dispatch its queue: exactly one may own it.
+  const owner = store.claim(Deno.pid, isPidAlive);
+  if (owner !== undefined) {
+    store.close();
+    throw new LockedError(
+      jobsDbPath(ws),
+      owner,
+      `gov serve (pid ${owner}) already runs for this workspace; stop it first`,
+    );
+  }
   const monitor = new HealthMonitor(backends, {
     intervalMs: opts.probeIntervalMs ?? 5000,
     timeoutMs: opts.probeTimeoutMs ?? 3000,
   });
-  const store = JobStore.open(jobsDbPath(ws));
   const timers: ReturnType<typeof setInterval>[] = [];
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   let dispatcher: Dispatcher | undefined;
@@ -312,6 +322,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           clearInterval(sweep);
           await disp.stop();
           await monitor.stop();
+          store.release(Deno.pid);
           store.close();
           const rec = await readServerRecord(ws);
           if (!rec || rec.pid === Deno.pid) await removeIfExists(serverFilePath(ws));
@@ -325,6 +336,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await server?.shutdown();
     await dispatcher?.stop();
     await monitor.stop();
+    store.release(Deno.pid);
     store.close();
     throw err;
   }

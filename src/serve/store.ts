@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS events (
   at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 `;
 
 /** Column of each {@linkcode Job} field, and how it is stored. */
@@ -470,6 +474,43 @@ export class JobStore {
           "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?",
         ).run(cutoff).changes,
       ));
+  }
+
+  /**
+   * Makes this process the store's one dispatcher, atomically across processes (SQLite's
+   * write lock serialises the check and the claim). Returns undefined when claimed, or the
+   * pid of another live owner, which keeps it.
+   *
+   * @example
+   * ```ts
+   * const other = store.claim(Deno.pid, isPidAlive);
+   * if (other) throw new Error(`gov serve ${other} owns this store`);
+   * ```
+   */
+  claim(pid: number, isAlive: (pid: number) => boolean): number | undefined {
+    return this.#tx(true, () => {
+      const row = this.#stmt("SELECT value FROM meta WHERE key = 'owner'").get() as
+        | Row
+        | undefined;
+      const owner = row ? Number(row.value) : 0;
+      if (owner && owner !== pid && isAlive(owner)) return owner;
+      this.#stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('owner', ?)").run(String(pid));
+      return undefined;
+    });
+  }
+
+  /**
+   * Gives up ownership taken with {@linkcode JobStore.claim} (when still ours).
+   *
+   * @example
+   * ```ts
+   * store.release(Deno.pid);
+   * ```
+   */
+  release(pid: number): void {
+    this.#tx(false, () => {
+      this.#stmt("DELETE FROM meta WHERE key = 'owner' AND value = ?").run(String(pid));
+    });
   }
 
   /**

@@ -4,7 +4,8 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
-import { waitFor } from "../helpers/net.ts";
+import { gov as runGov } from "../helpers/gov.ts";
+import { freePort, waitFor } from "../helpers/net.ts";
 import { api, backendHistory, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
 
 async function queueOf(url: string): Promise<string[]> {
@@ -12,11 +13,21 @@ async function queueOf(url: string): Promise<string[]> {
   return [...q.queue_running, ...q.queue_pending].map((e: unknown[]) => String(e[1]));
 }
 
-Deno.test("cancel: a queued job at once, a running one on its backend too", async () => {
+Deno.test("one gateway per workspace; cancel a queued job at once, a running one on its backend", async () => {
   const lab = await newLab();
   try {
     const a = await lab.addBackend("a", { FAKE_COMFYUI_EXEC_SECONDS: "20" }, "max_queue = 1");
     const gov = await startServe(lab);
+    // One gateway per workspace: a second one is refused, even without server.json.
+    const serveArgs = ["serve", "--workspace", lab.ws, "--listen", `127.0.0.1:${freePort()}`];
+    const refused = await runGov(serveArgs, { timeoutMs: 60_000 });
+    assertEquals(refused.code, 1, refused.stderr);
+    assertMatch(refused.stderr, /already runs for this workspace/);
+    await Deno.remove(`${lab.ws}/.metadata/serve/server.json`);
+    const locked = await runGov(serveArgs, { timeoutMs: 60_000 });
+    assertEquals(locked.code, 1, locked.stderr);
+    assertMatch(locked.stderr, new RegExp(`pid ${gov.process.pid}`));
+
     const first = await api(gov, "POST", "/v1/jobs", { workflow: txt2img("one") });
     const second = await api(gov, "POST", "/v1/jobs", { workflow: txt2img("two") });
     const running = await waitJob(gov, first.body.id, ["running"]);
