@@ -12,9 +12,11 @@
  * | exited by itself before coming up              | exited        | its exit code |
  * | neither within the timeout: gov kills it       | timeout       | 124           |
  *
- * Any "IMPORT FAILED" line ComfyUI logs for a custom node makes the run a failure whatever
- * the outcome: a dependency change that breaks some node's import is exactly what a
- * transaction must catch (`--allow-failed-run` lets an operator promote anyway).
+ * "IMPORT FAILED" lines ComfyUI logs are collected per custom node folder; `gov tx run`
+ * fails the transaction for each of them except registered nodes still waiting for their
+ * own promotion (see txrun.ts): a dependency change that breaks some node's import is
+ * exactly what a transaction must catch (`--allow-failed-run` lets an operator promote
+ * anyway).
  *
  * @module
  */

@@ -78,7 +78,8 @@ export async function conflictReport(
 }
 
 /**
- * Applies `pins` to transaction `txid` and retries the lock.
+ * Applies `pins` to transaction `txid` and retries the lock. The pins are kept in
+ * `resolution_pins` only when the lock succeeds.
  *
  * @example
  * ```ts
@@ -115,7 +116,6 @@ export async function resolveTransaction(
     const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
     const group = `node-${tx.node_id}`;
     const workdir = await freshWorkdir(ctx, txid);
-    tx.resolution_pins = merged;
     try {
       const plan = await applyNodePlan(ctx, workdir, {
         group,
@@ -123,6 +123,7 @@ export async function resolveTransaction(
         pins: merged,
       });
       tx.status = "resolved";
+      tx.resolution_pins = merged;
       tx.error = null;
       tx.promotion_plan = {
         group,
@@ -138,8 +139,10 @@ export async function resolveTransaction(
       return tx;
     } catch (err) {
       if (err instanceof UvConflictError) {
+        // Pins that did not work are not kept (the report records them): the next attempt
+        // starts from the pins that are known to be needed, not from a failed guess.
         tx.status = "needs_resolution";
-        tx.conflict_report = await recordConflict(ctx, tx, err, "resolve");
+        tx.conflict_report = await recordConflict(ctx, tx, err, "resolve", merged);
         tx.error = err.message;
         await writeTx(ctx.paths, tx);
         throw new NeedsResolutionError(

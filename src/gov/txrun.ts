@@ -140,12 +140,11 @@ export async function runTransaction(
 }
 
 /**
- * Which import failures count against the transaction: the node under test, and every
- * settled node (registered, and either without requirements or with its group already in
- * the truth files), because the candidate breaking a working node is what a transaction
- * must catch. A node still waiting for its own promotion cannot import its packages in any
- * candidate but its own, and a folder gov does not manage fails in production just the
- * same; both are recorded but do not fail the run.
+ * Which import failures count against the transaction: all of them, except registered
+ * nodes still waiting for their own promotion (they declare requirements but their group is
+ * not in the truth files yet, so they cannot import in any candidate but their own). Those
+ * are recorded as ignored. A folder gov does not manage counts: gov cannot tell whether the
+ * candidate broke it, and `--allow-failed-run` exists for breakage that predates it.
  */
 async function judgeImportFailures(
   ctx: GovContext,
@@ -157,14 +156,9 @@ async function judgeImportFailures(
   const counted: string[] = [];
   const ignored: string[] = [];
   for (const f of failures) {
-    const rec = reg.plugins[f];
-    let settled = false;
-    if (rec && f !== nodeId) {
-      settled = `node-${f}` in groups ||
-        (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length === 0;
-    }
-    if (f === nodeId || settled) counted.push(f);
-    else ignored.push(f);
+    const pending = f !== nodeId && reg.plugins[f] !== undefined && !(`node-${f}` in groups) &&
+      (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length > 0;
+    (pending ? ignored : counted).push(f);
   }
   return { counted, ignored };
 }

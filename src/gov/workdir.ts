@@ -142,6 +142,7 @@ export async function recordConflict(
   tx: Transaction,
   err: UvConflictError,
   stage: string,
+  pins: string[] = tx.resolution_pins,
 ): Promise<ConflictRef> {
   const f = err.failure;
   // The transaction's own node is always involved, even when uv phrases the conflict
@@ -158,7 +159,7 @@ export async function recordConflict(
     involves_base: f.involvesBase,
     packages: f.packages,
     summary: f.summary,
-    pins: tx.resolution_pins,
+    pins,
     exit_code: err.code ?? 1,
     raw: err.stderr,
   });

@@ -21,7 +21,9 @@ on a free loopback port. Production is not touched.
 
 Outcome: ComfyUI came up (its port opened; gov then stops it) or main.py exited 0 by itself
 -> completed. Exited non-zero, no port within the timeout (run_exit_code 124), main.py
-missing (2), or any custom node logged "IMPORT FAILED" -> failed. A dependency conflict ->
+missing (2), or a custom node logged "IMPORT FAILED" -> failed (except registered nodes
+still waiting for their own promotion: their packages are in no candidate but their own;
+they are listed as ignored). A dependency conflict ->
 needs_resolution with state/conflicts/<txid>.json. The record in
 state/transactions/<txid>.json holds the freezes, diff, core_impact and ComfyUI's output
 (the whole log is in state/logs/<txid>.log). Exit 0 only when completed.

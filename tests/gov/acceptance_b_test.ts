@@ -1,0 +1,238 @@
+/**
+ * Seed 003 §6.3 B (promote/resolve): promote success, promote conflict naming both custom
+ * nodes, resolve with pins (flags and the interactive prompt), core gate.
+ */
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
+import { GOV_SCRIPT } from "../helpers/gov.ts";
+import {
+  exists,
+  govIn,
+  govJson,
+  initEnv,
+  makeNodeRepo,
+  prodFreeze,
+  readJson,
+  Scratch,
+  snapshotFiles,
+  snapshotIndex,
+  truthFiles,
+  uvEnv,
+} from "./helpers.ts";
+
+Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
+  const scratch = new Scratch();
+  await scratch.open();
+  try {
+    const repos = await scratch.dir("repos");
+    await makeNodeRepo(repos, "good", ["requests"], { imports: ["requests"] });
+    await makeNodeRepo(repos, "alpha", ["conflict-a"], { imports: ["conflict_a"] });
+    await makeNodeRepo(repos, "beta", ["conflict-b"], { imports: ["conflict_b"] });
+    await makeNodeRepo(repos, "oldnp", ["needs-numpy1"]);
+    await makeNodeRepo(repos, "newtorch", ["needs-torch231"]);
+    const env = await initEnv(scratch);
+    for (const id of ["good", "alpha", "beta", "oldnp", "newtorch"]) {
+      assertEquals((await govIn(env, ["node", "add", id, join(repos, id)])).code, 0);
+    }
+    const runTx = async (id: string) => {
+      const r = await govIn(env, ["tx", "run", id, "--json"]);
+      return JSON.parse(r.stdout);
+    };
+
+    await t.step("promote success: pre/post snapshots, prod has the package", async () => {
+      const tx = await runTx("good");
+      assertEquals(tx.status, "completed");
+      const before = await truthFiles(env);
+      const snapsBefore = (await snapshotIndex(env)).length;
+      const r = await govIn(env, ["tx", "promote", tx.txid, "--json"]);
+      assertEquals(r.code, 0, r.stderr);
+      const done = JSON.parse(r.stdout);
+      assertEquals(done.status, "promoted");
+      const snaps = await snapshotIndex(env);
+      assertEquals(snaps.length, snapsBefore + 2);
+      const [pre, post] = snaps.slice(-2);
+      assertEquals([pre.reason, post.reason], ["pre-promote", "post-promote"]);
+      assertEquals([pre.ref, post.ref], [tx.txid, tx.txid]);
+      assertEquals(done.promotion.pre_snapshot, pre.id);
+      assertEquals(done.promotion.post_snapshot, post.id);
+      assertEquals(await snapshotFiles(env, pre.id), before);
+      assertEquals(await snapshotFiles(env, post.id), await truthFiles(env));
+      const freeze = await prodFreeze(env);
+      for (const p of tx.diff.added) assertTrue(freeze.includes(p), `${p} not in prod`);
+      assertMatch(
+        await Deno.readTextFile(join(env, "pyproject.toml")),
+        /node-good = \[\n\s+"requests",\n\]/,
+      );
+      const reg = await readJson(join(env, "state/plugins.json"));
+      assertEquals(reg.plugins.good.managed_deps, ["requests"]);
+      assertEquals(reg.plugins.good.last_txid, tx.txid);
+      assertEquals(done.promotion.smoke.code, 0);
+      assertEquals(done.promotion.smoke.imported, ["requests"]);
+      assertTrue(done.promotion.timings.uv_ms > 0);
+      assertTrue(!(await exists(join(env, ".venv-candidate", tx.txid))));
+      const status = await govIn(env, ["tx", "promote", tx.txid]);
+      assertEquals(status.code, 1);
+      assertMatch(status.stderr, /is promoted; it cannot be promoted/);
+    });
+
+    let betaTx = "";
+    await t.step("promote conflict: needs_resolution, conflict file names both nodes", async () => {
+      const a = await runTx("alpha");
+      const b = await runTx("beta");
+      assertEquals([a.status, b.status], ["completed", "completed"]);
+      betaTx = b.txid;
+      assertEquals((await govIn(env, ["tx", "promote", a.txid])).code, 0);
+      const before = await truthFiles(env);
+      const freezeBefore = await prodFreeze(env);
+      const snapsBefore = await snapshotIndex(env);
+      const r = await govIn(env, ["tx", "promote", b.txid]);
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /dependency conflict between custom nodes alpha, beta/);
+      assertMatch(r.stderr, /gov resolve/);
+      const tx = await readJson(join(env, "state/transactions", `${b.txid}.json`));
+      assertEquals(tx.status, "needs_resolution");
+      const report = await readJson(join(env, "state/conflicts", `${b.txid}.json`));
+      assertEquals(report.nodes, ["alpha", "beta"]);
+      assertEquals(report.groups, ["node-alpha", "node-beta"]);
+      assertEquals(report.stage, "tx promote");
+      assertMatch(report.raw, /No solution found when resolving dependencies/);
+      assertMatch(report.raw, /:node-alpha/);
+      assertTrue(report.packages.includes("sortedcontainers"));
+      assertEquals(tx.conflict_report.path, join(env, "state/conflicts", `${b.txid}.json`));
+      // Production did not move, and no useless snapshot was kept.
+      assertEquals(await truthFiles(env), before);
+      assertEquals(await prodFreeze(env), freezeBefore);
+      assertEquals(await snapshotIndex(env), snapsBefore);
+    });
+
+    await t.step("resolve without pins off a terminal is a usage error", async () => {
+      const r = await govIn(env, ["resolve", betaTx]);
+      assertEquals(r.code, 2);
+      assertMatch(r.stderr, /no --pin given and stdin is not a terminal/);
+      const bad = await govIn(env, ["resolve", betaTx, "--pin", "sortedcontainers>=2"]);
+      assertEquals(bad.code, 2);
+      assertMatch(bad.stderr, /invalid pin 'sortedcontainers>=2'/);
+    });
+
+    await t.step("resolve with a pin that cannot work keeps needs_resolution", async () => {
+      const r = await govIn(env, ["resolve", betaTx, "--pin", "conflict-a==9.0"]);
+      assertEquals(r.code, 1);
+      const tx = await readJson(join(env, "state/transactions", `${betaTx}.json`));
+      assertEquals(tx.status, "needs_resolution");
+      assertEquals(tx.resolution_pins, []);
+      const report = await readJson(join(env, "state/conflicts", `${betaTx}.json`));
+      assertEquals(report.stage, "resolve");
+      assertEquals(report.pins, ["conflict-a==9.0"]);
+    });
+
+    await t.step("resolve at a terminal prompt with a pin -> resolved, then promote", async () => {
+      // A real pseudo-terminal (util-linux `script`): the conflict is shown, a bad line is
+      // refused and asked again, an empty line ends the pins.
+      const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+      const cmd = [GOV_SCRIPT, "resolve", betaTx, "--env-dir", env].map(q).join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        env: { ...(await uvEnv()), NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode("not a pin\nsortedcontainers==2.4.0\n\n"));
+      await w.close();
+      const out = await child.output();
+      const text = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, text);
+      assertMatch(text, /conflict between custom nodes alpha, beta/);
+      assertMatch(text, /pin \(package==version, empty line to finish\)/);
+      assertMatch(text, /invalid pin 'not a pin'/);
+      assertMatch(text, /resolved with sortedcontainers==2\.4\.0/);
+      const tx = await readJson(join(env, "state/transactions", `${betaTx}.json`));
+      assertEquals(tx.status, "resolved");
+      assertEquals(tx.resolution_pins, ["sortedcontainers==2.4.0"]);
+    });
+
+    await t.step("another pin is added to the kept ones and promote uses them", async () => {
+      const r = await govJson(env, ["resolve", betaTx, "--pin", "conflict-a==1.0"]);
+      assertEquals(r.status, "resolved");
+      assertEquals(r.resolution_pins, ["sortedcontainers==2.4.0", "conflict-a==1.0"]);
+      const p = await govIn(env, ["tx", "promote", betaTx, "--json"]);
+      assertEquals(p.code, 0, p.stderr);
+      const py = await Deno.readTextFile(join(env, "pyproject.toml"));
+      assertMatch(
+        py,
+        /override-dependencies = \[\n\s+"sortedcontainers==2\.4\.0",\n\s+"conflict-a==1\.0",\n\]/,
+      );
+      const freeze = await prodFreeze(env);
+      assertTrue(freeze.includes("sortedcontainers==2.4.0"));
+      assertTrue(freeze.includes("conflict-a==1.0") && freeze.includes("conflict-b==1.0"));
+      const lock = await Deno.readTextFile(join(env, "uv.lock"));
+      assertMatch(lock, /\[manifest\]\noverrides = /);
+    });
+
+    await t.step(
+      "core gate: promote without --approve-core fails and changes nothing",
+      async () => {
+        const tx = await runTx("oldnp");
+        assertEquals(tx.status, "completed");
+        assertEquals(tx.core_impact, ["numpy"]);
+        assertEquals(tx.diff.changed, [{ name: "numpy", from: "2.1.0", to: "1.26.4" }]);
+        const before = await truthFiles(env);
+        const freezeBefore = await prodFreeze(env);
+        const snaps = await snapshotIndex(env);
+        const r = await govIn(env, ["tx", "promote", tx.txid]);
+        assertEquals(r.code, 1);
+        assertMatch(r.stderr, /changes core packages: numpy; nothing was changed/);
+        assertMatch(r.stderr, /--approve-core/);
+        assertEquals(await truthFiles(env), before);
+        assertEquals(await prodFreeze(env), freezeBefore);
+        assertEquals(await snapshotIndex(env), snaps);
+        assertEquals(
+          (await readJson(join(env, "state/transactions", `${tx.txid}.json`))).status,
+          "completed",
+        );
+        const ok = await govJson(env, ["tx", "promote", tx.txid, "--approve-core"]);
+        assertEquals(ok.status, "promoted");
+        assertEquals(ok.promotion.approve_core, true);
+        assertTrue((await prodFreeze(env)).includes("numpy==1.26.4"));
+      },
+    );
+
+    await t.step("a conflict with the base requirements names the node and the base", async () => {
+      const r = await govIn(env, ["tx", "run", "newtorch", "--json"]);
+      assertEquals(r.code, 1);
+      const tx = JSON.parse(r.stdout);
+      assertEquals(tx.status, "needs_resolution");
+      const report = await readJson(join(env, "state/conflicts", `${tx.txid}.json`));
+      assertEquals(report.nodes, ["newtorch"]);
+      assertEquals(report.involves_base, true);
+      assertTrue(report.packages.includes("torch"));
+      assertEquals(report.stage, "tx run");
+    });
+
+    await t.step("a candidate that breaks a settled node fails its run", async () => {
+      // A node without requirements of its own that only works with numpy 1.x (what numpy 2
+      // did to half of ComfyUI's nodes) is settled: a transaction breaking it fails.
+      const rm = await govIn(env, ["node", "remove", "oldnp"]);
+      assertEquals(rm.code, 0, rm.stderr);
+      assertTrue((await prodFreeze(env)).includes("numpy==1.26.4"));
+      await Deno.writeTextFile(
+        join(env, "ComfyUI/custom_nodes/np1only.py"),
+        "import numpy\nassert numpy.__version__.startswith('1.'), 'needs numpy 1'\n" +
+          "NODE_CLASS_MAPPINGS = {}\n",
+      );
+      await makeNodeRepo(repos, "newnp", ["needs-numpy2"]);
+      assertEquals((await govIn(env, ["node", "add", "newnp", join(repos, "newnp")])).code, 0);
+      const r = await govIn(env, ["tx", "run", "newnp", "--json"]);
+      assertEquals(r.code, 1);
+      const tx = JSON.parse(r.stdout);
+      assertEquals(tx.status, "failed");
+      assertEquals(tx.core_impact, ["numpy"]);
+      assertEquals(tx.run.outcome, "came-up");
+      assertEquals(tx.run.import_failures, ["np1only"]);
+      assertMatch(tx.error, /custom node import failed: np1only/);
+    });
+  } finally {
+    await scratch.close();
+  }
+});
