@@ -142,3 +142,25 @@ Deno.test("gov serve keeps a job queued while the only capable backend is down",
     await lab.cleanup();
   }
 });
+
+Deno.test("a job accepted before any backend was seen fails once none can run it", async () => {
+  const lab = await newLab();
+  try {
+    const a = await lab.addBackend("a");
+    await a.stop();
+    const gov = await startServe(lab);
+    const wf = txt2img();
+    wf["11"] = { class_type: "NoSuchNode", inputs: {} };
+    // Nothing is known about a yet: the job may fit later, so it is accepted and waits.
+    const r = await api(gov, "POST", "/v1/jobs", { workflow: wf });
+    assertEquals(r.status, 201, JSON.stringify(r.body));
+    assertEquals((await api(gov, "GET", `/v1/jobs/${r.body.id}`)).body.state, "queued");
+    await lab.addBackend("a");
+    const failed = await waitJob(gov, r.body.id, ["failed"]);
+    assertEquals(failed.attempts, 0);
+    assertMatch(failed.error, /no backend can run this prompt: a: missing node NoSuchNode/);
+    assertEquals(failed.refusals.map((x: { backend: string }) => x.backend), ["a"]);
+  } finally {
+    await lab.cleanup();
+  }
+});
