@@ -300,9 +300,14 @@ export function createHandler(ctx: GatewayContext): {
     });
     stream.send("snapshot", snapshot());
     globalListeners.add(listener);
-    // Queue depths move without state changes: refresh the backends table now and then.
+    // Queue depths and the reasons a job waits change without job events: refresh the
+    // backends and the waiting jobs now and then.
     const tick = setInterval(() => {
-      stream.send("backends", { backends: backendsNow(), counts: ctx.store.countByState() });
+      stream.send("backends", {
+        backends: backendsNow(),
+        counts: ctx.store.countByState(),
+        queued: ctx.store.list({ states: ["queued"], limit: 50 }).map((j) => jobView(j)),
+      });
     }, 2000);
     return response;
   };

@@ -229,7 +229,8 @@ const PAGE = `<!doctype html>
   es.addEventListener("backends", function (m) {
     var d = JSON.parse(m.data);
     state.backends = d.backends; state.counts = d.counts;
-    renderCards(); renderBackends();
+    (d.queued || []).forEach(function (j) { state.jobs.set(j.id, j); });
+    renderCards(); renderBackends(); renderJobs();
   });
   es.addEventListener("backend", function (m) {
     var b = JSON.parse(m.data);
