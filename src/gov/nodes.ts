@@ -217,13 +217,16 @@ export interface RemoveResult {
   pre_snapshot: string;
   post_snapshot: string | null;
   code_purged: boolean;
+  /** What happened to the node's folder: deleted, renamed to `<id>.disabled` (ComfyUI skips
+   * such folders), or there was none. */
+  code: "purged" | "disabled" | "absent";
   aborted_transactions: string[];
 }
 
 /**
  * Removes custom node `id`: its dependency group goes, production is exact-synced (its
- * packages no other group needs are uninstalled), its record goes, and with `purgeCode`
- * its folder too.
+ * packages no other group needs are uninstalled), its record goes, and its folder is
+ * renamed to `<id>.disabled` (deleted with `purgeCode`).
  *
  * @example
  * ```ts
@@ -318,8 +321,76 @@ export async function undoRemove(
 }
 
 /**
+ * Retires a removed node's code: deleted with `purge`, else renamed to
+ * `custom_nodes/<id>.disabled`. Left importable, a node whose packages were just removed
+ * would fail ComfyUI's import at every start (and every transaction's test run); ComfyUI
+ * and ComfyUI-Manager skip `.disabled` folders. Idempotent.
+ */
+async function retireCode(
+  ctx: GovContext,
+  id: string,
+  purge: boolean,
+): Promise<"purged" | "disabled" | "absent"> {
+  const live = join(ctx.paths.customNodesDir, id);
+  const parked = `${live}.disabled`;
+  if (purge) {
+    const had = (await exists(live)) || (await exists(parked));
+    await Deno.remove(live, { recursive: true }).catch(() => {});
+    await Deno.remove(parked, { recursive: true }).catch(() => {});
+    return had ? "purged" : "absent";
+  }
+  if (await exists(live)) {
+    await Deno.remove(parked, { recursive: true }).catch(() => {});
+    await Deno.rename(live, parked);
+    return "disabled";
+  }
+  return (await exists(parked)) ? "disabled" : "absent";
+}
+
+/**
+ * Parks the code of nodes a rollback unregistered as `<id>.disabled` (their packages are
+ * gone with the rollback). Returns the ids disabled.
+ *
+ * @example
+ * ```ts
+ * await disableCode(ctx, ["impact"]);
+ * ```
+ */
+export async function disableCode(ctx: GovContext, ids: string[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const id of ids) {
+    if ((await retireCode(ctx, validateName("custom node id", id), false)) === "disabled") {
+      done.push(id);
+    }
+  }
+  return done;
+}
+
+/**
+ * Re-enables the code of nodes a rollback registered again, when their folder was parked
+ * as `<id>.disabled` by `gov node remove`. Returns the ids re-enabled.
+ *
+ * @example
+ * ```ts
+ * await reenableCode(ctx, ["impact"]);
+ * ```
+ */
+export async function reenableCode(ctx: GovContext, ids: string[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const id of ids) {
+    const live = join(ctx.paths.customNodesDir, validateName("custom node id", id));
+    if (!(await exists(live)) && (await exists(`${live}.disabled`))) {
+      await Deno.rename(`${live}.disabled`, live);
+      done.push(id);
+    }
+  }
+  return done;
+}
+
+/**
  * Completes a node removal whose production sync succeeded: record removed, open
- * transactions of the node aborted, post-remove snapshot, optional code purge. Idempotent.
+ * transactions of the node aborted, post-remove snapshot, code disabled or purged.
+ * Idempotent.
  *
  * @example
  * ```ts
@@ -356,14 +427,8 @@ export async function finishRemove(ctx: GovContext, j: JournalHandle): Promise<R
     }
     await j.step("snapshot-post");
   }
-  let purged = false;
-  if (j.data.purge) {
-    if (j.journal.step !== "purging") await j.step("purging");
-    await Deno.remove(join(ctx.paths.customNodesDir, id), { recursive: true }).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-    purged = true;
-  }
+  if (j.journal.step !== "code") await j.step("code");
+  const code = await retireCode(ctx, id, !!j.data.purge);
   await dropWorkdir(ctx, `remove-${id}`);
   await j.finish();
   return {
@@ -371,7 +436,8 @@ export async function finishRemove(ctx: GovContext, j: JournalHandle): Promise<R
     removed_deps: (j.data.removed_deps as string[] | undefined) ?? [],
     pre_snapshot: String(j.data.pre_snapshot ?? ""),
     post_snapshot: post ?? null,
-    code_purged: purged,
+    code_purged: code === "purged",
+    code,
     aborted_transactions: aborted,
   };
 }

@@ -9,7 +9,7 @@
  * | promote      | smoke-passed                         | undo: pre snapshot, re-sync, tx `promote_failed` ("interrupted") |
  * | promote      | (at/after smoke-passed)              | finish: plugin record, post snapshot, tx `promoted` |
  * | remove       | prod-synced                          | undo: pre snapshot, re-sync, node stays |
- * | remove       | (at/after prod-synced)               | finish: record removed, post snapshot, purge |
+ * | remove       | (at/after prod-synced)               | finish: record removed, post snapshot, code disabled/purged |
  * | rollback     | prod-synced                          | undo: pre-rollback snapshot, re-sync |
  * | node-add     | the registry write                   | undo: the clone is removed        |
  *
@@ -27,7 +27,7 @@ import { dropWorkdir, listWorkdirs } from "./workdir.ts";
 import { NotFoundError } from "../errors.ts";
 
 const PROMOTE_DONE = ["smoke-passed", "plugins-updated", "snapshot-post"];
-const REMOVE_DONE = ["prod-synced", "record-removed", "snapshot-post", "purging"];
+const REMOVE_DONE = ["prod-synced", "record-removed", "snapshot-post", "code"];
 
 /**
  * Recovers environment state after an interrupted gov. The caller holds the lock.

@@ -18,6 +18,7 @@ import { requireGovManagedPython } from "./promote.ts";
 import type { SnapshotMeta } from "./schema.ts";
 import { createSnapshot, loadSnapshot, restoreSnapshot } from "./snapshots.ts";
 import { readPlugins } from "./store.ts";
+import { disableCode, reenableCode } from "./nodes.ts";
 
 /** What a rollback did. */
 export interface RollbackResult {
@@ -30,6 +31,10 @@ export interface RollbackResult {
   unregistered: string[];
   /** Nodes registered after the rollback and not before. */
   reregistered: string[];
+  /** Of those, nodes whose `<id>.disabled` folder was renamed back into place. */
+  reenabled: string[];
+  /** Nodes no longer registered whose folder was parked as `<id>.disabled`. */
+  disabled: string[];
 }
 
 /**
@@ -77,6 +82,16 @@ export async function rollbackTo(
     }
     await j.finish();
     const reg = await readPlugins(ctx.paths);
+    // Code follows the registry: a node the target snapshot does not know loses its
+    // packages, so ComfyUI must not import it; one it knows again gets its code back.
+    const reenabled = await reenableCode(
+      ctx,
+      Object.keys(reg.plugins).filter((id) => !before.includes(id)),
+    );
+    const disabled = await disableCode(
+      ctx,
+      before.filter((id) => !(id in reg.plugins)),
+    );
     const missing: string[] = [];
     for (const id of Object.keys(reg.plugins).sort()) {
       if (!(await exists(join(ctx.paths.customNodesDir, id)))) missing.push(id);
@@ -89,6 +104,8 @@ export async function rollbackTo(
       missing_code: missing,
       unregistered: before.filter((id) => !after.includes(id)).sort(),
       reregistered: after.filter((id) => !before.includes(id)).sort(),
+      reenabled,
+      disabled,
     };
   });
 }

@@ -74,7 +74,10 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       assertEquals([pre.id, post.id], [r.pre_snapshot, r.post_snapshot]);
       assertEquals(await snapshotFiles(env, pre.id), before);
       assertEquals(await snapshotFiles(env, post.id), await truthFiles(env));
-      assertTrue(await exists(join(env, "ComfyUI/custom_nodes/good/__init__.py")));
+      // Code kept but no longer imported by ComfyUI.
+      assertEquals(r.code, "disabled");
+      assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/good"))));
+      assertTrue(await exists(join(env, "ComfyUI/custom_nodes/good.disabled/__init__.py")));
       const tx = await readJson(join(env, "state/transactions", `${open.txid}.json`));
       assertEquals(tx.status, "aborted");
       assertTrue(!(await exists(join(env, ".venv-candidate", open.txid))));
@@ -101,7 +104,9 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       assertEquals(r.target.id, goodPost);
       assertEquals(r.prod, "synced");
       assertEquals(r.reregistered, ["good"]);
+      assertEquals(r.reenabled, ["good"]);
       assertEquals(r.missing_code, []);
+      assertTrue(await exists(join(env, "ComfyUI/custom_nodes/good/__init__.py")));
       assertEquals(await truthFiles(env), await snapshotFiles(env, goodPost));
       const freeze = await prodFreeze(env);
       for (const p of REQUESTS_TREE) assertTrue(freeze.includes(p), p);
@@ -111,6 +116,8 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       // And back again with the pre-rollback snapshot it printed.
       const back = await govJson(env, ["rollback", r.pre_snapshot]);
       assertEquals(back.unregistered, ["good"]);
+      assertEquals(back.disabled, ["good"]);
+      assertTrue(await exists(join(env, "ComfyUI/custom_nodes/good.disabled")));
       assertEquals(await prodFreeze(env), initFreeze);
       await assertConsistent(env);
     });

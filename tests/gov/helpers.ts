@@ -142,12 +142,13 @@ export class Scratch {
 export async function initEnv(
   scratch: Scratch,
   config = "",
+  extraEnv: Record<string, string> = {},
 ): Promise<string> {
   const holder = await scratch.dir("env");
   const env = join(holder, "env");
   await installComfyUI(join(env, "ComfyUI"));
   if (config) await Deno.writeTextFile(join(env, "config.toml"), config);
-  const r = await govIn(env, ["init"]);
+  const r = await govIn(env, ["init"], extraEnv);
   assertEquals(r.code, 0, `gov init failed:\n${r.stderr}`);
   return env;
 }

@@ -18,7 +18,9 @@ Takes a pre-remove snapshot, removes the node's dependency group node-<id> in an
 workdir and relocks, copies the new truth files into the environment, exact-syncs
 .venv-prod (packages no other group needs are uninstalled), removes the node's record and
 aborts its open transactions, then takes a post-remove snapshot. Any failure restores the
-pre-remove snapshot. The node's code stays in custom_nodes/ unless --purge-code.
+pre-remove snapshot. The node's code is kept as custom_nodes/<id>.disabled (ComfyUI does
+not import such folders; a rollback that registers the node again re-enables it), or
+deleted with --purge-code.
 
 Flags:
   --purge-code   also delete <comfyui_dir>/custom_nodes/<id>
@@ -47,7 +49,13 @@ ${ENV_FLAGS_HELP}
       if (r.aborted_transactions.length) {
         io.out(`  aborted transactions: ${r.aborted_transactions.join(", ")}\n`);
       }
-      io.out(r.code_purged ? "  code deleted\n" : "  code kept (use --purge-code to delete)\n");
+      io.out(
+        r.code === "purged"
+          ? "  code deleted\n"
+          : r.code === "disabled"
+          ? `  code kept as custom_nodes/${r.node_id}.disabled (--purge-code deletes it)\n`
+          : "  no code folder\n",
+      );
     }
     return 0;
   },

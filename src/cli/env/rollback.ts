@@ -18,7 +18,8 @@ Takes a pre-rollback snapshot, restores the snapshot's pyproject.toml, uv.lock a
 plugins.json (after checking their recorded sha256), and rebuilds .venv-prod with
 \`uv sync --locked --all-groups\`. When the rebuild fails, the pre-rollback snapshot is
 restored and .venv-prod re-synced, and the command fails. Custom node code is not part of a
-snapshot; nodes whose folder is missing are listed.
+snapshot: a node the snapshot does not register has its folder parked as <id>.disabled, and
+a parked node it registers again is re-enabled; registered nodes without code are listed.
 
 Flags:
   --json   print the result as JSON
@@ -52,6 +53,7 @@ ${ENV_FLAGS_HELP}
       );
     }
     if (r.reregistered.length) io.out(`  registered again: ${r.reregistered.join(", ")}\n`);
+    if (r.reenabled.length) io.out(`  code re-enabled: ${r.reenabled.join(", ")}\n`);
     if (r.missing_code.length) {
       io.err(
         `${s.yellow("warning:")} registered nodes without code: ${r.missing_code.join(", ")}` +
