@@ -20,7 +20,7 @@ import type { GovContext } from "./context.ts";
 import { readJournal, resumeJournal } from "./journal.ts";
 import { finishRemove, undoNodeAdd, undoRemove } from "./nodes.ts";
 import { finishPromote, undoPromote } from "./promote.ts";
-import { undoRollback } from "./rollback.ts";
+import { finishRollback, undoRollback } from "./rollback.ts";
 import { reconcileSnapshots } from "./snapshots.ts";
 import { nowIso, readTx, writeTx } from "./store.ts";
 import { dropWorkdir, listWorkdirs } from "./workdir.ts";
@@ -79,8 +79,8 @@ export async function recover(ctx: GovContext): Promise<void> {
       case "rollback": {
         const target = String(journal.data.target);
         if (journal.step === "prod-synced") {
-          await j.finish();
-          ctx.note(`recovery: the interrupted rollback to ${target} had completed`);
+          await finishRollback(ctx, j);
+          ctx.note(`recovery: finished the interrupted rollback to ${target}`);
         } else {
           const err = await undoRollback(ctx, j, why);
           ctx.note(

@@ -57,7 +57,12 @@ export async function rollbackTo(
     const { meta } = await loadSnapshot(ctx.paths, snapshotId);
     const before = Object.keys((await readPlugins(ctx.paths)).plugins);
     ctx.uv();
-    const j = await beginJournal(ctx.paths, "rollback", { target: snapshotId }, ctx.getenv);
+    const j = await beginJournal(
+      ctx.paths,
+      "rollback",
+      { target: snapshotId, nodes_before: before },
+      ctx.getenv,
+    );
     let pre;
     try {
       pre = await createSnapshot(ctx.paths, "pre-rollback", snapshotId, {
@@ -80,18 +85,8 @@ export async function rollbackTo(
       const resyncError = await undoRollback(ctx, j, reason);
       throw new RollbackFailedError(snapshotId, reason, pre.id, resyncError);
     }
-    await j.finish();
+    const { reenabled, disabled } = await finishRollback(ctx, j);
     const reg = await readPlugins(ctx.paths);
-    // Code follows the registry: a node the target snapshot does not know loses its
-    // packages, so ComfyUI must not import it; one it knows again gets its code back.
-    const reenabled = await reenableCode(
-      ctx,
-      Object.keys(reg.plugins).filter((id) => !before.includes(id)),
-    );
-    const disabled = await disableCode(
-      ctx,
-      before.filter((id) => !(id in reg.plugins)),
-    );
     const missing: string[] = [];
     for (const id of Object.keys(reg.plugins).sort()) {
       if (!(await exists(join(ctx.paths.customNodesDir, id)))) missing.push(id);
@@ -108,6 +103,32 @@ export async function rollbackTo(
       disabled,
     };
   });
+}
+
+/**
+ * Completes a rollback whose production sync succeeded: code follows the registry (a node
+ * the target snapshot does not register loses its packages, so ComfyUI must not import it
+ * and its folder is parked as `<id>.disabled`; one it registers again gets its parked code
+ * back). Idempotent, for recovery.
+ *
+ * @example
+ * ```ts
+ * await finishRollback(ctx, journal);
+ * ```
+ */
+export async function finishRollback(
+  ctx: GovContext,
+  j: JournalHandle,
+): Promise<{ reenabled: string[]; disabled: string[] }> {
+  const before = (j.data.nodes_before as string[] | undefined) ?? [];
+  const reg = await readPlugins(ctx.paths);
+  const reenabled = await reenableCode(
+    ctx,
+    Object.keys(reg.plugins).filter((id) => !before.includes(id)),
+  );
+  const disabled = await disableCode(ctx, before.filter((id) => !(id in reg.plugins)));
+  await j.finish();
+  return { reenabled, disabled };
 }
 
 /**
