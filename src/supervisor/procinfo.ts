@@ -7,6 +7,7 @@
  * @module
  */
 import { runProcess } from "../process/run.ts";
+import { pidAlive } from "../ipc/proc.ts";
 
 /** What `ps` reports about one process. */
 export interface ProcessInfo {
@@ -15,6 +16,8 @@ export interface ProcessInfo {
   pgid: number;
   /** Seconds since it started. */
   elapsedS: number;
+  /** `ps` state letters (`S`, `R`, `Z` for a zombie, ...). */
+  state: string;
   /** Its command line. */
   args: string;
 }
@@ -31,16 +34,37 @@ export interface ProcessInfo {
 export async function processInfo(pid: number): Promise<ProcessInfo | undefined> {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
-    const r = await runProcess("ps", ["-o", "pid=,pgid=,etimes=,args=", "-p", String(pid)], {
+    const r = await runProcess("ps", ["-o", "pid=,pgid=,etimes=,stat=,args=", "-p", String(pid)], {
       timeoutMs: 5000,
     });
     if (r.code !== 0) return undefined;
-    const m = r.stdout.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/s);
+    const m = r.stdout.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/s);
     if (!m) return undefined;
-    return { pid: Number(m[1]), pgid: Number(m[2]), elapsedS: Number(m[3]), args: m[4] };
+    return {
+      pid: Number(m[1]),
+      pgid: Number(m[2]),
+      elapsedS: Number(m[3]),
+      state: m[4],
+      args: m[5],
+    };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether a process exists and is not a zombie (a zombie has exited; only its parent has
+ * not collected it yet). Falls back to kill(pid, 0) when `ps` is unavailable.
+ *
+ * @example
+ * ```ts
+ * if (!(await processRunning(4242))) console.log("gone");
+ * ```
+ */
+export async function processRunning(pid: number): Promise<boolean> {
+  if (!pidAlive(pid)) return false;
+  const info = await processInfo(pid);
+  return info ? !info.state.startsWith("Z") : true;
 }
 
 /**

@@ -447,11 +447,15 @@ export class Supervisor {
       const started = this.deps.now() / 1000 - info.elapsedS;
       if (Math.abs(started - prev.child_started_at) > 5) return;
     }
+    // A zombie has exited already; only its (init) parent has not collected it yet.
+    const running = async () =>
+      this.deps.pidAlive(pid) && !(await this.deps.processInfo(pid))?.state.startsWith("Z");
     signalPid(-pid, "SIGTERM");
     const end = this.deps.now() + this.settings.graceS * 1000;
-    while (this.deps.pidAlive(pid) && this.deps.now() < end) await this.pause(100);
-    const killed = this.deps.pidAlive(pid);
-    if (killed) signalPid(-pid, "SIGKILL");
+    while (await running() && this.deps.now() < end) await this.pause(100);
+    const killed = await running();
+    // The group may hold more than the leader (ComfyUI's own subprocesses).
+    signalPid(-pid, "SIGKILL");
     this.emit(
       "orphan_killed",
       `ended ComfyUI pid ${pid} left behind by dead supervisor pid ${prev.pid}${

@@ -11,6 +11,7 @@ import type { HealthTarget, ProbeResult } from "../../src/supervisor/health.ts";
 import type { Environment } from "../../src/workspace/environment.ts";
 import { type Workspace, workspaceAt } from "../../src/workspace/root.ts";
 import { pidAlive } from "../../src/ipc/proc.ts";
+import { processRunning } from "../../src/supervisor/procinfo.ts";
 import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { spawnGov } from "../helpers/gov.ts";
 import { freePort, waitFor } from "../helpers/net.ts";
@@ -121,10 +122,66 @@ export async function makeWorkspace(
     starts,
     killAll,
     async cleanup() {
+      await stopDetached(join(root, ".metadata"));
       await killAll();
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/**
+ * Stops a supervisor named by the pid file that a test did not start itself (detached):
+ * SIGTERM, then SIGKILL after 15 s.
+ */
+export async function stopDetached(meta: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await Deno.readTextFile(join(meta, ".orchestrator.pid"))).trim());
+  } catch {
+    return;
+  }
+  if (!pid || pid === Deno.pid || !pidAlive(pid)) return;
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch { /* gone */ }
+  if (!(await waitFor(() => !pidAlive(pid), 15_000, 50))) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Posts JSON to the fake ComfyUI. */
+export async function post(port: number, path: string, body: unknown = {}): Promise<number> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
+  await r.body?.cancel();
+  return r.status;
+}
+
+/** Number of times `re` (global) matches `text`. */
+export function count(text: string, re: RegExp): number {
+  return (text.match(new RegExp(re.source, "g")) ?? []).length;
+}
+
+/** SIGTERMs a gov process and waits for it (SIGKILL after 20 s). */
+export async function terminate(g: GovProcess): Promise<number> {
+  try {
+    g.proc.kill("SIGTERM");
+  } catch { /* already gone */ }
+  const timer = setTimeout(() => {
+    try {
+      g.proc.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 20_000);
+  try {
+    return await g.done;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A `gov` process started by a test, with its output collected. */
@@ -160,10 +217,20 @@ export function startGov(
   let out = "";
   let err = "";
   let exited = false;
-  const dec = () => new TextDecoder();
+  const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
   const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
-    const d = dec();
-    for await (const c of s) add(d.decode(c, { stream: true }));
+    const d = new TextDecoder();
+    const reader = s.getReader();
+    readers.push(reader);
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        add(d.decode(value, { stream: true }));
+      }
+    } catch {
+      // Cancelled below: a ComfyUI orphaned on purpose still holds the pipe.
+    }
   };
   const drained = Promise.all([
     pump(proc.stdout, (t) => out += t),
@@ -172,7 +239,12 @@ export function startGov(
   const done = (async () => {
     const s = await proc.status;
     exited = true;
-    await drained.catch(() => {});
+    // Children that inherited gov's stdout keep the pipes open; do not wait for them forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([drained, new Promise((r) => timer = setTimeout(r, 3000))]);
+    clearTimeout(timer);
+    for (const r of readers) await r.cancel().catch(() => {});
+    await drained;
     return s.code;
   })();
   return {
@@ -204,8 +276,8 @@ export async function readJson(path: string): Promise<Record<string, unknown> | 
   }
 }
 
-/** Whether a pid is alive (kill 0). */
-export const alive = pidAlive;
+/** Whether a pid runs (exists and is not a zombie waiting for init to collect it). */
+export const alive = processRunning;
 
 // -- unit-test doubles ---------------------------------------------------------------------
 

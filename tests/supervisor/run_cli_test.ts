@@ -1,0 +1,175 @@
+// `gov run` end to end (seed table "test_restart_flow"): the real CLI supervising the fake
+// ComfyUI on the host python. Exit 42, ComfyUI-Manager's reboot marker, crash backoff and
+// give-up, pid file refusal/takeover, `gov restart`, and a ComfyUI orphaned by a killed
+// supervisor.
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
+import { gov } from "../helpers/gov.ts";
+import { waitFor } from "../helpers/net.ts";
+import { readSupervisorState } from "../../src/supervisor/state.ts";
+import { readOrchestratorPid, writeOrchestratorPid } from "../../src/ipc/mod.ts";
+import { alive, count, makeWorkspace, post, startGov, terminate } from "./_helpers.ts";
+
+const HEALTHY = /Z healthy /;
+const FAST = ["--poll-interval", "100", "--grace", "2"];
+
+Deno.test("exit 42 resyncs and restarts ComfyUI under the same supervisor", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  const g = startGov(["run", "--workspace", t.root, "--env", "a", ...FAST]);
+  try {
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    const [first] = await t.starts("a");
+    assertEquals(first.env.COMFYGIT_SUPERVISED, "1");
+    assertEquals(first.env.__COMFY_CLI_SESSION__, join(t.meta, `comfy-session-${g.pid}`));
+    assertEquals(first.cwd, join(t.root, "environments", "a", "ComfyUI"));
+    assertEquals(await readOrchestratorPid(t.meta), g.pid);
+
+    assertEquals(await post(t.port, "/fake/exit", { code: 42 }), 200);
+    assertTrue(await waitFor(() => count(g.stderr(), HEALTHY) >= 2, 30_000), g.stderr());
+    const starts = await t.starts("a");
+    assertEquals(starts.length, 2);
+    assertTrue(starts[0].pid !== starts[1].pid);
+    assertTrue(!(await alive(starts[0].pid)));
+    assertMatch(g.stderr(), /exited with code 42: restart requested/);
+    assertMatch(g.stderr(), /Z sync_started syncing a[\s\S]*Z sync_started syncing a/);
+    const state = await readSupervisorState(t.meta);
+    assertEquals([state?.restarts, state?.child_pid, state?.healthy], [1, starts[1].pid, true]);
+  } finally {
+    await terminate(g);
+    await t.cleanup();
+  }
+});
+
+Deno.test("ComfyUI-Manager's restart (reboot marker, exit 0) brings ComfyUI back", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  const g = startGov(["run", "--workspace", t.root, ...FAST]);
+  try {
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    assertEquals(await post(t.port, "/fake/reboot"), 200);
+    assertTrue(await waitFor(() => count(g.stderr(), HEALTHY) >= 2, 30_000), g.stderr());
+    assertMatch(g.stderr(), /exited with code 0: ComfyUI-Manager restart/);
+    assertEquals((await t.starts("a")).length, 2);
+    const leftovers = [...Deno.readDirSync(t.meta)].filter((e) => e.name.endsWith(".reboot"));
+    assertEquals(leftovers, []);
+  } finally {
+    await terminate(g);
+    await t.cleanup();
+  }
+});
+
+Deno.test("crashes restart with doubling delays, then gov exits with ComfyUI's code", async () => {
+  const t = await makeWorkspace({ a: { fake: { crash_at_start: 5 } } }, { fakeComfy: true });
+  const g = startGov([
+    "run",
+    "--workspace",
+    t.root,
+    ...FAST,
+    "--crash-delay",
+    "0.2",
+    "--crash-limit",
+    "3",
+  ]);
+  try {
+    assertEquals(await g.done, 5, g.stderr());
+    assertEquals((await t.starts("a")).length, 3);
+    assertMatch(g.stderr(), /crash 1\/3 .*restarting in 0\.2 s/);
+    assertMatch(g.stderr(), /crash 2\/3 .*restarting in 0\.4 s/);
+    assertMatch(g.stderr(), /giving up: 3 crashes within 300 s .*exiting 5/);
+    assertEquals(await readOrchestratorPid(t.meta), undefined);
+    const state = await readSupervisorState(t.meta);
+    assertEquals([state?.running, state?.exit_code, state?.crashes], [false, 5, 3]);
+  } finally {
+    await g.kill();
+    await t.cleanup();
+  }
+});
+
+Deno.test("a live supervisor pid is refused (exit 1); a stale one is taken over", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  try {
+    await writeOrchestratorPid(t.meta, sleeper.pid);
+    const refused = await gov(["run", "--workspace", t.root], { timeoutMs: 60_000 });
+    assertEquals(refused.code, 1, refused.stderr);
+    assertMatch(refused.stderr, new RegExp(`supervisor \\(pid ${sleeper.pid}\\) already runs`));
+    assertMatch(refused.stderr, /gov stop/);
+    assertEquals(await t.starts("a"), []);
+
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    const g = startGov(["run", "--workspace", t.root, ...FAST]);
+    try {
+      assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+      assertMatch(g.stderr(), new RegExp(`took over from supervisor pid ${sleeper.pid}`));
+      assertEquals(await readOrchestratorPid(t.meta), g.pid);
+    } finally {
+      await terminate(g);
+    }
+  } finally {
+    try {
+      sleeper.kill("SIGKILL");
+    } catch { /* gone */ }
+    await sleeper.status;
+    await t.cleanup();
+  }
+});
+
+Deno.test("gov restart goes through .cmd; gov restart/stop without a supervisor fail clearly", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  try {
+    for (const cmd of ["restart", "stop"]) {
+      const r = await gov([cmd, "--workspace", t.root]);
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /no gov supervisor is running/);
+      assertMatch(r.stderr, /gov run/);
+    }
+    const g = startGov(["run", "--workspace", t.root, "--grace", "2"]);
+    try {
+      assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+      const r = await gov(["restart", "--workspace", t.root, "--wait", "--json"], {
+        timeoutMs: 60_000,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      const starts = await t.starts("a");
+      assertEquals(starts.length, 2);
+      assertEquals([out.supervisor_pid, out.child_pid], [g.pid, starts[1].pid]);
+      assertMatch(g.stderr(), /received restart/);
+      const stop = await gov(["stop", "--workspace", t.root, "--wait"], { timeoutMs: 60_000 });
+      assertEquals(stop.code, 0, stop.stderr);
+      assertEquals(await g.done, 0);
+      assertTrue(!(await alive(starts[1].pid)));
+    } finally {
+      await terminate(g);
+    }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a ComfyUI orphaned by a killed supervisor is ended by the next one", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  const first = startGov(["run", "--workspace", t.root, ...FAST]);
+  try {
+    assertTrue(await first.waitForLog(HEALTHY), first.stderr());
+    first.proc.kill("SIGKILL");
+    await first.done;
+    const [orphan] = await t.starts("a");
+    assertTrue(
+      await alive(orphan.pid),
+      "ComfyUI runs in its own session and survives its supervisor",
+    );
+    const second = startGov(["run", "--workspace", t.root, ...FAST]);
+    try {
+      assertTrue(await second.waitForLog(HEALTHY), second.stderr());
+      assertMatch(second.stderr(), new RegExp(`ended ComfyUI pid ${orphan.pid} left behind`));
+      assertTrue(!(await alive(orphan.pid)));
+      assertEquals((await t.starts("a")).length, 2);
+    } finally {
+      await terminate(second);
+    }
+  } finally {
+    await first.kill();
+    await t.cleanup();
+  }
+});
