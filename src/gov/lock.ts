@@ -8,51 +8,56 @@
  */
 import { LockedError } from "../errors.ts";
 import { removeIfExists, syncDir } from "../fs/atomic.ts";
-import { isPidAlive } from "../process/run.ts";
+import { isPidAlive, runProcess } from "../process/run.ts";
 import { dirname } from "node:path";
 
 /** Who holds a lock. */
 export interface LockOwner {
   pid: number;
-  /** Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22). */
-  start_ticks: number | null;
+  /** When the owner process started (ms since the epoch), to tell a reused pid apart. */
+  start_ms: number | null;
   /** The gov command that holds it. */
   command: string;
   acquired_at: string;
 }
 
 /**
- * Start time of a process in clock ticks since boot, or null when unknown.
+ * When process `pid` started, in ms since the epoch (second precision for other
+ * processes, from `ps -o etimes=`: Deno's permission model forbids reading /proc/<pid>
+ * without --allow-all), or null when unknown.
  *
  * @example
  * ```ts
- * processStartTicks(Deno.pid);
+ * await processStartMs(Deno.pid);
  * ```
  */
-export function processStartTicks(pid: number): number | null {
+export async function processStartMs(pid: number): Promise<number | null> {
+  if (pid === Deno.pid) return Math.round(performance.timeOrigin);
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const n = Number(fields[19]);
-    return Number.isFinite(n) ? n : null;
+    const r = await runProcess("ps", ["-o", "etimes=", "-p", String(pid)], { timeoutMs: 5000 });
+    const secs = Number(r.stdout.trim());
+    if (r.code !== 0 || r.stdout.trim() === "" || !Number.isFinite(secs)) return null;
+    return Date.now() - secs * 1000;
   } catch {
     return null;
   }
 }
 
 /**
- * Whether the owner recorded in a lock file is still the same running process.
+ * Whether the owner recorded in a lock file is still the same running process: its pid
+ * exists and started when the owner did (a pid reused by another process did not).
  *
  * @example
  * ```ts
- * if (!ownerAlive(owner)) console.log("stale lock");
+ * if (!(await ownerAlive(owner))) console.log("stale lock");
  * ```
  */
-export function ownerAlive(owner: LockOwner): boolean {
+export async function ownerAlive(owner: LockOwner): Promise<boolean> {
   if (!isPidAlive(owner.pid)) return false;
-  if (owner.start_ticks === null) return true;
-  const now = processStartTicks(owner.pid);
-  return now === null || now === owner.start_ticks;
+  if (owner.start_ms === null) return true;
+  const now = await processStartMs(owner.pid);
+  // etimes is whole seconds; allow for that and a little clock jitter.
+  return now === null || Math.abs(now - owner.start_ms) < 3000;
 }
 
 /**
@@ -77,7 +82,7 @@ export async function readLockOwner(path: string): Promise<LockOwner | null | un
     if (typeof o?.pid !== "number") return null;
     return {
       pid: o.pid,
-      start_ticks: typeof o.start_ticks === "number" ? o.start_ticks : null,
+      start_ms: typeof o.start_ms === "number" ? o.start_ms : null,
       command: typeof o.command === "string" ? o.command : "",
       acquired_at: typeof o.acquired_at === "string" ? o.acquired_at : "",
     };
@@ -135,11 +140,11 @@ async function mtimeAgeMs(path: string): Promise<number> {
  */
 async function takeOverStale(path: string, staleText: string): Promise<boolean> {
   const guard = `${path}.takeover`;
-  const mine = JSON.stringify({ pid: Deno.pid, start_ticks: processStartTicks(Deno.pid) });
+  const mine = JSON.stringify({ pid: Deno.pid, start_ms: await processStartMs(Deno.pid) });
   if (!(await createExclusive(guard, mine))) {
     const g = await readLockOwner(guard);
     if (g === undefined) return false;
-    if (g === null ? (await mtimeAgeMs(guard)) > 5000 : !ownerAlive(g)) {
+    if (g === null ? (await mtimeAgeMs(guard)) > 5000 : !(await ownerAlive(g))) {
       await removeIfExists(guard);
     }
     return false;
@@ -182,7 +187,7 @@ export async function acquireEnvLock(
   const deadline = Date.now() + (opts.waitMs ?? 30_000);
   const owner: LockOwner = {
     pid: Deno.pid,
-    start_ticks: processStartTicks(Deno.pid),
+    start_ms: await processStartMs(Deno.pid),
     command: opts.command,
     acquired_at: new Date().toISOString(),
   };
@@ -201,7 +206,7 @@ export async function acquireEnvLock(
     if (holder === undefined) continue;
     // An unreadable file is a lock being written right now, unless it has been like that
     // for a while (a gov killed between create and write).
-    const stale = holder === null ? (await mtimeAgeMs(path)) > 5000 : !ownerAlive(holder);
+    const stale = holder === null ? (await mtimeAgeMs(path)) > 5000 : !(await ownerAlive(holder));
     if (stale) {
       if (await takeOverStale(path, text)) {
         if (holder) tookOverFrom = holder;

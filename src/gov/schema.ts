@@ -399,14 +399,19 @@ export interface Journal {
 export function validateJournal(v: unknown, file: string): Journal {
   const o = check.object(v, file, "");
   if (o.version !== 1) throw new ConfigError(file, "version", "1");
+  const op = check.oneOf(o.op, file, "op", JOURNAL_OPS);
+  const op_id = check.string(o.op_id, file, "op_id");
+  const pid = check.number(o.pid, file, "pid");
+  const started_at = iso(o.started_at, file, "started_at");
+  const step = check.string(o.step, file, "step");
   if (!Array.isArray(o.steps)) throw new ConfigError(file, "steps", "a list");
   return {
     version: 1,
-    op: check.oneOf(o.op, file, "op", JOURNAL_OPS),
-    op_id: check.string(o.op_id, file, "op_id"),
-    pid: check.number(o.pid, file, "pid"),
-    started_at: iso(o.started_at, file, "started_at"),
-    step: check.string(o.step, file, "step"),
+    op,
+    op_id,
+    pid,
+    started_at,
+    step,
     steps: o.steps.map((s, i) => {
       const so = check.object(s, file, `steps[${i}]`);
       return {

@@ -10,7 +10,8 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, NotFoundError } from "../errors.ts";
+import { parse as parseToml } from "smol-toml";
+import { ConfigError, GovError, NotFoundError } from "../errors.ts";
 import { exists, writeFileAtomic } from "../fs/atomic.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { validateName } from "../workspace/names.ts";
@@ -34,7 +35,8 @@ function tail(text: string): string {
 }
 
 /**
- * Throws unless the environment was initialised (`gov init`).
+ * Throws unless the environment was initialised (`gov init`) and its pyproject.toml and
+ * uv.lock parse.
  *
  * @example
  * ```ts
@@ -46,6 +48,23 @@ export async function requireInitialised(ctx: GovContext): Promise<void> {
     throw new GovError(`environment ${ctx.env.name} is not initialised (${ctx.paths.dir})`, {
       hint: "run `gov init` in it first",
     });
+  }
+  // Validate both before uv sees them: a hand-edited file gets an error naming it and the
+  // field, not a uv parse error half-way through an operation.
+  await readPyproject(ctx.paths.pyproject);
+  const lockText = await Deno.readTextFile(ctx.paths.lock);
+  let lock: Record<string, unknown>;
+  try {
+    lock = parseToml(lockText) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(
+      ctx.paths.lock,
+      "",
+      `is not valid TOML (${(err as Error).message.split("\n")[0]})`,
+    );
+  }
+  if (typeof lock.version !== "number") {
+    throw new ConfigError(ctx.paths.lock, "version", "a number");
   }
 }
 
