@@ -20,7 +20,7 @@ import {
 import { mergePins, parsePin } from "../../src/gov/resolve.ts";
 import { coreImpact, corePackages, diffFreeze } from "../../src/gov/freeze.ts";
 import { importFailures, testArgs } from "../../src/gov/comfyrun.ts";
-import { ConfigError, GovError, UsageError } from "../../src/errors.ts";
+import { ConfigError, type GovError, UsageError } from "../../src/errors.ts";
 
 const CONFLICT = `  × No solution found when resolving dependencies:
   ╰─▶ Because project:node-beta depends on sortedcontainers==2.4.0 and project:node-alpha.v2 depends on sortedcontainers==2.3.0, we can conclude that project:node-alpha.v2 and project:node-beta are incompatible.
@@ -119,7 +119,7 @@ Deno.test("pyproject: overrides are set and merged, comments kept", () => {
   assertMatch(one, /# my environment/);
   assertMatch(
     one,
-    /package = false # virtual\noverride-dependencies = \[\n    "numpy==1\.26\.4",\n\]/,
+    /package = false # virtual\noverride-dependencies = \[\n {4}"numpy==1\.26\.4",\n\]/,
   );
   const two = setOverrides(one, ["Numpy==2.1.0", "tqdm==4.66.4"], "p");
   assertEquals(parsePyproject(two, "p").overrides, ["Numpy==2.1.0", "tqdm==4.66.4"]);
