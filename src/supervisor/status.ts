@@ -63,11 +63,19 @@ export async function isSupervisorAlive(pid: number, state?: SupervisorState): P
   if (!state || state.pid !== pid || state.pid_started_at === undefined || !state.running) {
     return true;
   }
+  // Pollers (`gov switch --wait`) ask several times a second; `ps` once per pid is enough.
+  const key = `${pid}:${state.pid_started_at}`;
+  const known = identityCache.get(key);
+  if (known !== undefined) return known;
   const info = await processInfo(pid);
   if (!info) return true;
   const started = Date.now() / 1000 - info.elapsedS;
-  return Math.abs(started - state.pid_started_at) <= 5;
+  const same = Math.abs(started - state.pid_started_at) <= 5;
+  identityCache.set(key, same);
+  return same;
 }
+
+const identityCache = new Map<string, boolean>();
 
 /**
  * Pid of the live supervisor of a workspace, or `undefined`.

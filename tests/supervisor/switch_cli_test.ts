@@ -157,3 +157,32 @@ Deno.test("a switch lock left by a dead process is taken over; unknown env is ex
     await t.cleanup();
   }
 });
+
+Deno.test("gov switch --abort stops a switch whose target never answers and rolls back", async () => {
+  const t = await makeWorkspace({ a: {}, h: { fake: { hang: 1 } } }, { fakeComfy: true });
+  const g = startGov(["run", "--workspace", t.root, "--env", "a", ...FAST]);
+  try {
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    const none = await gov(["switch", "--abort", "--workspace", t.root]);
+    assertEquals(none.code, 1);
+    assertMatch(none.stderr, /no switch to abort/);
+    const req = await gov(["switch", "h", "--workspace", t.root]);
+    assertEquals(req.code, 0, req.stderr);
+    assertTrue(
+      await waitFor(async () => (await readSwitchStatus(t.meta)).state === "validating", 30_000),
+      g.stderr(),
+    );
+    const r = await gov(["switch", "--abort", "--workspace", t.root, "--wait"], {
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /switch aborted/);
+    const s = await readSwitchStatus(t.meta);
+    assertEquals([s.state, s.rolled_back_to], ["aborted", "a"]);
+    assertEquals((await t.starts("a")).length, 2);
+    assertEquals((await supervisorStatus(t.ws)).environment, "a");
+  } finally {
+    await terminate(g);
+    await t.cleanup();
+  }
+});
