@@ -124,7 +124,17 @@ export async function makeWorkspace(
     async cleanup() {
       await stopDetached(join(root, ".metadata"));
       await killAll();
-      await Deno.remove(root, { recursive: true }).catch(() => {});
+      // A process killed a moment ago may still be writing its output folder.
+      for (let i = 0; i < 20; i++) {
+        try {
+          await Deno.remove(root, { recursive: true });
+          return;
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      await Deno.remove(root, { recursive: true });
     },
   };
 }

@@ -169,6 +169,7 @@ Deno.test("a ComfyUI orphaned by a killed supervisor is ended by the next one", 
       await terminate(second);
     }
   } finally {
+    await t.killAll();
     await first.kill();
     await t.cleanup();
   }

@@ -19,51 +19,61 @@ const FAST = ["--poll-interval", "100", "--grace", "2"];
 
 Deno.test("exit 43 switches environments, publishing each state; the next run resumes it", async () => {
   const t = await makeWorkspace({ a: {}, b: { fake: { start_delay: 1.0 } } }, { fakeComfy: true });
-  const g = startGov(["run", "--workspace", t.root, "--env", "a", ...FAST]);
   let watching = true;
   const seen: string[] = [];
   try {
-    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
-    // Like ComfyGit's panel: hold the switch lock, write the request, exit 43. The
-    // supervisor cannot take the request from its poll while the lock is held, so this
-    // goes through the exit-43 path.
-    assertTrue(await acquireSwitchLock(t.meta), "the test takes the switch lock");
-    await writeSwitchRequest(t.meta, "b", "a");
-    assertEquals(await post(t.port, "/fake/exit", { code: 43 }), 200, g.stderr());
-    assertTrue(await g.waitForLog(/exited with code 43: switch requested/), g.stderr());
-    const watcher = (async () => {
-      while (watching) {
-        const s = await readSwitchStatus(t.meta);
-        if (seen.at(-1) !== s.state) seen.push(s.state);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    await releaseSwitchLock(t.meta);
-    const done = await waitFor(
-      async () => (await readSwitchStatus(t.meta)).state === "complete",
-      30_000,
-    );
-    watching = false;
-    await watcher;
-    assertTrue(done, g.stderr());
-    assertTrue(seen.includes("validating"), seen.join(","));
-    assertEquals(seen.at(-1), "complete");
-    const order = ["preparing", "syncing", "starting", "validating", "complete"];
-    const idx = seen.filter((s) => order.includes(s)).map((s) => order.indexOf(s));
-    assertEquals(idx, [...idx].sort((x, y) => x - y), `states out of order: ${seen.join(",")}`);
-    const logged = [...g.stderr().matchAll(/switch to b: (\w+)/g)].map((m) => m[1]);
-    assertEquals(logged, ["preparing", "syncing", "starting", "validating"], g.stderr());
-    const status = await readSwitchStatus(t.meta);
-    assertEquals([status.progress, status.target_env, status.source_env], [100, "b", "a"]);
-    const [b] = await t.starts("b");
-    assertEquals(b?.cwd, join(t.root, "environments", "b", "ComfyUI"), g.stderr());
-    assertEquals((await readStartupState(t.meta))?.environment_name, "b", g.stderr());
-    assertEquals((await supervisorStatus(t.ws)).environment, "b", g.stderr());
+    await switchThenResume();
   } finally {
     watching = false;
-    await terminate(g);
+    await t.cleanup();
   }
-  try {
+
+  async function switchThenResume() {
+    const g = startGov(["run", "--workspace", t.root, "--env", "a", ...FAST]);
+    try {
+      assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+      // Like ComfyGit's panel: hold the switch lock, write the request, exit 43. The
+      // supervisor cannot take the request from its poll while the lock is held, so this
+      // goes through the exit-43 path.
+      assertTrue(await acquireSwitchLock(t.meta), "the test takes the switch lock");
+      await writeSwitchRequest(t.meta, "b", "a");
+      assertEquals(await post(t.port, "/fake/exit", { code: 43 }), 200, g.stderr());
+      assertTrue(await g.waitForLog(/exited with code 43: switch requested/), g.stderr());
+      const watcher = (async () => {
+        while (watching) {
+          const s = await readSwitchStatus(t.meta);
+          if (seen.at(-1) !== s.state) seen.push(s.state);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      await releaseSwitchLock(t.meta);
+      const done = await waitFor(
+        async () => (await readSwitchStatus(t.meta)).state === "complete",
+        30_000,
+      );
+      watching = false;
+      await watcher;
+      // The watcher may have stopped between two polls: record the final state too.
+      const last = (await readSwitchStatus(t.meta)).state;
+      if (seen.at(-1) !== last) seen.push(last);
+      assertTrue(done, g.stderr());
+      assertTrue(seen.includes("validating"), seen.join(","));
+      assertEquals(seen.at(-1), "complete");
+      const order = ["preparing", "syncing", "starting", "validating", "complete"];
+      const idx = seen.filter((s) => order.includes(s)).map((s) => order.indexOf(s));
+      assertEquals(idx, [...idx].sort((x, y) => x - y), `states out of order: ${seen.join(",")}`);
+      const logged = [...g.stderr().matchAll(/switch to b: (\w+)/g)].map((m) => m[1]);
+      assertEquals(logged, ["preparing", "syncing", "starting", "validating"], g.stderr());
+      const status = await readSwitchStatus(t.meta);
+      assertEquals([status.progress, status.target_env, status.source_env], [100, "b", "a"]);
+      const [b] = await t.starts("b");
+      assertEquals(b?.cwd, join(t.root, "environments", "b", "ComfyUI"), g.stderr());
+      assertEquals((await readStartupState(t.meta))?.environment_name, "b", g.stderr());
+      assertEquals((await supervisorStatus(t.ws)).environment, "b", g.stderr());
+    } finally {
+      watching = false;
+      await terminate(g);
+    }
     const again = startGov(["run", "--workspace", t.root, ...FAST]);
     try {
       assertTrue(await again.waitForLog(HEALTHY), again.stderr());
@@ -72,8 +82,6 @@ Deno.test("exit 43 switches environments, publishing each state; the next run re
     } finally {
       await terminate(again);
     }
-  } finally {
-    await t.cleanup();
   }
 });
 
