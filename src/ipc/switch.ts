@@ -201,7 +201,14 @@ function defaultMessage(state: SwitchState, target?: string): string {
   }
 }
 
-/** What readers see when no switch status exists or it cannot be read. */
+/**
+ * What readers see when no switch status exists or it cannot be read.
+ *
+ * @example
+ * ```ts
+ * idleSwitchStatus(); // { state: "idle", progress: 0, message: "", updated_at: 0 }
+ * ```
+ */
 export function idleSwitchStatus(): SwitchStatus {
   return { state: "idle", progress: 0, message: "", updated_at: 0 };
 }

@@ -135,7 +135,14 @@ function pumpLines(stream: ReadableStream<Uint8Array> | null, sink: (line: strin
   })().catch(() => {});
 }
 
-/** The real dependencies. */
+/**
+ * The real dependencies: process spawning, uv sync, HTTP health probe, wall clock.
+ *
+ * @example
+ * ```ts
+ * const deps = { ...defaultDeps(), sync: () => Promise.resolve() };
+ * ```
+ */
 export function defaultDeps(): SupervisorDeps {
   return {
     spawn: defaultSpawn,
@@ -407,7 +414,8 @@ export class Supervisor {
       if (previous !== undefined || previousState?.running) await this.reapOrphan(previousState);
       await clearCommand(this.ws.metadataDir);
       await removeIfExists(this.sessionPath + ".reboot");
-      const interrupted = await this.staleSwitchStatus();
+      // A pending request explains an active status (gov switch started us): not stale.
+      const interrupted = choice.request ? undefined : await this.staleSwitchStatus();
       if (choice.discarded) {
         await cleanupSwitchRequest(this.ws.metadataDir);
         this.emit(
