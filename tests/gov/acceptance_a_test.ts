@@ -47,6 +47,8 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
     await makeNodeRepo(repos, "broken", ["broken-import"], { imports: ["broken_import"] });
     await makeNodeRepo(repos, "pyproj", ["tqdm"], { pyproject: true });
     await makeNodeRepo(repos, "offline", ["no-such-package-anywhere"]);
+    // No requirements: the outcome tests below need a run, not a resolution.
+    await makeNodeRepo(repos, "bare", []);
     const env = await initEnv(scratch);
 
     await t.step("init creates the layout, uv.lock and .venv-prod", async () => {
@@ -194,10 +196,11 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
     });
 
     await t.step("missing main.py: run_exit_code 2 and status failed", async () => {
+      assertEquals((await govIn(env, ["node", "add", "bare", join(repos, "bare")])).code, 0);
       const main = join(env, "ComfyUI", "main.py");
       await Deno.rename(main, main + ".away");
       try {
-        const r = await govIn(env, ["tx", "run", "pyproj", "--json"]);
+        const r = await govIn(env, ["tx", "run", "bare", "--json"]);
         assertEquals(r.code, 1);
         const tx = JSON.parse(r.stdout);
         assertEquals(tx.status, "failed");
@@ -209,7 +212,7 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
     });
 
     await t.step("ComfyUI crashing at start fails the run with its exit code", async () => {
-      const r = await govIn(env, ["tx", "run", "pyproj", "--json"], {
+      const r = await govIn(env, ["tx", "run", "bare", "--json"], {
         FAKE_COMFYUI_CRASH_AT_START: "3",
       });
       assertEquals(r.code, 1);
@@ -220,7 +223,7 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
     });
 
     await t.step("ComfyUI never coming up times out with 124", async () => {
-      const r = await govIn(env, ["tx", "run", "pyproj", "--timeout", "2", "--json"], {
+      const r = await govIn(env, ["tx", "run", "bare", "--timeout", "2", "--json"], {
         FAKE_COMFYUI_HANG: "1",
       });
       assertEquals(r.code, 1);
@@ -254,6 +257,7 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
       async () => {
         const nodes = await govJson(env, ["node", "list"]);
         assertEquals(nodes.map((n: { id: string }) => n.id), [
+          "bare",
           "broken",
           "good",
           "offline",
