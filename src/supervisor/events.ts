@@ -11,6 +11,7 @@ export type SupervisorEventType =
   | "takeover"
   | "orphan_killed"
   | "sync_started"
+  | "sync_step"
   | "sync_done"
   | "sync_failed"
   | "port_busy"

@@ -426,6 +426,12 @@ export class Supervisor {
         );
       }
       result = await this.loop(firstEnv, choice.request, interrupted);
+    } catch (err) {
+      result = {
+        exitCode: err instanceof GovError ? err.exitCode : 1,
+        reason: (err as Error)?.message ?? String(err),
+      };
+      throw err;
     } finally {
       await this.cleanup(result);
     }
@@ -762,10 +768,13 @@ export class Supervisor {
     const t0 = this.deps.now();
     this.emit("sync_started", `syncing ${env.name}`, { environment: env.name });
     try {
-      await this.deps.sync(env, (step) => this.emit("sync_started", `${env.name}: ${step}`));
+      await this.deps.sync(env, (step) => this.emit("sync_step", `${env.name}: ${step}`));
     } catch (err) {
-      const msg = (err as Error)?.message ?? String(err);
+      const hint = err instanceof GovError && err.hint ? ` (${err.hint})` : "";
+      const msg = `${(err as Error)?.message ?? String(err)}${hint}`;
       this.emit("sync_failed", `syncing ${env.name} failed: ${msg}`, { environment: env.name });
+      // A configuration error at the very first start will not heal by retrying: say so now.
+      if (err instanceof GovError && err.exitCode === 2 && this.state.starts === 0) throw err;
       return `sync of ${env.name} failed: ${msg}`;
     }
     this.emit("sync_done", `${env.name} in sync (${this.deps.now() - t0} ms)`, {

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertRejects, assertTrue } from "../helpers/assert.ts";
 import { waitFor } from "../helpers/net.ts";
+import { ConfigError } from "../../src/errors.ts";
 import { Supervisor, type SupervisorOptions } from "../../src/supervisor/supervisor.ts";
 import type { SupervisorEvent } from "../../src/supervisor/events.ts";
 import { readSupervisorState } from "../../src/supervisor/state.ts";
@@ -434,3 +435,21 @@ async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("a configuration error from the first sync ends run() with that error, cleaned up", async () => {
+  const t = await makeWorkspace({ a: {} });
+  const world = new FakeWorld();
+  world.syncError = () =>
+    new ConfigError("/ws/environments/a/pyproject.toml", "project", "a table");
+  const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
+  try {
+    await assertRejects(() => sup.run(), ConfigError, /pyproject\.toml: project must be a table/);
+    assertEquals(world.children.length, 0);
+    assertEquals(await readOrchestratorPid(t.meta), undefined);
+    const state = await readSupervisorState(t.meta);
+    assertEquals([state?.running, state?.exit_code], [false, 2]);
+    assertMatch(String(state?.stop_reason), /pyproject\.toml/);
+  } finally {
+    await t.cleanup();
+  }
+});
