@@ -5,7 +5,9 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { gov } from "../helpers/gov.ts";
-import { waitFor } from "../helpers/net.ts";
+import { freePort, waitFor } from "../helpers/net.ts";
+import { FAKE_UV } from "../helpers/paths.ts";
+import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { readSupervisorState } from "../../src/supervisor/state.ts";
 import { readOrchestratorPid, writeOrchestratorPid } from "../../src/ipc/mod.ts";
 import { alive, count, makeWorkspace, post, startGov, terminate } from "./_helpers.ts";
@@ -172,5 +174,39 @@ Deno.test("a ComfyUI orphaned by a killed supervisor is ended by the next one", 
     await t.killAll();
     await first.kill();
     await t.cleanup();
+  }
+});
+
+Deno.test("a uv-managed environment is synced, then ComfyUI runs from its .venv-prod", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sup-uv-" });
+  const env = { GOV_UV: FAKE_UV };
+  let g: ReturnType<typeof startGov> | undefined;
+  try {
+    await Deno.mkdir(join(root, ".metadata"));
+    await installFakeComfyUI(join(root, "environments", "u", "ComfyUI"));
+    const init = await gov(["init", "--workspace", root, "--env", "u"], {
+      env,
+      timeoutMs: 120_000,
+    });
+    assertEquals(init.code, 0, init.stderr);
+    const port = freePort();
+    g = startGov(["run", "--workspace", root, ...FAST, "--", "--port", String(port)], { env });
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    const python = join(root, "environments", "u", ".venv-prod", "bin", "python");
+    assertMatch(
+      g.stderr(),
+      new RegExp(`started ComfyUI pid \\d+ in u: ${python} main\\.py --port ${port}`),
+    );
+    assertMatch(g.stderr(), /Z sync_done u in sync/);
+    assertEquals(await post(port, "/fake/exit", { code: 42 }), 200);
+    assertTrue(await waitFor(() => count(g!.stderr(), HEALTHY) >= 2, 30_000), g.stderr());
+    assertEquals(
+      count(g.stderr(), /Z sync_started syncing u/),
+      2,
+      "synced again before the restart",
+    );
+  } finally {
+    if (g) await terminate(g);
+    await Deno.remove(root, { recursive: true }).catch(() => {});
   }
 });
