@@ -63,7 +63,7 @@ export class PromoteFailedError extends GovError {
       {
         hint: resyncError
           ? "fix the problem uv reports, then run `gov init` to re-sync .venv-prod"
-          : `see \`gov tx inspect ${txid}\`; fix the cause and retry with \`gov resolve ${txid}\` then \`gov tx promote ${txid}\``,
+          : `see \`gov tx inspect ${txid}\`; after fixing the cause, test again with \`gov tx run\`, or relock with pins (\`gov resolve ${txid} --pin ...\`) and promote`,
       },
     );
     this.name = "PromoteFailedError";

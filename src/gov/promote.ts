@@ -46,7 +46,7 @@ import {
   writePlugins,
   writeTx,
 } from "./store.ts";
-import { requireInitialised } from "./txrun.ts";
+import { requireInitialised, requireNodeCode } from "./txrun.ts";
 import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
 
 /** Flags of `gov tx promote`. */
@@ -132,6 +132,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
   if (!reg.plugins[tx.node_id]) {
     throw new NotFoundError("custom node", tx.node_id, "it was removed; run `gov node add` again");
   }
+  await requireNodeCode(ctx, tx.node_id);
   const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
   if (tx.requirements_sha256 !== undefined && reqs.sha256 !== tx.requirements_sha256) {
     throw new GovError(

@@ -69,6 +69,25 @@ export async function requireInitialised(ctx: GovContext): Promise<void> {
 }
 
 /**
+ * Throws unless the custom node's code folder exists (its requirements live there).
+ *
+ * @example
+ * ```ts
+ * await requireNodeCode(ctx, "impact");
+ * ```
+ */
+export async function requireNodeCode(ctx: GovContext, nodeId: string): Promise<void> {
+  const dir = join(ctx.paths.customNodesDir, nodeId);
+  if (!(await exists(dir))) {
+    throw new GovError(`the code of custom node ${nodeId} is missing (${dir})`, {
+      hint: (await exists(`${dir}.disabled`))
+        ? `it was disabled by \`gov node remove\`; remove and add it again with \`gov node add\``
+        : `remove it with \`gov node remove ${nodeId}\` and add it again with \`gov node add\``,
+    });
+  }
+}
+
+/**
  * Runs a transaction for custom node `nodeId` and returns its record.
  *
  * @example
@@ -94,6 +113,7 @@ export async function runTransaction(
         "register it first with `gov node add <id> <git-url>` (see `gov node list`)",
       );
     }
+    await requireNodeCode(ctx, nodeId);
     ctx.uv(); // uv must exist before anything is recorded.
     const txid = newId("tx");
     const workdir = await freshWorkdir(ctx, txid);

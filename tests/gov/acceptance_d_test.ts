@@ -6,7 +6,6 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
-import { FAKE_UV } from "../helpers/paths.ts";
 import { wheelhouse } from "../helpers/wheelhouse.ts";
 import {
   assertConsistent,
@@ -21,6 +20,7 @@ import {
   snapshotFiles,
   snapshotIndex,
   truthFiles,
+  UV_BIN,
 } from "./helpers.ts";
 
 /**
@@ -37,7 +37,7 @@ if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "
   echo "error: Failed to install: connection reset while downloading (injected by the test)" >&2
   exit 2
 fi
-exec "${FAKE_UV}" "$@"
+exec "${UV_BIN}" "$@"
 `,
   );
   await Deno.chmod(path, 0o755);

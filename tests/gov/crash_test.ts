@@ -7,7 +7,6 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
-import { FAKE_UV } from "../helpers/paths.ts";
 import { isPidAlive, signalPid } from "../../src/process/run.ts";
 import { spawnGov } from "../helpers/gov.ts";
 import { waitFor } from "../helpers/net.ts";
@@ -24,6 +23,7 @@ import {
   snapshotFiles,
   snapshotIndex,
   truthFiles,
+  UV_BIN,
   uvEnv,
 } from "./helpers.ts";
 
@@ -61,7 +61,7 @@ if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "
   echo "error: injected sync failure" >&2
   exit 2
 fi
-exec "${FAKE_UV}" "$@"
+exec "${UV_BIN}" "$@"
 `,
   );
   await Deno.chmod(path, 0o755);

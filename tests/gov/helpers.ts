@@ -17,13 +17,22 @@ import { gov, type GovResult } from "../helpers/gov.ts";
 import { wheelhouse } from "../helpers/wheelhouse.ts";
 import { assertEquals, assertTrue } from "../helpers/assert.ts";
 
+/**
+ * The uv the tests drive: the stand-in, or with `GOV_REAL_UV=1` the real `uv` on PATH (the
+ * same scenarios, offline over the same wheelhouse, on hosts that have uv).
+ */
+export const REAL_UV = Deno.env.get("GOV_REAL_UV") === "1";
+
+/** Program to run as uv in tests (helpers and wrapper scripts). */
+export const UV_BIN = REAL_UV ? "uv" : FAKE_UV;
+
 /** The ComfyUI base requirements of the test environments (all in the wheelhouse). */
 export const BASE_REQUIREMENTS = ["torch==2.1.0", "numpy", "pillow"];
 
 /** Environment variables that make gov use the uv stand-in offline over the wheelhouse. */
 export async function uvEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
   return {
-    GOV_UV: FAKE_UV,
+    ...(REAL_UV ? {} : { GOV_UV: FAKE_UV }),
     UV_FIND_LINKS: await wheelhouse(),
     UV_OFFLINE: "1",
     GOV_LOCK_WAIT: "20",
@@ -180,7 +189,7 @@ export async function snapshotFiles(env: string, id: string): Promise<Record<str
 
 /** `name==version` of everything installed in the environment's `.venv-prod`. */
 export async function prodFreeze(env: string): Promise<string[]> {
-  const r = await runProcess(FAKE_UV, [
+  const r = await runProcess(UV_BIN, [
     "pip",
     "list",
     "--format",

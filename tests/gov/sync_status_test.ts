@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
-import { FAKE_UV, REPO_ROOT } from "../helpers/paths.ts";
+import { REPO_ROOT } from "../helpers/paths.ts";
 import { runProcess } from "../../src/process/run.ts";
 import { environmentStatus } from "../../src/gov/status.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
@@ -19,6 +19,7 @@ import {
   Scratch,
   snapshotIndex,
   truthFiles,
+  UV_BIN,
   uvEnv,
 } from "./helpers.ts";
 
@@ -63,7 +64,7 @@ Deno.test("syncEnvironment and environmentStatus", async (t) => {
 
     await t.step("drift outside gov: status says so, sync repairs it", async () => {
       const python = join(env, ".venv-prod/bin/python");
-      const un = await runProcess(FAKE_UV, ["pip", "uninstall", "--python", python, "pillow"], {
+      const un = await runProcess(UV_BIN, ["pip", "uninstall", "--python", python, "pillow"], {
         env: await uvEnv(),
       });
       assertEquals(un.code, 0, un.stderr);
