@@ -32,6 +32,9 @@ export async function syncEnvironment(env: Environment, onStep?: SyncProgress): 
       }
       : undefined,
     onNote: onStep,
+    // A promotion in progress syncs production itself; waiting for it (minutes, when real
+    // wheels download) beats failing the start.
+    lockWaitMs: Deno.env.get("GOV_LOCK_WAIT") !== undefined ? undefined : 10 * 60_000,
   }, async (ctx) => {
     await requireInitialised(ctx);
     const did = await syncProd(ctx);
