@@ -23,7 +23,14 @@ import {
 import { newId, nowIso, sha256 } from "./store.ts";
 import { isValidName } from "../workspace/names.ts";
 
-/** The truth files a snapshot holds, and where each lives in the environment. */
+/**
+ * The truth files a snapshot holds, and where each lives in the environment.
+ *
+ * @example
+ * ```ts
+ * for (const f of truthFiles(paths)) console.log(f.name, f.path);
+ * ```
+ */
 export function truthFiles(p: GovPaths): { name: string; path: string }[] {
   return [
     { name: "pyproject.toml", path: p.pyproject },
