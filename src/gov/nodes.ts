@@ -25,7 +25,7 @@ import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
 import { readPyproject, removeGroup } from "./pyproject.ts";
 import type { PluginRecord } from "./schema.ts";
-import { createSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
+import { createSnapshot, readSnapshotIndex, restoreSnapshot, snapshotExists } from "./snapshots.ts";
 import {
   copyFileAtomic,
   listTxs,
@@ -308,7 +308,7 @@ export async function undoRemove(
 ): Promise<string | undefined> {
   const pre = j.data.pre_snapshot as string | undefined;
   await j.step("undoing", { failure: reason });
-  if (pre) await restoreSnapshot(ctx.paths, pre);
+  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
   let resyncError: string | undefined;
   try {
     await syncProd(ctx);

@@ -30,17 +30,24 @@ import { UvConflictError, UvError, UvNotFoundError } from "../uv/errors.ts";
 import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
 import { NeedsResolutionError, PromoteFailedError } from "./errors.ts";
 import { beginJournal, type JournalHandle } from "./journal.ts";
-import { candidatePath } from "./paths.ts";
+import { candidatePath, conflictPath } from "./paths.ts";
 import { syncProd } from "./prod.ts";
 import { readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
-import type { Transaction } from "./schema.ts";
+import type { SnapshotMeta, Transaction } from "./schema.ts";
 import { smokeTest } from "./smoke.ts";
-import { createSnapshot, deleteSnapshot, readSnapshotIndex, restoreSnapshot } from "./snapshots.ts";
+import {
+  createSnapshot,
+  deleteSnapshot,
+  readSnapshotIndex,
+  restoreSnapshot,
+  snapshotExists,
+} from "./snapshots.ts";
 import {
   copyFileAtomic,
   newId,
   nowIso,
+  readConflict,
   readPlugins,
   readTx,
   writePlugins,
@@ -154,7 +161,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
   };
   let workdir: string;
   let plan;
-  let pre;
+  let pre: SnapshotMeta | undefined;
   try {
     pre = await createSnapshot(ctx.paths, "pre-promote", txid, { retention: ctx.retention });
     await j.step("snapshot-pre", { pre_snapshot: pre.id });
@@ -167,12 +174,17 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
     });
   } catch (err) {
     // Production was not touched: the truth files are what the pre snapshot holds, so that
-    // snapshot would only crowd older, useful ones out of the retention window.
+    // snapshot would only crowd older, useful ones out of the retention window. It goes
+    // after the journal ends (a crash in between leaves a harmless extra snapshot).
     await dropWorkdir(ctx, txid);
-    if (pre) await deleteSnapshot(ctx.paths, pre.id);
+    const dropPre = async () => {
+      if (pre) await deleteSnapshot(ctx.paths, pre.id);
+    };
     if (err instanceof UvConflictError) {
-      tx.status = "needs_resolution";
+      // The report first, then the journal step: recovery at "conflict" finds it.
       tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
+      await j.step("conflict");
+      tx.status = "needs_resolution";
       tx.promotion = {
         ...promotion,
         pre_snapshot: null,
@@ -182,6 +194,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
       tx.error = err.message;
       await writeTx(ctx.paths, tx);
       await j.finish();
+      await dropPre();
       throw new NeedsResolutionError(
         txid,
         tx.conflict_report.nodes,
@@ -203,6 +216,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
     };
     await writeTx(ctx.paths, tx);
     await j.finish();
+    await dropPre();
     throw err;
   }
   tx.promotion_plan = {
@@ -280,7 +294,7 @@ export async function undoPromote(
   const txid = j.data.txid as string;
   const pre = j.data.pre_snapshot as string | undefined;
   await j.step("undoing", { failure: reason });
-  if (pre) await restoreSnapshot(ctx.paths, pre);
+  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
   let resyncError: string | undefined;
   try {
     await syncProd(ctx);
@@ -309,6 +323,41 @@ export async function undoPromote(
   await dropWorkdir(ctx, txid);
   await j.finish();
   return resyncError;
+}
+
+/**
+ * Completes a promotion interrupted while recording a lock conflict: the transaction ends
+ * `needs_resolution` when its conflict report was written, else `promote_failed`.
+ * Production was never touched on this path.
+ *
+ * @example
+ * ```ts
+ * await finishConflict(ctx, journal);
+ * ```
+ */
+export async function finishConflict(ctx: GovContext, j: JournalHandle): Promise<void> {
+  const txid = j.data.txid as string;
+  const tx = await readTx(ctx.paths, txid);
+  const report = await readConflict(ctx.paths, txid);
+  if (report && report.created_at >= j.journal.started_at) {
+    tx.status = "needs_resolution";
+    tx.conflict_report = {
+      path: conflictPath(ctx.paths, txid),
+      nodes: report.nodes,
+      packages: report.packages,
+      summary: report.summary,
+      created_at: report.created_at,
+    };
+  } else {
+    tx.status = "promote_failed";
+    tx.error = "interrupted while recording a dependency conflict";
+  }
+  tx.promotion = { ...(tx.promotion ?? {}), result: tx.status, ended_at: nowIso() };
+  await writeTx(ctx.paths, tx);
+  await dropWorkdir(ctx, txid);
+  await j.finish();
+  const pre = j.data.pre_snapshot as string | undefined;
+  if (pre && (await snapshotExists(ctx.paths, pre))) await deleteSnapshot(ctx.paths, pre);
 }
 
 /**

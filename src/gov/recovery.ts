@@ -8,6 +8,7 @@
  * |--------------|--------------------------------------|-----------------------------------|
  * | promote      | smoke-passed                         | undo: pre snapshot, re-sync, tx `promote_failed` ("interrupted") |
  * | promote      | (at/after smoke-passed)              | finish: plugin record, post snapshot, tx `promoted` |
+ * | promote      | (at conflict: lock failed, prod untouched) | finish: tx `needs_resolution` |
  * | remove       | prod-synced                          | undo: pre snapshot, re-sync, node stays |
  * | remove       | (at/after prod-synced)               | finish: record removed, post snapshot, code disabled/purged |
  * | rollback     | prod-synced                          | undo: pre-rollback snapshot, re-sync |
@@ -19,7 +20,7 @@ import { isPidAlive } from "../process/run.ts";
 import type { GovContext } from "./context.ts";
 import { readJournal, resumeJournal } from "./journal.ts";
 import { finishRemove, undoNodeAdd, undoRemove } from "./nodes.ts";
-import { finishPromote, undoPromote } from "./promote.ts";
+import { finishConflict, finishPromote, undoPromote } from "./promote.ts";
 import { finishRollback, undoRollback } from "./rollback.ts";
 import { reconcileSnapshots } from "./snapshots.ts";
 import { nowIso, readTx, writeTx } from "./store.ts";
@@ -46,7 +47,10 @@ export async function recover(ctx: GovContext): Promise<void> {
     switch (journal.op) {
       case "promote": {
         const txid = String(journal.data.txid);
-        if (PROMOTE_DONE.includes(journal.step)) {
+        if (journal.step === "conflict") {
+          await finishConflict(ctx, j);
+          ctx.note(`recovery: recorded the dependency conflict of ${txid} (production unchanged)`);
+        } else if (PROMOTE_DONE.includes(journal.step)) {
           await finishPromote(ctx, j);
           ctx.note(
             `recovery: finished the interrupted promotion of ${txid} (its smoke test had passed)`,

@@ -16,7 +16,7 @@ import { beginJournal, type JournalHandle } from "./journal.ts";
 import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
 import type { SnapshotMeta } from "./schema.ts";
-import { createSnapshot, loadSnapshot, restoreSnapshot } from "./snapshots.ts";
+import { createSnapshot, loadSnapshot, restoreSnapshot, snapshotExists } from "./snapshots.ts";
 import { readPlugins } from "./store.ts";
 import { disableCode, reenableCode } from "./nodes.ts";
 
@@ -147,7 +147,7 @@ export async function undoRollback(
 ): Promise<string | undefined> {
   const pre = j.data.pre_snapshot as string | undefined;
   await j.step("undoing", { failure: reason });
-  if (pre) await restoreSnapshot(ctx.paths, pre);
+  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
   let resyncError: string | undefined;
   try {
     await syncProd(ctx);

@@ -135,6 +135,19 @@ export async function pruneSnapshots(
 }
 
 /**
+ * Whether snapshot `id` is in the index and its folder exists.
+ *
+ * @example
+ * ```ts
+ * if (await snapshotExists(paths, id)) await restoreSnapshot(paths, id);
+ * ```
+ */
+export async function snapshotExists(p: GovPaths, id: string): Promise<boolean> {
+  const idx = await readSnapshotIndex(p);
+  return idx.snapshots.some((s) => s.id === id) && (await exists(snapshotDir(p, id)));
+}
+
+/**
  * Deletes one snapshot (index entry first, then folder).
  *
  * @example

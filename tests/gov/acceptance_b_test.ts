@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { GOV_SCRIPT } from "../helpers/gov.ts";
 import {
+  assertConsistent,
   exists,
   govIn,
   govJson,
@@ -82,6 +83,24 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       assertEquals([a.status, b.status], ["completed", "completed"]);
       betaTx = b.txid;
       assertEquals((await govIn(env, ["tx", "promote", a.txid])).code, 0);
+      {
+        // Crash safety of the conflict path, on a copy: killed right after the conflict is
+        // journaled, the next command records it and production stays as it was.
+        const copy = await scratch.copyEnv(env);
+        const truth = await truthFiles(copy);
+        const snaps = await snapshotIndex(copy);
+        const k = await govIn(copy, ["tx", "promote", b.txid], { GOV_FAULT: "promote:conflict" });
+        assertEquals(k.code, 137);
+        const rec = await govIn(copy, ["tx", "list"]);
+        assertEquals(rec.code, 0, rec.stderr);
+        assertMatch(rec.stderr, /recovery: recorded the dependency conflict/);
+        const tx = await readJson(join(copy, "state/transactions", `${b.txid}.json`));
+        assertEquals(tx.status, "needs_resolution");
+        assertEquals(tx.conflict_report.nodes, ["alpha", "beta"]);
+        assertEquals(await truthFiles(copy), truth);
+        assertEquals(await snapshotIndex(copy), snaps);
+        await assertConsistent(copy);
+      }
       const before = await truthFiles(env);
       const freezeBefore = await prodFreeze(env);
       const snapsBefore = await snapshotIndex(env);
