@@ -162,7 +162,11 @@ export async function runTransaction(
   }
   tx.ended_at = nowIso();
   delete tx.pid;
-  await withLockedEnv(env, "tx run", gopts, async (c) => {
+  // The record must be written: wait for a long promotion rather than leave it "running".
+  await withLockedEnv(env, "tx run", {
+    ...gopts,
+    lockWaitMs: gopts.lockWaitMs ?? 10 * 60_000,
+  }, async (c) => {
     // `gov tx abort` refuses a running transaction whose gov is alive, so nobody else
     // wrote this record meanwhile; recovery would only have touched it had we died.
     const current = await readTx(c.paths, tx.txid);
