@@ -25,8 +25,7 @@ import { join } from "node:path";
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { ConfigError, LockedError, NotFoundError, UsageError } from "../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
-// Not process/run.ts isPidAlive: it reads /proc, which Deno refuses short of --allow-all.
-import { pidAlive } from "../ipc/proc.ts";
+import { isPidAlive } from "../process/run.ts";
 import { isValidName, validateName } from "../workspace/names.ts";
 import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "./types.ts";
@@ -269,7 +268,7 @@ async function withRegistryLock<T>(ws: Workspace, fn: () => Promise<T>): Promise
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       const text = await readTextIfExists(lockPath);
       holder = Number.parseInt(text ?? "", 10);
-      if (text !== undefined && text.endsWith("\n") && !(holder > 0 && pidAlive(holder))) {
+      if (text !== undefined && text.endsWith("\n") && !(holder > 0 && isPidAlive(holder))) {
         // A crashed gov left its lock behind; nobody can be inside.
         await Deno.remove(lockPath).catch(() => {});
         continue;

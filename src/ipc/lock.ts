@@ -10,7 +10,7 @@
  * @module
  */
 import { readTextIfExists, removeIfExists } from "../fs/atomic.ts";
-import { pidAlive as isPidAlive } from "./proc.ts";
+import { isPidAlive } from "../process/run.ts";
 import { metadataPaths, nowSeconds, withGuard } from "./files.ts";
 
 /** Default age (seconds) after which an unrefreshed lock is stale. */

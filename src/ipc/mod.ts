@@ -10,4 +10,3 @@ export * from "./pid.ts";
 export * from "./lock.ts";
 export * from "./startup.ts";
 export * from "./cmd.ts";
-export * from "./proc.ts";

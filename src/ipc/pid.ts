@@ -5,7 +5,7 @@
  */
 import { GovError } from "../errors.ts";
 import { readTextIfExists, removeIfExists, writeFileAtomic } from "../fs/atomic.ts";
-import { pidAlive as isPidAlive } from "./proc.ts";
+import { isPidAlive } from "../process/run.ts";
 import { metadataPaths, withGuard } from "./files.ts";
 
 /** Another supervisor already runs this workspace. Exit 1. */

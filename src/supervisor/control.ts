@@ -7,13 +7,12 @@
 import { GovError } from "../errors.ts";
 import { readTextIfExists } from "../fs/atomic.ts";
 import { selfCommand } from "../process/self.ts";
-import { spawnProcess } from "../process/run.ts";
+import { isPidAlive, spawnProcess } from "../process/run.ts";
 import { workspaceEnvironment } from "../workspace/environment.ts";
 import type { Workspace } from "../workspace/root.ts";
 import { metadataPaths, nowSeconds } from "../ipc/files.ts";
 import { acquireSwitchLock, readSwitchLock, releaseSwitchLock } from "../ipc/lock.ts";
 import { readOrchestratorPid } from "../ipc/pid.ts";
-import { pidAlive } from "../ipc/proc.ts";
 import { readStartupState } from "../ipc/startup.ts";
 import {
   isActiveSwitchState,
@@ -252,7 +251,7 @@ export async function sendSupervisorCommand(
  */
 export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
-  while (pidAlive(pid)) {
+  while (isPidAlive(pid)) {
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -282,7 +281,7 @@ export async function waitForRestart(
     if (s && s.pid === pid && s.starts > starts && s.healthy && s.child_pid) {
       return { child_pid: s.child_pid, port: s.port };
     }
-    if (!pidAlive(pid)) {
+    if (!isPidAlive(pid)) {
       throw new GovError(`the supervisor (pid ${pid}) exited during the restart`, {
         hint: `see ${metadataPaths(ws.metadataDir).log} and \`gov status\``,
       });

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { runProcess } from "../process/run.ts";
-import { pidAlive } from "../ipc/proc.ts";
+import { isPidAlive, runProcess } from "../process/run.ts";
 
 /** What `ps` reports about one process. */
 export interface ProcessInfo {
@@ -62,7 +61,7 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
  * ```
  */
 export async function processRunning(pid: number): Promise<boolean> {
-  if (!pidAlive(pid)) return false;
+  if (!isPidAlive(pid)) return false;
   const info = await processInfo(pid);
   return info ? !info.state.startsWith("Z") : true;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { readOrchestratorPid } from "../ipc/pid.ts";
-import { pidAlive } from "../ipc/proc.ts";
+import { isPidAlive } from "../process/run.ts";
 import { readStartupState } from "../ipc/startup.ts";
 import { readSwitchStatus, type SwitchStatus } from "../ipc/switch.ts";
 import type { Workspace } from "../workspace/root.ts";
@@ -59,7 +59,7 @@ export interface SupervisorStatus {
  * ```
  */
 export async function isSupervisorAlive(pid: number, state?: SupervisorState): Promise<boolean> {
-  if (!pidAlive(pid)) return false;
+  if (!isPidAlive(pid)) return false;
   if (!state || state.pid !== pid || state.pid_started_at === undefined || !state.running) {
     return true;
   }

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { exists, removeIfExists } from "../fs/atomic.ts";
 import { GovError, UsageError } from "../errors.ts";
 import { syncEnvironment } from "../gov/sync.ts";
-import { signalPid, SpawnError, spawnProcess } from "../process/run.ts";
+import { isPidAlive, signalPid, SpawnError, spawnProcess } from "../process/run.ts";
 import { type Environment, workspaceEnvironment } from "../workspace/environment.ts";
 import { listEnvironments, type Workspace } from "../workspace/root.ts";
 import { type MetadataPaths, metadataPaths } from "../ipc/files.ts";
@@ -36,7 +36,6 @@ import {
 } from "../ipc/switch.ts";
 import { readStartupState, writeStartupState } from "../ipc/startup.ts";
 import { clearCommand, type SupervisorCommandName, takeCommand } from "../ipc/cmd.ts";
-import { pidAlive } from "../ipc/proc.ts";
 import type { SupervisorEvent, SupervisorEventType } from "./events.ts";
 import {
   checkPortConnection,
@@ -149,7 +148,7 @@ export function defaultDeps(): SupervisorDeps {
     sync: syncEnvironment,
     probe: httpHealthProbe(),
     now: Date.now,
-    pidAlive,
+    pidAlive: isPidAlive,
     processInfo,
     portListenerPids,
     loadEnvironment: workspaceEnvironment,

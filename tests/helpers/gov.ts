@@ -32,7 +32,7 @@ export async function gov(
   const cmd = new Deno.Command(GOV_SCRIPT, {
     args,
     cwd: opts.cwd,
-    env: { NO_COLOR: "1", ...(opts.env ?? {}) },
+    env: { NO_COLOR: "1", DENO: Deno.execPath(), ...(opts.env ?? {}) },
     stdin: opts.stdin !== undefined ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
@@ -76,7 +76,7 @@ export function spawnGov(
   return new Deno.Command(GOV_SCRIPT, {
     args,
     cwd: opts.cwd,
-    env: { NO_COLOR: "1", ...(opts.env ?? {}) },
+    env: { NO_COLOR: "1", DENO: Deno.execPath(), ...(opts.env ?? {}) },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

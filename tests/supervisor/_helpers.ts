@@ -10,7 +10,7 @@ import type { ChildHandle, SpawnRequest, SupervisorDeps } from "../../src/superv
 import type { HealthTarget, ProbeResult } from "../../src/supervisor/health.ts";
 import type { Environment } from "../../src/workspace/environment.ts";
 import { type Workspace, workspaceAt } from "../../src/workspace/root.ts";
-import { pidAlive } from "../../src/ipc/proc.ts";
+import { isPidAlive } from "../../src/process/run.ts";
 import { processRunning } from "../../src/supervisor/procinfo.ts";
 import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { spawnGov } from "../helpers/gov.ts";
@@ -150,11 +150,11 @@ export async function stopDetached(meta: string): Promise<void> {
   } catch {
     return;
   }
-  if (!pid || pid === Deno.pid || !pidAlive(pid)) return;
+  if (!pid || pid === Deno.pid || !isPidAlive(pid)) return;
   try {
     Deno.kill(pid, "SIGTERM");
   } catch { /* gone */ }
-  if (!(await waitFor(() => !pidAlive(pid), 15_000, 50))) {
+  if (!(await waitFor(() => !isPidAlive(pid), 15_000, 50))) {
     try {
       Deno.kill(pid, "SIGKILL");
     } catch { /* gone */ }
