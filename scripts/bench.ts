@@ -23,7 +23,7 @@ const json = Deno.args.includes("--json");
 const filters = Deno.args.filter((a) => a !== "--json");
 const modules: string[] = [];
 for (const e of Deno.readDirSync(dir)) {
-  if (e.isFile && e.name.endsWith(".ts")) modules.push(e.name);
+  if (e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_")) modules.push(e.name);
 }
 modules.sort();
 const selected = modules.filter((m) => filters.length === 0 || filters.some((f) => m.includes(f)));

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runProcess, type SpawnedProcess, spawnProcess } from "../src/process/run.ts";
 import { parseEventLine } from "../src/supervisor/events.ts";
+import { hostPython } from "./lib/common.ts";
+import { freeLoopbackPort, isPortOpen } from "../src/net/port.ts";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
 const GOV = join(repo, "scripts", "gov");
@@ -21,30 +23,6 @@ const say = (s: string) => console.log(s);
 const step = (s: string) => say(`\n${bold(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}`)}`);
 
 class DemoFailure extends Error {}
-
-function hostPython(): string {
-  const out = new Deno.Command("python3", {
-    args: ["-c", "import sys; print(sys.executable)"],
-    stdout: "piped",
-  }).outputSync();
-  return new TextDecoder().decode(out.stdout).trim() || "python3";
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -86,7 +64,7 @@ interface Event {
 }
 
 async function main(): Promise<void> {
-  const port = freePort();
+  const port = freeLoopbackPort();
   const root = await makeWorkspace(port);
   const meta = join(root, ".metadata");
   let gov: SpawnedProcess | undefined;
@@ -192,7 +170,7 @@ async function main(): Promise<void> {
     await pump.catch(() => {});
     showEvents();
     if (status2.code !== 0) throw new DemoFailure(`gov run exited ${status2.code}`);
-    if (await portOpen(port)) throw new DemoFailure(`port ${port} is still held`);
+    if (await isPortOpen("127.0.0.1", port)) throw new DemoFailure(`port ${port} is still held`);
     let pidGone = false;
     try {
       await Deno.stat(join(meta, ".orchestrator.pid"));

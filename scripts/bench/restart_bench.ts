@@ -10,38 +10,19 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnProcess } from "../../src/process/run.ts";
 import { parseEventLine } from "../../src/supervisor/events.ts";
+import { hostPython, quantile } from "../lib/common.ts";
+import { freeLoopbackPort } from "../../src/net/port.ts";
 
 const RESTARTS = 20;
 const START_DELAY_S = 0.2;
 const repo = fileURLToPath(new URL("../../", import.meta.url));
-
-function hostPython(): string {
-  const out = new Deno.Command("python3", {
-    args: ["-c", "import sys; print(sys.executable)"],
-    stdout: "piped",
-  }).outputSync();
-  return new TextDecoder().decode(out.stdout).trim() || "python3";
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i];
-}
 
 /** Runs the benchmark; returns median and p90 overhead and the median total restart time. */
 export default async function restartBench(): Promise<
   { name: string; value: number; unit: string; detail?: string }[]
 > {
   const root = await Deno.makeTempDir({ prefix: "gov-restart-bench-" });
-  const port = freePort();
+  const port = freeLoopbackPort();
   const comfy = join(root, "environments", "bench", "ComfyUI");
   await Deno.mkdir(join(comfy, "custom_nodes"), { recursive: true });
   await Deno.mkdir(join(root, ".metadata"));

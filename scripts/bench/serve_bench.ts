@@ -7,25 +7,14 @@
  */
 import { fileURLToPath } from "node:url";
 import { type FakeComfyUI, startFakeComfyUI } from "../../tests/helpers/fake_comfyui.ts";
+import { quantile } from "../lib/common.ts";
+import { freeLoopbackPort } from "../../src/net/port.ts";
 
 const GOV = fileURLToPath(new URL("../gov", import.meta.url));
 const BACKENDS = 4;
 const JOBS = 300;
 const CONCURRENCY = 16;
 const IDLE_JOBS = 40;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
 
 const PROMPT = {
   "3": {
@@ -72,7 +61,7 @@ export default async function serveBench(): Promise<
       toml.push(`[[backend]]\nid = "b${i}"\nhost = "127.0.0.1"\nport = ${f.port}\nmax_queue = 4\n`);
     }
     await Deno.writeTextFile(`${ws}/backends.toml`, toml.join("\n"));
-    const port = freePort();
+    const port = freeLoopbackPort();
     const url = `http://127.0.0.1:${port}`;
     serve = new Deno.Command(GOV, {
       args: [
@@ -166,24 +155,24 @@ export default async function serveBench(): Promise<
       },
       {
         name: "serve dispatch overhead p50 (idle)",
-        value: percentile(idle, 50),
+        value: quantile(idle, 0.5),
         unit: "ms",
         detail: `accepted -> prompt queued on a backend, ${IDLE_JOBS} jobs one at a time`,
       },
-      { name: "serve dispatch overhead p99 (idle)", value: percentile(idle, 99), unit: "ms" },
+      { name: "serve dispatch overhead p99 (idle)", value: quantile(idle, 0.99), unit: "ms" },
       {
         name: "serve dispatch overhead p50 (backlog)",
-        value: percentile(dispatch, 50),
+        value: quantile(dispatch, 0.5),
         unit: "ms",
         detail: `same, during the ${JOBS}-job burst (includes waiting for a free slot)`,
       },
       {
         name: "serve dispatch overhead p99 (backlog)",
-        value: percentile(dispatch, 99),
+        value: quantile(dispatch, 0.99),
         unit: "ms",
       },
-      { name: "serve POST /v1/jobs p50", value: percentile(submit, 50), unit: "ms" },
-      { name: "serve POST /v1/jobs p99", value: percentile(submit, 99), unit: "ms" },
+      { name: "serve POST /v1/jobs p50", value: quantile(submit, 0.5), unit: "ms" },
+      { name: "serve POST /v1/jobs p99", value: quantile(submit, 0.99), unit: "ms" },
     ];
   } finally {
     if (serve) {

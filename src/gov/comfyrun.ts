@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { exists } from "../fs/atomic.ts";
 import { SpawnError, spawnProcess } from "../process/run.ts";
 import { type OnStep, timedStep } from "../uv/driver.ts";
+import { freeLoopbackPort, isPortOpen } from "../net/port.ts";
 
 /** Result of a test start. */
 export interface ComfyRunResult {
@@ -37,23 +38,6 @@ export interface ComfyRunResult {
   /** Custom node folders ComfyUI reported as IMPORT FAILED. */
   importFailures: string[];
   port: number;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port });
-    c.close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
@@ -122,7 +106,7 @@ export async function testStartComfyUI(opts: {
   onStep?: OnStep;
   env?: Record<string, string>;
 }): Promise<ComfyRunResult> {
-  const port = freePort();
+  const port = freeLoopbackPort();
   const main = join(opts.comfyuiDir, "main.py");
   const base = {
     cameUp: false,
@@ -164,7 +148,7 @@ export async function testStartComfyUI(opts: {
     let timedOut = false;
     const deadline = started + opts.timeoutMs;
     while (!child.exited()) {
-      if (await portOpen(port)) {
+      if (await isPortOpen("127.0.0.1", port)) {
         cameUp = !child.exited();
         break;
       }

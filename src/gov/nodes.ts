@@ -25,7 +25,7 @@ import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
 import { readPyproject, removeGroup } from "./pyproject.ts";
 import type { PluginRecord } from "./schema.ts";
-import { createSnapshot, readSnapshotIndex, restoreSnapshot, snapshotExists } from "./snapshots.ts";
+import { createSnapshot, readSnapshotIndex } from "./snapshots.ts";
 import {
   copyFileAtomic,
   listTxs,
@@ -37,6 +37,7 @@ import {
 } from "./store.ts";
 import { requireInitialised } from "./txrun.ts";
 import { dropWorkdir, freshWorkdir } from "./workdir.ts";
+import { restorePreSnapshot } from "./undo.ts";
 
 async function git(
   ctx: GovContext,
@@ -307,14 +308,7 @@ export async function undoRemove(
   reason: string,
 ): Promise<string | undefined> {
   const pre = j.data.pre_snapshot as string | undefined;
-  await j.step("undoing", { failure: reason });
-  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
-  let resyncError: string | undefined;
-  try {
-    await syncProd(ctx);
-  } catch (err) {
-    resyncError = (err as Error).message;
-  }
+  const resyncError = await restorePreSnapshot(ctx, j, pre, reason);
   await dropWorkdir(ctx, `remove-${validateName("custom node id", String(j.data.node_id))}`);
   await j.finish();
   return resyncError;

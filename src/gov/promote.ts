@@ -36,13 +36,7 @@ import { readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
 import type { SnapshotMeta, Transaction } from "./schema.ts";
 import { smokeTest } from "./smoke.ts";
-import {
-  createSnapshot,
-  deleteSnapshot,
-  readSnapshotIndex,
-  restoreSnapshot,
-  snapshotExists,
-} from "./snapshots.ts";
+import { createSnapshot, deleteSnapshot, readSnapshotIndex, snapshotExists } from "./snapshots.ts";
 import {
   copyFileAtomic,
   newId,
@@ -55,6 +49,7 @@ import {
 } from "./store.ts";
 import { requireInitialised, requireNodeCode } from "./txrun.ts";
 import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+import { restorePreSnapshot } from "./undo.ts";
 
 /** Flags of `gov tx promote`. */
 export interface PromoteOptions {
@@ -293,14 +288,7 @@ export async function undoPromote(
 ): Promise<string | undefined> {
   const txid = j.data.txid as string;
   const pre = j.data.pre_snapshot as string | undefined;
-  await j.step("undoing", { failure: reason });
-  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
-  let resyncError: string | undefined;
-  try {
-    await syncProd(ctx);
-  } catch (err) {
-    resyncError = (err as Error).message;
-  }
+  const resyncError = await restorePreSnapshot(ctx, j, pre, reason);
   let tx: Transaction | undefined;
   try {
     tx = await readTx(ctx.paths, txid);

@@ -16,9 +16,10 @@ import { beginJournal, type JournalHandle } from "./journal.ts";
 import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
 import type { SnapshotMeta } from "./schema.ts";
-import { createSnapshot, loadSnapshot, restoreSnapshot, snapshotExists } from "./snapshots.ts";
+import { createSnapshot, loadSnapshot, restoreSnapshot } from "./snapshots.ts";
 import { readPlugins } from "./store.ts";
 import { disableCode, reenableCode } from "./nodes.ts";
+import { restorePreSnapshot } from "./undo.ts";
 
 /** What a rollback did. */
 export interface RollbackResult {
@@ -146,14 +147,7 @@ export async function undoRollback(
   reason: string,
 ): Promise<string | undefined> {
   const pre = j.data.pre_snapshot as string | undefined;
-  await j.step("undoing", { failure: reason });
-  if (pre && (await snapshotExists(ctx.paths, pre))) await restoreSnapshot(ctx.paths, pre);
-  let resyncError: string | undefined;
-  try {
-    await syncProd(ctx);
-  } catch (err) {
-    resyncError = (err as Error).message;
-  }
+  const resyncError = await restorePreSnapshot(ctx, j, pre, reason);
   await j.finish();
   return resyncError;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { portOwnedByGroup } from "./procinfo.ts";
+import { isPortOpen } from "../net/port.ts";
 
 /** Where a ComfyUI started with some arguments can be reached. */
 export interface ListenTarget {
@@ -63,36 +64,6 @@ function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/**
- * Whether something accepts TCP connections at `host:port` within `timeoutMs`.
- *
- * @example
- * ```ts
- * if (await checkPortConnection("127.0.0.1", 8188)) console.log("port in use");
- * ```
- */
-export async function checkPortConnection(
-  host: string,
-  port: number,
-  timeoutMs = 1000,
-): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const attempt = Deno.connect({ hostname: host, port }).then(
-    (c) => c,
-    () => undefined,
-  );
-  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
-  const first = await Promise.race([attempt, timeout]);
-  clearTimeout(timer);
-  if (first === "timeout") {
-    attempt.then((c) => c?.close());
-    return false;
-  }
-  if (!first) return false;
-  first.close();
-  return true;
-}
-
 /** What a probe is asked to check. */
 export interface HealthTarget extends ListenTarget {
   /** Pid of the ComfyUI gov started (leader of its process group). */
@@ -135,7 +106,7 @@ export function httpHealthProbe(opts: HttpProbeOptions = {}): HealthProbe {
   const owned = opts.ownedByGroup ?? portOwnedByGroup;
   const verified = new Set<number>();
   return async (t) => {
-    if (!(await checkPortConnection(t.host, t.port, Math.min(timeoutMs, 1000)))) {
+    if (!(await isPortOpen(t.host, t.port, Math.min(timeoutMs, 1000)))) {
       return { ok: false, reason: "port closed" };
     }
     const ac = new AbortController();

@@ -37,13 +37,7 @@ import {
 import { readStartupState, writeStartupState } from "../ipc/startup.ts";
 import { clearCommand, type SupervisorCommandName, takeCommand } from "../ipc/cmd.ts";
 import type { SupervisorEvent, SupervisorEventType } from "./events.ts";
-import {
-  checkPortConnection,
-  type HealthProbe,
-  HealthTracker,
-  httpHealthProbe,
-  listenTarget,
-} from "./health.ts";
+import { type HealthProbe, HealthTracker, httpHealthProbe, listenTarget } from "./health.ts";
 import { portListenerPids, type ProcessInfo, processInfo } from "./procinfo.ts";
 import { crashDelayS, DEFAULT_SUPERVISOR_SETTINGS, type SupervisorSettings } from "./settings.ts";
 import {
@@ -52,6 +46,7 @@ import {
   type SupervisorState,
   writeSupervisorState,
 } from "./state.ts";
+import { isPortOpen } from "../net/port.ts";
 
 /** Exit codes of ComfyUI under supervision (ComfyGit's contract). */
 export const EXIT_CLEAN = 0;
@@ -787,13 +782,13 @@ export class Supervisor {
   private async spawnChild(env: Environment): Promise<{ child: Running } | { error: string }> {
     const args = this.argsFor(env);
     const target = listenTarget(args);
-    let portWasBusy = await checkPortConnection(target.host, target.port, 500);
+    let portWasBusy = await isPortOpen(target.host, target.port, 500);
     if (portWasBusy) {
       // The previous holder may still be closing; give it a moment before starting.
       const end = this.deps.now() + Math.min(this.settings.graceS, 5) * 1000;
       while (portWasBusy && this.deps.now() < end && !this.stopReason) {
         await this.pause(100);
-        portWasBusy = await checkPortConnection(target.host, target.port, 500);
+        portWasBusy = await isPortOpen(target.host, target.port, 500);
       }
       if (portWasBusy) {
         const pids = await this.deps.portListenerPids(target.port);

@@ -3,21 +3,10 @@
  *
  * @module
  */
+import { freeLoopbackPort, isPortOpen as isHostPortOpen } from "../../src/net/port.ts";
 
-/**
- * Returns a TCP port on 127.0.0.1 that was free a moment ago.
- *
- * @example
- * ```ts
- * const port = freePort();
- * ```
- */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+/** A free TCP port on 127.0.0.1 (see {@linkcode freeLoopbackPort}). */
+export const freePort: () => number = freeLoopbackPort;
 
 /**
  * Whether something accepts TCP connections on 127.0.0.1:`port`.
@@ -27,14 +16,8 @@ export function freePort(): number {
  * if (await isPortOpen(8188)) console.log("listening");
  * ```
  */
-export async function isPortOpen(port: number): Promise<boolean> {
-  try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port });
-    c.close();
-    return true;
-  } catch {
-    return false;
-  }
+export function isPortOpen(port: number): Promise<boolean> {
+  return isHostPortOpen("127.0.0.1", port);
 }
 
 /**

@@ -3,7 +3,6 @@
 import { assertEquals, assertTrue } from "../helpers/assert.ts";
 import { freePort } from "../helpers/net.ts";
 import {
-  checkPortConnection,
   type HealthTarget,
   httpHealthProbe,
   listenTarget,
@@ -13,6 +12,7 @@ import {
 import { portOwnedByGroup } from "../../src/supervisor/procinfo.ts";
 import { PYTHON } from "./_helpers.ts";
 import { spawnProcess } from "../../src/process/run.ts";
+import { isPortOpen } from "../../src/net/port.ts";
 
 function statsServer(body: unknown = { system: { argv: ["main.py"] }, devices: [] }, status = 200) {
   const ac = new AbortController();
@@ -51,14 +51,14 @@ Deno.test("listenTarget reads --listen/--port like ComfyUI's argparse", () => {
   assertEquals(listenTarget(["--port", "banana"]).port, 8188);
 });
 
-Deno.test("checkPortConnection: true on a listening port, false on a closed one", async () => {
+Deno.test("isPortOpen: true on a listening port, false on a closed one", async () => {
   const s = statsServer();
   try {
-    assertTrue(await checkPortConnection("127.0.0.1", s.port));
+    assertTrue(await isPortOpen("127.0.0.1", s.port));
   } finally {
     await s.close();
   }
-  assertTrue(!(await checkPortConnection("127.0.0.1", freePort())));
+  assertTrue(!(await isPortOpen("127.0.0.1", freePort())));
 });
 
 Deno.test("the HTTP probe wants GET /system_stats 200 with ComfyUI's JSON", async () => {
@@ -104,7 +104,7 @@ Deno.test("portOwnedByGroup tells our listener from a foreign one (ss/ps)", asyn
     let owned: boolean | undefined;
     for (let i = 0; i < 100 && owned === undefined; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      if (await checkPortConnection("127.0.0.1", port)) {
+      if (await isPortOpen("127.0.0.1", port)) {
         owned = await portOwnedByGroup(port, child.pid);
       }
     }
