@@ -42,7 +42,10 @@ export function parseFlags<O extends Options>(
   try {
     return parseArgs({ args, options, allowPositionals, strict: true, tokens: false });
   } catch (err) {
-    const msg = (err as Error).message.split("\n")[0].replace(/^Unknown option/, "unknown flag");
+    const msg = (err as Error).message.split("\n")[0]
+      .replace(/^Unknown option/, "unknown flag")
+      // node's parseArgs appends advice about `--` that does not apply to most commands.
+      .replace(/\. To specify a positional argument.*$/, "");
     throw new UsageError(`gov ${command}: ${msg}`, { hint: `see \`gov ${command} --help\`` });
   }
 }

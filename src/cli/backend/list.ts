@@ -40,7 +40,7 @@ Exit code 0 whatever the backends' health: read it from the output.
       json: { type: "boolean" },
       "no-probe": { type: "boolean" },
       timeout: { type: "string" },
-      workspace: { type: "string" },
+      workspace: { type: "string", short: "w" },
     });
     positionalArgs(NAME, positionals, []);
     const timeoutMs = numberFlag(NAME, "--timeout", values.timeout, 3000, {

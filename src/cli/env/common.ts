@@ -12,8 +12,8 @@ import { type Environment, selectEnvironment } from "../../workspace/environment
 
 /** The flags every env command takes to pick its environment. */
 export const ENV_FLAGS = {
-  workspace: { type: "string" },
-  env: { type: "string" },
+  workspace: { type: "string", short: "w" },
+  env: { type: "string", short: "e" },
   "env-dir": { type: "string" },
 } as const;
 

@@ -94,7 +94,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
       server: { type: "string" },
       token: { type: "string" },
       local: { type: "boolean" },
-      workspace: { type: "string" },
+      workspace: { type: "string", short: "w" },
     });
     const [file] = positionalArgs(NAME, positionals, ["<workflow.json>"]);
     const s = styles(io);

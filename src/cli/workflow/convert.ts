@@ -50,7 +50,7 @@ classes, missing definitions).
     const { values, positionals } = parseFlags(NAME, args, {
       "object-info": { type: "string" },
       backend: { type: "string" },
-      workspace: { type: "string" },
+      workspace: { type: "string", short: "w" },
       output: { type: "string", short: "o" },
       request: { type: "boolean" },
       "allow-unknown": { type: "boolean" },
