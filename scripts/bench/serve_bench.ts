@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { type FakeComfyUI, startFakeComfyUI } from "../../tests/helpers/fake_comfyui.ts";
+import { txt2img } from "../../tests/helpers/prompts.ts";
 import { quantile } from "../lib/common.ts";
 import { freeLoopbackPort } from "../../src/net/port.ts";
 
@@ -16,32 +17,7 @@ const JOBS = 300;
 const CONCURRENCY = 16;
 const IDLE_JOBS = 40;
 
-const PROMPT = {
-  "3": {
-    class_type: "KSampler",
-    inputs: {
-      seed: 1,
-      steps: 20,
-      cfg: 8,
-      sampler_name: "euler",
-      scheduler: "normal",
-      denoise: 1,
-      model: ["4", 0],
-      positive: ["6", 0],
-      negative: ["7", 0],
-      latent_image: ["5", 0],
-    },
-  },
-  "4": {
-    class_type: "CheckpointLoaderSimple",
-    inputs: { ckpt_name: "v1-5-pruned-emaonly.safetensors" },
-  },
-  "5": { class_type: "EmptyLatentImage", inputs: { width: 512, height: 512, batch_size: 1 } },
-  "6": { class_type: "CLIPTextEncode", inputs: { text: "bench", clip: ["4", 1] } },
-  "7": { class_type: "CLIPTextEncode", inputs: { text: "", clip: ["4", 1] } },
-  "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
-  "9": { class_type: "SaveImage", inputs: { filename_prefix: "bench", images: ["8", 0] } },
-};
+const PROMPT = txt2img({ text: "bench", prefix: "bench" });
 
 /** Runs the gateway benchmark and returns its figures. */
 export default async function serveBench(): Promise<

@@ -10,6 +10,7 @@ import { wheelhouse } from "../helpers/wheelhouse.ts";
 import {
   assertConsistent,
   copyTree,
+  flakyUv,
   govIn,
   govJson,
   initEnv,
@@ -22,27 +23,6 @@ import {
   truthFiles,
   UV_BIN,
 } from "./helpers.ts";
-
-/**
- * A uv that fails its next `sync` into `.venv-prod` while `flag` exists (and removes the
- * flag): what a dropped connection or a full disk does to a real sync half-way.
- */
-async function flakyUv(dir: string, flag: string): Promise<string> {
-  const path = join(dir, "uv-flaky");
-  await Deno.writeTextFile(
-    path,
-    `#!/bin/bash
-if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "${flag}" ]]; then
-  rm -f "${flag}"
-  echo "error: Failed to install: connection reset while downloading (injected by the test)" >&2
-  exit 2
-fi
-exec "${UV_BIN}" "$@"
-`,
-  );
-  await Deno.chmod(path, 0o755);
-  return path;
-}
 
 Deno.test("D: failure recovery", async (t) => {
   const scratch = new Scratch();

@@ -13,6 +13,7 @@ import { waitFor } from "../helpers/net.ts";
 import {
   assertConsistent,
   exists,
+  failingNextProdSync,
   govIn,
   govJson,
   initEnv,
@@ -48,24 +49,6 @@ async function pool<T>(
   };
   await Promise.all(Array.from({ length: n }, worker));
   assertEquals(failures, [], failures.join("\n\n"));
-}
-
-/** A uv whose next sync into .venv-prod fails while `flag` exists (see acceptance_d). */
-async function flakyUv(dir: string, flag: string): Promise<string> {
-  const path = join(dir, "uv-flaky");
-  await Deno.writeTextFile(
-    path,
-    `#!/bin/bash
-if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "${flag}" ]]; then
-  rm -f "${flag}"
-  echo "error: injected sync failure" >&2
-  exit 2
-fi
-exec "${UV_BIN}" "$@"
-`,
-  );
-  await Deno.chmod(path, 0o755);
-  return path;
 }
 
 /** Runs gov with GOV_FAULT set and checks it died right after journaling that step. */
@@ -127,12 +110,8 @@ Deno.test("crash safety: SIGKILL at every journaled step", async (t) => {
       await pool(steps, 3, (s) => s, async (step) => {
         const env = await scratch.copyEnv(template);
         const extra: Record<string, string> = {};
-        if (step === "undoing") {
-          // The undo path only runs after a failure: make the prod sync fail first.
-          const f = `${flag}-${Math.random()}`;
-          await Deno.writeTextFile(f, "");
-          extra.GOV_UV = await flakyUv(await scratch.dir("uv"), f);
-        }
+        // The undo path only runs after a failure: make the prod sync fail first.
+        if (step === "undoing") extra.GOV_UV = await failingNextProdSync(scratch, flag);
         await killAt(env, ["tx", "promote", tqTx], `promote:${step}`, extra);
         const notes = await recoverWith(env, ["tx", "list", "--json"]);
         const tx = await readJson(join(env, "state/transactions", `${tqTx}.json`));
@@ -182,11 +161,7 @@ Deno.test("crash safety: SIGKILL at every journaled step", async (t) => {
       await pool(steps, 3, (s) => s, async (step) => {
         const env = await scratch.copyEnv(template);
         const extra: Record<string, string> = {};
-        if (step === "undoing") {
-          const f = `${flag}-${Math.random()}`;
-          await Deno.writeTextFile(f, "");
-          extra.GOV_UV = await flakyUv(await scratch.dir("uv"), f);
-        }
+        if (step === "undoing") extra.GOV_UV = await failingNextProdSync(scratch, flag);
         await killAt(env, ["node", "remove", "good"], `remove:${step}`, extra);
         const notes = await recoverWith(env, ["node", "list", "--json"]);
         const reg = await readJson(join(env, "state/plugins.json"));
@@ -216,11 +191,7 @@ Deno.test("crash safety: SIGKILL at every journaled step", async (t) => {
       await pool(steps, 3, (s) => s, async (step) => {
         const env = await scratch.copyEnv(template);
         const extra: Record<string, string> = {};
-        if (step === "undoing") {
-          const f = `${flag}-${Math.random()}`;
-          await Deno.writeTextFile(f, "");
-          extra.GOV_UV = await flakyUv(await scratch.dir("uv"), f);
-        }
+        if (step === "undoing") extra.GOV_UV = await failingNextProdSync(scratch, flag);
         await killAt(env, ["rollback", initSnap], `rollback:${step}`, extra);
         const notes = await recoverWith(env, ["snapshot", "list", "--json"]);
         if (step === "prod-synced") {

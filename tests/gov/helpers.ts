@@ -245,3 +245,32 @@ export async function lastTxid(env: string): Promise<string> {
   const list = await govJson(env, ["tx", "list"]);
   return list[list.length - 1].txid;
 }
+
+/**
+ * A uv that fails its next `sync` into `.venv-prod` while `flag` exists (and removes the
+ * flag), then behaves as {@linkcode UV_BIN}: what a dropped connection or a full disk does
+ * to a real sync half-way.
+ */
+export async function flakyUv(dir: string, flag: string): Promise<string> {
+  const path = join(dir, "uv-flaky");
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/bash
+if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "${flag}" ]]; then
+  rm -f "${flag}"
+  echo "error: Failed to install: connection reset while downloading (injected by the test)" >&2
+  exit 2
+fi
+exec "${UV_BIN}" "$@"
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** A fresh {@linkcode flakyUv} with its own armed flag (a unique name next to `flagBase`). */
+export async function failingNextProdSync(scratch: Scratch, flagBase: string): Promise<string> {
+  const flag = `${flagBase}-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(flag, "");
+  return await flakyUv(await scratch.dir("uv"), flag);
+}

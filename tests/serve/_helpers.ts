@@ -7,35 +7,11 @@
 import { type FakeComfyUI, startFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { spawnGov } from "../helpers/gov.ts";
 import { freePort, waitFor } from "../helpers/net.ts";
+import { txt2img as txt2imgPrompt } from "../helpers/prompts.ts";
 
-/** ComfyUI's default txt2img graph as an API prompt (what the frontend queues). */
+/** ComfyUI's default txt2img graph as an API prompt, with the positive prompt `text`. */
 export function txt2img(text = "a lighthouse at dusk"): Record<string, unknown> {
-  return {
-    "3": {
-      class_type: "KSampler",
-      inputs: {
-        seed: 8566257,
-        steps: 20,
-        cfg: 8,
-        sampler_name: "euler",
-        scheduler: "normal",
-        denoise: 1,
-        model: ["4", 0],
-        positive: ["6", 0],
-        negative: ["7", 0],
-        latent_image: ["5", 0],
-      },
-    },
-    "4": {
-      class_type: "CheckpointLoaderSimple",
-      inputs: { ckpt_name: "v1-5-pruned-emaonly.safetensors" },
-    },
-    "5": { class_type: "EmptyLatentImage", inputs: { width: 512, height: 512, batch_size: 1 } },
-    "6": { class_type: "CLIPTextEncode", inputs: { text, clip: ["4", 1] } },
-    "7": { class_type: "CLIPTextEncode", inputs: { text: "blurry", clip: ["4", 1] } },
-    "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
-    "9": { class_type: "SaveImage", inputs: { filename_prefix: "gov", images: ["8", 0] } },
-  };
+  return txt2imgPrompt({ text });
 }
 
 /** A test workspace with backends. */
