@@ -134,19 +134,90 @@ export interface SpawnedProcess {
   process: Deno.ChildProcess;
   /** Resolves when the child exits. */
   status: Promise<Deno.CommandStatus>;
+  /** Pid of the orphan guard watching the group, when one runs. */
+  guardPid?: number;
   /** Whether the child has exited. */
   exited(): boolean;
   /** Sends a signal to the child's whole process group. */
   signalGroup(signal: Deno.Signal): void;
   /**
    * SIGTERM to the group, wait up to `graceMs`, then SIGKILL to the group. Resolves with
-   * the exit status and whether SIGKILL was needed.
+   * the exit status and whether SIGKILL was needed. Also ends the orphan guard, if any:
+   * call it even after the child exited on its own.
    */
   terminate(graceMs: number): Promise<{ status: Deno.CommandStatus; killed: boolean }>;
 }
 
 /**
+ * The orphan guard, run by a Python interpreter: it blocks reading its stdin, a pipe whose
+ * only writer is gov. The kernel closes that pipe however gov ends, SIGKILL included, so
+ * EOF means "gov is gone": if the guarded process group still exists, it gets SIGTERM, the
+ * grace period, then SIGKILL. When gov stopped the group itself first, the guard finds no
+ * group and just exits.
+ */
+const ORPHAN_GUARD_PY = `# gov orphan guard (ends the group below when gov is gone)
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+try:
+    while os.read(0, 65536):
+        pass
+except OSError:
+    pass
+def alive():
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+if alive():
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        pass
+    end = time.monotonic() + grace
+    while alive() and time.monotonic() < end:
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+`;
+
+/** Asks {@linkcode spawnProcess} to keep the child's group from outliving gov. */
+export interface OrphanGuardOptions {
+  /** A Python 3 interpreter to run the guard with (ComfyUI's own is a good choice). */
+  python: string;
+  /** SIGTERM to SIGKILL delay the guard grants the group once gov is gone. */
+  graceMs: number;
+}
+
+/**
+ * Starts the orphan guard of process group `pgid`; `undefined` when the interpreter cannot
+ * be started (the group then runs unguarded: a later supervisor still reaps it).
+ */
+function startOrphanGuard(pgid: number, guard: OrphanGuardOptions): Deno.ChildProcess | undefined {
+  try {
+    return new Deno.Command(guard.python, {
+      args: ["-I", "-S", "-c", ORPHAN_GUARD_PY, String(pgid), String(guard.graceMs / 1000)],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+      // Own session: a terminal's SIGINT/SIGHUP to gov's group must not end the guard too.
+      detached: true,
+    }).spawn();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Starts a program in a new session and process group (setsid) and returns at once.
+ *
+ * With `orphanGuard`, a small watcher process ends the child's whole group should gov die
+ * without stopping it (SIGKILL, OOM killer): setsid keeps the group out of reach of the
+ * signals that hit gov, so without the guard it would keep ComfyUI's port and VRAM.
  *
  * @example
  * ```ts
@@ -160,6 +231,7 @@ export function spawnProcess(
   opts: ProcessOptions & {
     stdout?: "inherit" | "piped" | "null";
     stderr?: "inherit" | "piped" | "null";
+    orphanGuard?: OrphanGuardOptions;
   } = {},
 ): SpawnedProcess {
   let proc: Deno.ChildProcess;
@@ -187,6 +259,13 @@ export function spawnProcess(
     return s;
   });
   const pid = proc.pid;
+  const guard = opts.orphanGuard ? startOrphanGuard(pid, opts.orphanGuard) : undefined;
+  let guardReleased: Promise<void> | undefined;
+  // Only once the group is gone: EOF tells the guard to end whatever is left of it.
+  const releaseGuard = () =>
+    guardReleased ??= guard
+      ? guard.stdin.close().catch(() => {}).then(() => guard.status).then(() => {}, () => {})
+      : Promise.resolve();
   const signalGroup = (signal: Deno.Signal) => {
     try {
       Deno.kill(-pid, signal);
@@ -197,6 +276,7 @@ export function spawnProcess(
   return {
     pid,
     process: proc,
+    guardPid: guard?.pid,
     status,
     exited: () => done,
     signalGroup,
@@ -204,6 +284,7 @@ export function spawnProcess(
       if (done) {
         // The leader is gone but stragglers in its group may not be.
         signalGroup("SIGKILL");
+        await releaseGuard();
         return { status: await status, killed: false };
       }
       signalGroup("SIGTERM");
@@ -221,7 +302,9 @@ export function spawnProcess(
         // Children of the leader that ignored SIGTERM must not outlive it.
         signalGroup("SIGKILL");
       }
-      return { status: await status, killed };
+      const final = await status;
+      await releaseGuard();
+      return { status: final, killed };
     },
   };
 }

@@ -33,6 +33,8 @@ export interface SupervisorState {
   phase: SupervisorPhase;
   environment?: string;
   child_pid?: number;
+  /** Pid of the process that ends ComfyUI's group should this supervisor die unannounced. */
+  guard_pid?: number;
   child_started_at?: number;
   port?: number;
   host?: string;

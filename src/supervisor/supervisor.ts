@@ -58,6 +58,8 @@ export const EXIT_SWITCH_ENV = 43;
 /** A started ComfyUI as the loop sees it. `SpawnedProcess` satisfies it. */
 export interface ChildHandle {
   pid: number;
+  /** Pid of the orphan guard watching the child's group, when one runs. */
+  guardPid?: number;
   status: Promise<{ code: number; signal: Deno.Signal | null }>;
   exited(): boolean;
   /** SIGTERM to the group, `graceMs`, SIGKILL; also kills stragglers of an exited leader. */
@@ -74,6 +76,11 @@ export interface SpawnRequest {
   env: Record<string, string>;
   /** Line sink for the child's output; `undefined` = inherit gov's stdout/stderr. */
   output?: (line: string, stream: "stdout" | "stderr") => void;
+  /**
+   * Grace period of the orphan guard that ends the child's group should gov die without
+   * stopping it (`command` is ComfyUI's Python, which also runs the guard).
+   */
+  guardGraceMs?: number;
 }
 
 /** Everything the loop needs from the outside world. */
@@ -90,8 +97,8 @@ export interface SupervisorDeps {
 }
 
 /**
- * The real spawn: `spawnProcess` (own session and process group), output inherited or
- * piped line by line into `req.output`.
+ * The real spawn: `spawnProcess` (own session and process group, watched by an orphan guard
+ * when `req.guardGraceMs` is set), output inherited or piped line by line into `req.output`.
  *
  * @example
  * ```ts
@@ -105,6 +112,9 @@ export function defaultSpawn(req: SpawnRequest): ChildHandle {
     env: req.env,
     stdout: mode,
     stderr: mode,
+    orphanGuard: req.guardGraceMs === undefined
+      ? undefined
+      : { python: req.command, graceMs: req.guardGraceMs },
   });
   if (req.output) {
     pumpLines(p.process.stdout, (l) => req.output!(l, "stdout"));
@@ -505,6 +515,7 @@ export class Supervisor {
       running: false,
       healthy: false,
       child_pid: undefined,
+      guard_pid: undefined,
       stop_reason: result.reason,
       exit_code: result.exitCode,
     }, "stopped");
@@ -668,6 +679,7 @@ export class Supervisor {
     await this.persist({
       healthy: false,
       child_pid: undefined,
+      guard_pid: undefined,
       last_exit: { code, signal, at: this.deps.now() / 1000, meaning },
     }, "restarting");
     if (code === EXIT_RESTART) {
@@ -817,6 +829,7 @@ export class Supervisor {
         cwd: env.comfyuiDir,
         env: this.childEnv(env),
         output: this.opts.childOutput,
+        guardGraceMs: this.settings.graceS * 1000,
       });
     } catch (err) {
       const msg = err instanceof SpawnError
@@ -850,6 +863,7 @@ export class Supervisor {
     await this.persist({
       environment: env.name,
       child_pid: handle.pid,
+      guard_pid: handle.guardPid,
       child_started_at: now / 1000,
       port: target.port,
       host: target.host,
@@ -912,7 +926,7 @@ export class Supervisor {
       })`,
       { pid: child.handle.pid, code: status.code, killed },
     );
-    await this.persist({ healthy: false, child_pid: undefined });
+    await this.persist({ healthy: false, child_pid: undefined, guard_pid: undefined });
   }
 
   private async markHealthy(child: Running): Promise<void> {

@@ -1,11 +1,11 @@
 // `gov run` end to end (seed table "test_restart_flow"): the real CLI supervising the fake
 // ComfyUI on the host python. Exit 42, ComfyUI-Manager's reboot marker, crash backoff and
-// give-up, pid file refusal/takeover, `gov restart`, and a ComfyUI orphaned by a killed
-// supervisor.
+// give-up, pid file refusal/takeover, `gov restart`, SIGKILL of gov (the orphan guard), and a
+// ComfyUI orphaned by a supervisor killed together with its guard.
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { gov } from "../helpers/gov.ts";
-import { freePort, waitFor } from "../helpers/net.ts";
+import { freePort, isPortOpen, waitFor } from "../helpers/net.ts";
 import { FAKE_UV } from "../helpers/paths.ts";
 import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { readSupervisorState } from "../../src/supervisor/state.ts";
@@ -25,6 +25,7 @@ Deno.test("exit 42 resyncs and restarts ComfyUI under the same supervisor", asyn
     assertEquals(first.env.__COMFY_CLI_SESSION__, join(t.meta, `comfy-session-${g.pid}`));
     assertEquals(first.cwd, join(t.root, "environments", "a", "ComfyUI"));
     assertEquals(await readOrchestratorPid(t.meta), g.pid);
+    const firstGuard = (await readSupervisorState(t.meta))?.guard_pid;
 
     assertEquals(await post(t.port, "/fake/exit", { code: 42 }), 200);
     assertTrue(await waitFor(() => count(g.stderr(), HEALTHY) >= 2, 30_000), g.stderr());
@@ -36,6 +37,8 @@ Deno.test("exit 42 resyncs and restarts ComfyUI under the same supervisor", asyn
     assertMatch(g.stderr(), /Z sync_started syncing a[\s\S]*Z sync_started syncing a/);
     const state = await readSupervisorState(t.meta);
     assertEquals([state?.restarts, state?.child_pid, state?.healthy], [1, starts[1].pid, true]);
+    assertTrue(firstGuard !== undefined && firstGuard !== state?.guard_pid);
+    assertTrue(!(await alive(firstGuard!)), "the first child's guard ended with it");
   } finally {
     await terminate(g);
     await t.cleanup();
@@ -149,18 +152,44 @@ Deno.test("gov restart goes through .cmd; gov restart/stop without a supervisor 
   }
 });
 
-Deno.test("a ComfyUI orphaned by a killed supervisor is ended by the next one", async () => {
+Deno.test("SIGKILL of gov: the orphan guard ends ComfyUI's group (SIGTERM ignored) and frees the port", async () => {
+  const t = await makeWorkspace(
+    { a: { fake: { ignore_sigterm: 1, spawn_child: 1 } } },
+    { fakeComfy: true },
+  );
+  const g = startGov(["run", "--workspace", t.root, "--poll-interval", "100", "--grace", "1"]);
+  try {
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    const [child] = await t.starts("a");
+    const grandchild = Number(await Deno.readTextFile(join(t.stateDir("a"), "child.pid")));
+    const guard = (await readSupervisorState(t.meta))?.guard_pid;
+    assertTrue(guard !== undefined && await alive(guard), "a guard watches ComfyUI's group");
+    g.proc.kill("SIGKILL");
+    await g.done;
+    const gone = async () =>
+      !(await alive(child.pid)) && !(await alive(grandchild)) && !(await isPortOpen(t.port));
+    assertTrue(await waitFor(gone, 20_000, 100), "ComfyUI, its grandchild and the port are freed");
+    assertTrue(await waitFor(async () => !(await alive(guard!)), 10_000, 100), "the guard exits");
+  } finally {
+    await t.killAll();
+    await g.kill();
+    await t.cleanup();
+  }
+});
+
+Deno.test("a ComfyUI orphaned by a supervisor killed with its guard is ended by the next one", async () => {
   const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
   const first = startGov(["run", "--workspace", t.root, ...FAST]);
   try {
     assertTrue(await first.waitForLog(HEALTHY), first.stderr());
+    // Both gone at once (e.g. the OOM killer): nothing was left to stop ComfyUI.
+    const guard = (await readSupervisorState(t.meta))?.guard_pid;
+    assertTrue(guard !== undefined);
+    Deno.kill(guard!, "SIGKILL");
     first.proc.kill("SIGKILL");
     await first.done;
     const [orphan] = await t.starts("a");
-    assertTrue(
-      await alive(orphan.pid),
-      "ComfyUI runs in its own session and survives its supervisor",
-    );
+    assertTrue(await alive(orphan.pid), "ComfyUI runs in its own session");
     const second = startGov(["run", "--workspace", t.root, ...FAST]);
     try {
       assertTrue(await second.waitForLog(HEALTHY), second.stderr());

@@ -7,6 +7,7 @@ import { gov } from "../helpers/gov.ts";
 import { isPortOpen, waitFor } from "../helpers/net.ts";
 import { readOrchestratorPid, readSwitchStatus } from "../../src/ipc/mod.ts";
 import { supervisorStatus } from "../../src/supervisor/status.ts";
+import { readSupervisorState } from "../../src/supervisor/state.ts";
 import { alive, makeWorkspace, startGov, terminate } from "./_helpers.ts";
 
 const HEALTHY = /Z healthy /;
@@ -22,12 +23,14 @@ Deno.test("SIGTERM: a ComfyUI ignoring it and its grandchild are killed after th
     const [child] = await t.starts("a");
     const grandchild = Number(await Deno.readTextFile(join(t.stateDir("a"), "child.pid")));
     assertTrue(await alive(grandchild));
+    const guard = (await readSupervisorState(t.meta))?.guard_pid;
     assertEquals(await terminate(g), 0);
     assertMatch(g.stderr(), /stopping ComfyUI pid \d+ \(received SIGTERM\)/);
     assertMatch(g.stderr(), /SIGKILL after 1 s grace/);
     assertTrue(!(await alive(child.pid)), "ComfyUI is gone");
     assertTrue(await waitFor(async () => !(await alive(grandchild)), 5000), "no orphan grandchild");
     assertTrue(!(await isPortOpen(t.port)), "the port is free");
+    assertTrue(guard !== undefined && !(await alive(guard)), "the orphan guard ended too");
     assertEquals(await readOrchestratorPid(t.meta), undefined);
     assertTrue(!(await exists(join(t.meta, ".switch.lock"))));
     const s = await supervisorStatus(t.ws);
