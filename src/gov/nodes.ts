@@ -23,7 +23,7 @@ import { beginJournal, type JournalHandle } from "./journal.ts";
 import { candidatePath } from "./paths.ts";
 import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
-import { readPyproject, removeGroup } from "./pyproject.ts";
+import { nodeGroup, readPyproject, removeGroup } from "./pyproject.ts";
 import type { PluginRecord } from "./schema.ts";
 import { createSnapshot, readSnapshotIndex } from "./snapshots.ts";
 import {
@@ -109,6 +109,15 @@ export async function addNode(
         hint: `see \`gov node list\`; remove it first with \`gov node remove ${id}\``,
       });
     }
+    const clash = Object.values(reg.plugins).find((r) => nodeGroup(r.id) === nodeGroup(id));
+    if (clash) {
+      throw new UsageError(
+        `custom node id ${id} would share dependency group ${
+          nodeGroup(id)
+        } with registered node ${clash.id}`,
+        { hint: "uv treats case, '_', '.' and '-' alike in group names; pick another id" },
+      );
+    }
     if (!(await exists(ctx.env.comfyuiDir))) {
       throw new GovError(`ComfyUI folder ${ctx.env.comfyuiDir} does not exist`, {
         hint: "install ComfyUI there, or set [paths] comfyui_dir in config.toml",
@@ -142,7 +151,7 @@ export async function addNode(
       const now = nowIso();
       const rec: PluginRecord = {
         id,
-        group: `node-${id}`,
+        group: nodeGroup(id),
         url,
         ref: opts.ref ?? null,
         commit,
@@ -246,7 +255,7 @@ export async function removeNode(
     const rec = reg.plugins[id];
     if (!rec) throw new NotFoundError("custom node", id, "see `gov node list`");
     await requireInitialised(ctx);
-    const group = `node-${id}`;
+    const group = nodeGroup(id);
     const py = await readPyproject(ctx.paths.pyproject);
     const hasGroup = group in py.groups;
     if (hasGroup) {

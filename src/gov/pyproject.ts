@@ -17,7 +17,10 @@ import { ConfigError, GovError } from "../errors.ts";
 export interface Pyproject {
   name: string;
   dependencies: string[];
+  /** Dependency groups keyed by their normalised name (uv's rule: `Foo_Bar` is `foo-bar`). */
   groups: Record<string, string[]>;
+  /** The key each group is written with in the file, by normalised name. */
+  groupKeys: Record<string, string>;
   overrides: string[];
   raw: Record<string, unknown>;
 }
@@ -32,6 +35,20 @@ export interface Pyproject {
  */
 export function canonicalName(name: string): string {
   return name.trim().toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+/**
+ * The dependency group of custom node `id`: `node-<id>` normalised the way uv normalises
+ * group names (uv writes and prints `uv add --group node-Comfy_Pack` as `node-comfy-pack`),
+ * so gov looks the group up, removes it and maps uv's messages back exactly as uv names it.
+ *
+ * @example
+ * ```ts
+ * nodeGroup("ComfyUI_Impact.Pack"); // "node-comfyui-impact-pack"
+ * ```
+ */
+export function nodeGroup(id: string): string {
+  return `node-${canonicalName(id)}`;
 }
 
 /**
@@ -109,10 +126,22 @@ export function parsePyproject(text: string, file: string): Pyproject {
   }
   const groupsRaw = table(doc["dependency-groups"], file, "[dependency-groups]");
   const groups: Record<string, string[]> = {};
+  const groupKeys: Record<string, string> = {};
   for (const [g, list] of Object.entries(groupsRaw)) {
     // uv allows `{include-group = "x"}` entries; gov's groups hold plain requirement strings.
     if (!Array.isArray(list)) throw new ConfigError(file, `dependency-groups.${g}`, "a list");
-    groups[g] = list.filter((x) => typeof x === "string") as string[];
+    const key = canonicalName(g);
+    if (key in groups) {
+      throw new ConfigError(
+        file,
+        `dependency-groups.${g}`,
+        `a group name distinct from '${
+          groupKeys[key]
+        }' after normalisation (uv treats them as one)`,
+      );
+    }
+    groups[key] = list.filter((x) => typeof x === "string") as string[];
+    groupKeys[key] = g;
   }
   const tool = table(doc.tool, file, "[tool]");
   const uv = table(tool.uv, file, "[tool.uv]");
@@ -120,6 +149,7 @@ export function parsePyproject(text: string, file: string): Pyproject {
     name: project.name,
     dependencies: strArray(project.dependencies, file, "project.dependencies"),
     groups,
+    groupKeys,
     overrides: strArray(uv["override-dependencies"], file, "tool.uv.override-dependencies"),
     raw: doc,
   };
@@ -269,7 +299,8 @@ export function setOverrides(text: string, pins: string[], file: string): string
 }
 
 /**
- * Removes dependency group `group` from `[dependency-groups]` (a no-op when absent).
+ * Removes dependency group `group` from `[dependency-groups]` (a no-op when absent), found by
+ * its normalised name whatever spelling the file uses.
  *
  * @example
  * ```ts
@@ -278,10 +309,11 @@ export function setOverrides(text: string, pins: string[], file: string): string
  */
 export function removeGroup(text: string, group: string, file: string): string {
   const before = parsePyproject(text, file);
+  group = canonicalName(group);
   if (!(group in before.groups)) return text;
   const lines = splitLines(text);
   const sec = sections(lines).find((s) => s.name === "dependency-groups");
-  const at = sec ? findKey(lines, sec, group) : -1;
+  const at = sec ? findKey(lines, sec, before.groupKeys[group]) : -1;
   if (at !== -1) lines.splice(at, valueEnd(lines, at) - at);
   const out = lines.join("\n") + "\n";
   const after = parsePyproject(out, file);

@@ -10,6 +10,7 @@
 import { ConfigError } from "../errors.ts";
 import { check } from "../fs/json.ts";
 import { isValidName } from "../workspace/names.ts";
+import { nodeGroup } from "./pyproject.ts";
 
 /** Every transaction status of seed §3.4. */
 export const TX_STATUSES = [
@@ -226,7 +227,10 @@ export function validatePlugins(v: unknown, file: string): PluginsFile {
     const rid = name(r.id, file, `${f}.id`);
     if (rid !== id) throw new ConfigError(file, `${f}.id`, `'${id}' (its key)`);
     const group = check.string(r.group, file, `${f}.group`);
-    if (group !== `node-${id}`) throw new ConfigError(file, `${f}.group`, `'node-${id}'`);
+    // Written normalised the way uv names the group; `node-<id>` as typed is accepted too.
+    if (group !== nodeGroup(id) && group !== `node-${id}`) {
+      throw new ConfigError(file, `${f}.group`, `'${nodeGroup(id)}'`);
+    }
     out[id] = {
       ...r,
       id: rid,

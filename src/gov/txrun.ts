@@ -20,7 +20,7 @@ import { testStartComfyUI } from "./comfyrun.ts";
 import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
 import { coreImpact, corePackages, diffFreeze, freezeLines } from "./freeze.ts";
 import { candidatePath } from "./paths.ts";
-import { readPyproject } from "./pyproject.ts";
+import { nodeGroup, readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
 import type { Transaction } from "./schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "./store.ts";
@@ -136,7 +136,7 @@ export async function runTransaction(
       promotion_plan: null,
       promotion: null,
       pid: Deno.pid,
-      group: `node-${nodeId}`,
+      group: nodeGroup(nodeId),
       requirements: [],
       error: null,
       run: null,
@@ -199,7 +199,7 @@ async function judgeImportFailures(
   const counted: string[] = [];
   const ignored: string[] = [];
   for (const f of failures) {
-    const pending = f !== nodeId && reg.plugins[f] !== undefined && !(`node-${f}` in groups) &&
+    const pending = f !== nodeId && reg.plugins[f] !== undefined && !(nodeGroup(f) in groups) &&
       (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length > 0;
     (pending ? ignored : counted).push(f);
   }
@@ -214,7 +214,7 @@ async function buildAndRun(
 ): Promise<Transaction> {
   const uv = ctx.uv();
   const p = ctx.paths;
-  const group = `node-${tx.node_id}`;
+  const group = nodeGroup(tx.node_id);
   const nodeDir = join(p.customNodesDir, tx.node_id);
   const reqs = await nodeRequirements(nodeDir);
   tx.requirements = reqs.requirements;

@@ -38,7 +38,7 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
   try {
     const repos = await scratch.dir("repos");
     await makeNodeRepo(repos, "good", ["requests"], { imports: ["requests"] });
-    await makeNodeRepo(repos, "alpha", ["conflict-a"]);
+    await makeNodeRepo(repos, "Alpha_Pack", ["conflict-a"]);
     await makeNodeRepo(repos, "plain", []);
     const env = await initEnv(scratch);
     const initFreeze = await prodFreeze(env);
@@ -48,7 +48,7 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       return await govJson(env, ["tx", "promote", tx.txid]);
     };
     const good = await promote("good");
-    await promote("alpha");
+    await promote("Alpha_Pack");
     const goodPost = good.promotion.post_snapshot as string;
 
     await t.step("node remove: exact sync removes the node's packages", async () => {
@@ -66,7 +66,12 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       for (const p of REQUESTS_TREE) assertTrue(!freeze.includes(p), `${p} still installed`);
       assertTrue(freeze.includes("conflict-a==1.0"));
       const reg = await readJson(join(env, "state/plugins.json"));
-      assertEquals(Object.keys(reg.plugins), ["alpha"]);
+      assertEquals(Object.keys(reg.plugins), ["Alpha_Pack"]);
+      // An id with capitals and '_' gets the group uv writes for it (uv normalises group
+      // names); its managed deps are found through it.
+      assertEquals(reg.plugins.Alpha_Pack.group, "node-alpha-pack");
+      assertEquals(reg.plugins.Alpha_Pack.managed_deps, ["conflict-a"]);
+      assertMatch(await Deno.readTextFile(join(env, "pyproject.toml")), /^node-alpha-pack = \[/m);
       assertTrue(!(await Deno.readTextFile(join(env, "pyproject.toml"))).includes("node-good"));
       const snaps = await snapshotIndex(env);
       const [pre, post] = snaps.slice(-2);
@@ -90,13 +95,13 @@ Deno.test("C: node remove GC, rollback, retention", async (t) => {
       assertEquals(p.removed_deps, []);
       assertEquals(p.code_purged, true);
       assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/plain"))));
-      const r = await govJson(env, ["node", "remove", "alpha", "--purge-code"]);
+      const r = await govJson(env, ["node", "remove", "Alpha_Pack", "--purge-code"]);
       assertEquals(r.removed_deps, ["conflict-a"]);
-      assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/alpha"))));
+      assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/Alpha_Pack"))));
       assertEquals(await prodFreeze(env), initFreeze);
-      const missing = await govIn(env, ["node", "remove", "alpha"]);
+      const missing = await govIn(env, ["node", "remove", "Alpha_Pack"]);
       assertEquals(missing.code, 2);
-      assertMatch(missing.stderr, /custom node 'alpha' not found/);
+      assertMatch(missing.stderr, /custom node 'Alpha_Pack' not found/);
     });
 
     await t.step("rollback restores the truth files and rebuilds prod", async () => {
