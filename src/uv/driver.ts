@@ -99,6 +99,13 @@ export function locateUv(opts: {
   throw new UvNotFoundError(wanted, `not found on PATH (from ${source})`);
 }
 
+/** Carries a non-zero uv result through {@linkcode timedStep} so the step reads "failed". */
+class FailedRun extends Error {
+  constructor(readonly result: ProcessResult) {
+    super(`exit ${result.code}`);
+  }
+}
+
 /** Options of one uv run. */
 export interface UvRunOptions {
   /** Project folder (holds pyproject.toml). */
@@ -178,18 +185,22 @@ export class Uv {
     const step = opts.step ?? `uv ${args.filter((a) => !a.startsWith("-")).slice(0, 2).join(" ")}`;
     let result: ProcessResult;
     try {
-      result = await timedStep(this.onStep, step, () =>
-        runProcess(this.path, args, {
+      result = await timedStep(this.onStep, step, async () => {
+        const r = await runProcess(this.path, args, {
           cwd: opts.cwd,
           env,
           unsetEnv,
           timeoutMs: opts.timeoutMs ?? 30 * 60_000,
-        }));
+        });
+        // A failed uv run must show as a failed step, not as done.
+        if (r.code !== 0 || r.timedOut) throw new FailedRun(r);
+        return r;
+      });
     } catch (err) {
-      if (err instanceof SpawnError) {
+      if (err instanceof FailedRun) result = err.result;
+      else if (err instanceof SpawnError) {
         throw new UvNotFoundError(this.path, (err.cause as Error)?.message ?? "cannot start");
-      }
-      throw err;
+      } else throw err;
     }
     this.calls.push({ args, durationMs: result.durationMs, code: result.code });
     return result;

@@ -9,7 +9,13 @@
 import { ToolError } from "../errors.ts";
 
 /** Kinds of uv failure gov acts on differently. */
-export type UvFailureKind = "conflict" | "environment" | "stale-lock" | "missing-lock" | "other";
+export type UvFailureKind =
+  | "conflict"
+  | "unavailable"
+  | "environment"
+  | "stale-lock"
+  | "missing-lock"
+  | "other";
 
 /** A classified uv failure. */
 export interface UvFailure {
@@ -57,6 +63,9 @@ const NETWORK_PATTERNS = [
   /timed out while/i,
 ];
 
+const UNAVAILABLE =
+  /\b([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the (?:package registry|provided package locations)/g;
+
 const ENVIRONMENT_PATTERNS = [
   /no interpreter found/i,
   /no python (interpreter|installation) found/i,
@@ -83,8 +92,13 @@ export function classifyUvFailure(
 ): UvFailure {
   const text = stripAnsi(stderr);
   const summary = explanation(text);
-  const groups = groupsIn(text, knownNodes);
-  const nodes = groups.filter((g) => g.startsWith("node-")).map((g) => g.slice("node-".length));
+  // uv prints group names normalised (`node-Comfy_Pack` becomes `node-comfy-pack`): map them
+  // back to the node ids as registered.
+  const byGroup = new Map(knownNodes.map((n) => [`node-${normalise(n)}`, n]));
+  const groups = groupsIn(text, [...byGroup.keys()]);
+  const nodes = groups.filter((g) => g.startsWith("node-")).map((g) =>
+    byGroup.get(g) ?? g.slice("node-".length)
+  );
   const base: UvFailure = {
     kind: "other",
     summary,
@@ -102,7 +116,15 @@ export function classifyUvFailure(
     return { ...base, kind: "missing-lock" };
   }
   if (NETWORK_PATTERNS.some((re) => re.test(text))) return { ...base, kind: "environment" };
-  if (/No solution found when resolving/i.test(text)) return { ...base, kind: "conflict" };
+  if (/No solution found when resolving/i.test(text)) {
+    // "Because foo was not found in the package registry and your project depends on foo":
+    // nothing conflicts, the package does not exist where uv looks. A pin cannot fix that.
+    const missing = [...summary.matchAll(UNAVAILABLE)].map((m) => normalise(m[1]));
+    if (missing.length && !/incompatible/i.test(summary)) {
+      return { ...base, kind: "unavailable", packages: [...new Set(missing)].sort() };
+    }
+    return { ...base, kind: "conflict" };
+  }
   if (ENVIRONMENT_PATTERNS.some((re) => re.test(text))) return { ...base, kind: "environment" };
   return base;
 }
@@ -124,9 +146,13 @@ function explanation(text: string): string {
   return lines.map((l) => l.trim()).filter(Boolean).slice(-3).join("\n");
 }
 
-function groupsIn(text: string, knownNodes: string[]): string[] {
+function normalise(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+function groupsIn(text: string, knownGroups: string[]): string[] {
   const found = new Set<string>();
-  const known = new Set(knownNodes.map((n) => `node-${n}`));
+  const known = new Set(knownGroups);
   for (const m of text.matchAll(/\b[A-Za-z0-9][A-Za-z0-9._-]*:([A-Za-z0-9][A-Za-z0-9._-]*)/g)) {
     let group = m[1];
     // A sentence may end right after the group: "project:node-a." or "project:node-a,".
@@ -252,6 +278,33 @@ export class UvEnvironmentError extends UvError {
 }
 
 /**
+ * A required package does not exist in the package registry or the find-links folders uv
+ * was given (a typo, an unpublished or private package). Neither a conflict (no pin can fix
+ * it) nor a host problem.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof UvUnavailableError) console.log(err.failure.packages);
+ * ```
+ */
+export class UvUnavailableError extends UvError {
+  constructor(subcommand: string, code: number, stdout: string, stderr: string, f: UvFailure) {
+    super(
+      subcommand,
+      code,
+      stdout,
+      stderr,
+      f,
+      "check the requirement's spelling, or make the package reachable (index URL, UV_FIND_LINKS)",
+    );
+    this.name = "UvUnavailableError";
+    this.message = `uv ${subcommand} failed: ${
+      f.packages.join(", ") || "a required package"
+    } not found in the package registry or find-links folders`;
+  }
+}
+
+/**
  * `--locked` found that uv.lock no longer matches pyproject.toml.
  *
  * @example
@@ -292,6 +345,8 @@ export function uvErrorFor(
   switch (f.kind) {
     case "conflict":
       return new UvConflictError(subcommand, code, stdout, stderr, f);
+    case "unavailable":
+      return new UvUnavailableError(subcommand, code, stdout, stderr, f);
     case "environment":
       return new UvEnvironmentError(subcommand, code, stdout, stderr, f);
     case "stale-lock":

@@ -239,6 +239,10 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
       assertEquals(r.code, 1);
       assertMatch(r.stderr, /could not run in this environment/);
       assertNotMatch(r.stderr, /conflict/);
+      // Progress names each step with its time, and a failed uv run shows as failed.
+      assertMatch(r.stderr, /✓ uv sync \(candidate, current truth\) \d+\.\ds/);
+      assertMatch(r.stderr, /✗ uv add --group node-offline \d+\.\ds/);
+      assertNotMatch(r.stderr, /✓ uv add --group node-offline/);
       const list = await govJson(env, ["tx", "list"]);
       const tx = list[list.length - 1];
       assertEquals(tx.status, "failed");
