@@ -111,3 +111,31 @@ export class RemoveFailedError extends GovError {
     this.name = "RemoveFailedError";
   }
 }
+
+/**
+ * The lock a promotion would install moves core packages (torch & co.) that the operator has
+ * not approved, e.g. because a resolution pin or a promotion since the test run moves them.
+ * Nothing was changed.
+ *
+ * @example
+ * ```ts
+ * throw new CoreImpactError("tx-1", ["torch 2.1.0 -> 2.3.1"]);
+ * ```
+ */
+export class CoreImpactError extends GovError {
+  /** The core changes, e.g. "torch 2.1.0 -> 2.3.1". */
+  changes: string[];
+  constructor(txid: string, changes: string[]) {
+    super(
+      `transaction ${txid} would change core packages in production: ${
+        changes.join(", ")
+      }; nothing was changed`,
+      {
+        hint:
+          `the lock built for it (with its pins) moves them; review \`gov tx inspect ${txid}\`, then rerun with --approve-core to accept it`,
+      },
+    );
+    this.name = "CoreImpactError";
+    this.changes = changes;
+  }
+}

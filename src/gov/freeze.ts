@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { parse as parseToml } from "smol-toml";
+import { ConfigError } from "../errors.ts";
 import { DEFAULT_CORE_PACKAGES } from "../workspace/config.ts";
 import type { InstalledPackage } from "../uv/driver.ts";
 import { canonicalName } from "./pyproject.ts";
@@ -88,4 +90,56 @@ export function coreImpact(diff: TxDiff, core: string[]): string[] {
   }
   for (const c of diff.changed) if (set.has(canonicalName(c.name))) touched.add(c.name);
   return [...touched].sort();
+}
+
+/**
+ * What a uv.lock installs, as sorted `name==version` lines (the project itself, a virtual
+ * or editable source, is left out). `.venv-prod` is synced with every group, so this is
+ * what production holds after a sync of that lock.
+ *
+ * @example
+ * ```ts
+ * lockFreeze(await Deno.readTextFile("uv.lock"), "uv.lock"); // ["numpy==2.1.0", ...]
+ * ```
+ */
+export function lockFreeze(text: string, file: string): string[] {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(file, "", `is not valid TOML (${(err as Error).message.split("\n")[0]})`);
+  }
+  const pkgs = doc.package ?? [];
+  if (!Array.isArray(pkgs)) throw new ConfigError(file, "package", "a list of tables");
+  const out: InstalledPackage[] = [];
+  pkgs.forEach((p, i) => {
+    const o = p as Record<string, unknown>;
+    if (typeof o?.name !== "string") throw new ConfigError(file, `package[${i}].name`, "a string");
+    const source = (o.source ?? {}) as Record<string, unknown>;
+    if ("virtual" in source || "editable" in source) return;
+    if (typeof o.version !== "string") {
+      throw new ConfigError(file, `package[${i}].version`, "a string");
+    }
+    out.push({ name: o.name, version: o.version });
+  });
+  return freezeLines(out);
+}
+
+/**
+ * One line per entry of a diff, for messages: `torch 2.1.0 -> 2.3.1`, `+numpy 1.26.4`,
+ * `-xformers 0.0.23`.
+ *
+ * @example
+ * ```ts
+ * describeDiff(diff, ["torch"]); // ["torch 2.1.0 -> 2.3.1"]
+ * ```
+ */
+export function describeDiff(diff: TxDiff, only?: string[]): string[] {
+  const keep = (n: string) => !only || only.includes(canonicalName(n));
+  const split = (l: string) => [l.slice(0, l.indexOf("==")), l.slice(l.indexOf("==") + 2)];
+  return [
+    ...diff.changed.filter((c) => keep(c.name)).map((c) => `${c.name} ${c.from} -> ${c.to}`),
+    ...diff.added.map(split).filter(([n]) => keep(n)).map(([n, v]) => `+${n} ${v}`),
+    ...diff.removed.map(split).filter(([n]) => keep(n)).map(([n, v]) => `-${n} ${v}`),
+  ];
 }

@@ -7,7 +7,8 @@
  * 3. pre-promote snapshot                                   journal: snapshot-pre
  * 4-5. plan, isolated workdir: `uv add --group node-<id> --no-sync --raw -r ...` with the
  *    resolution pins as `[tool.uv] override-dependencies`, `uv lock`   journal: locked
- *    (a conflict: `needs_resolution` + `state/conflicts/<txid>.json`, production untouched)
+ *    (a conflict: `needs_resolution` + `state/conflicts/<txid>.json`, production untouched;
+ *    a lock that moves core packages without `--approve-core`: refused, nothing changed)
  * 6. copy pyproject.toml and uv.lock over the truth, each atomically   journal: truth-copied
  * 7. `uv sync --locked --all-groups` of `.venv-prod` in place           journal: prod-synced
  * 8. smoke test                                                          journal: smoke-passed
@@ -26,15 +27,16 @@ import { join } from "node:path";
 import { GovError, NotFoundError } from "../errors.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { validateName } from "../workspace/names.ts";
-import { UvConflictError, UvError, UvNotFoundError } from "../uv/errors.ts";
+import { isEnvironmentFailure, UvConflictError } from "../uv/errors.ts";
 import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
-import { NeedsResolutionError, PromoteFailedError } from "./errors.ts";
+import { CoreImpactError, NeedsResolutionError, PromoteFailedError } from "./errors.ts";
+import { coreImpact, corePackages, describeDiff } from "./freeze.ts";
 import { beginJournal, type JournalHandle } from "./journal.ts";
 import { candidatePath, conflictPath } from "./paths.ts";
 import { syncProd } from "./prod.ts";
-import { readPyproject } from "./pyproject.ts";
+import { nodeGroup, readPyproject } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
-import type { SnapshotMeta, Transaction } from "./schema.ts";
+import type { SnapshotMeta, Transaction, TxDiff } from "./schema.ts";
 import { smokeTest } from "./smoke.ts";
 import { createSnapshot, deleteSnapshot, readSnapshotIndex, snapshotExists } from "./snapshots.ts";
 import {
@@ -48,7 +50,7 @@ import {
   writeTx,
 } from "./store.ts";
 import { requireInitialised, requireNodeCode } from "./txrun.ts";
-import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+import { applyNodePlan, dropWorkdir, freshWorkdir, lockDiff, recordConflict } from "./workdir.ts";
 import { restorePreSnapshot } from "./undo.ts";
 
 /** Flags of `gov tx promote`. */
@@ -144,7 +146,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
   }
   const uv = ctx.uv();
   const uvBefore = uv.totalMs;
-  const group = `node-${tx.node_id}`;
+  const group = nodeGroup(tx.node_id);
   const j = await beginJournal(ctx.paths, "promote", { txid, prev_status: tx.status }, ctx.getenv);
   const promotion: Record<string, unknown> = {
     started_at: nowIso(),
@@ -156,6 +158,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
   };
   let workdir: string;
   let plan;
+  let lockChange: TxDiff;
   let pre: SnapshotMeta | undefined;
   try {
     pre = await createSnapshot(ctx.paths, "pre-promote", txid, { retention: ctx.retention });
@@ -167,6 +170,15 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
       requirements: reqs.requirements,
       pins: tx.resolution_pins,
     });
+    // The core gate again, on what production will really get: the transaction's own diff
+    // came from its test run, but resolution pins (an override can move torch) and promotions
+    // made since then decide the lock being promoted.
+    lockChange = await lockDiff(ctx, workdir);
+    const core = coreImpact(lockChange, corePackages(ctx.env.config.tx.core_packages));
+    if (core.length && !opts.approveCore) {
+      tx.core_impact = [...new Set([...tx.core_impact, ...core])].sort();
+      throw new CoreImpactError(txid, describeDiff(lockChange, core));
+    }
   } catch (err) {
     // Production was not touched: the truth files are what the pre snapshot holds, so that
     // snapshot would only crowd older, useful ones out of the retention window. It goes
@@ -198,12 +210,14 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
         tx.conflict_report.packages,
       );
     }
-    // uv missing, network off, ...: a host problem, not the transaction's. Its status stays
-    // so the same command can simply be retried once the host is fixed.
+    // uv missing, network off, a package missing from the index, ...: not a conflict. The
+    // status stays so the same command can simply be retried once the cause is fixed.
     tx.promotion = {
       ...promotion,
       pre_snapshot: null,
-      result: err instanceof UvError || err instanceof UvNotFoundError
+      result: err instanceof CoreImpactError
+        ? "core_gate"
+        : isEnvironmentFailure(err)
         ? "environment_error"
         : "error",
       error: (err as Error).message,
@@ -223,6 +237,7 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
     pins: tx.resolution_pins,
     managed_deps: plan.managedDeps,
     expected: tx.diff,
+    lock_diff: lockChange,
   };
   tx.promotion = promotion;
   await writeTx(ctx.paths, tx);
@@ -361,7 +376,7 @@ export async function finishConflict(ctx: GovContext, j: JournalHandle): Promise
 export async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transaction> {
   const txid = j.data.txid as string;
   const tx = await readTx(ctx.paths, txid);
-  const group = `node-${tx.node_id}`;
+  const group = nodeGroup(tx.node_id);
   if (j.journal.step === "smoke-passed") {
     const reg = await readPlugins(ctx.paths);
     const rec = reg.plugins[tx.node_id];

@@ -15,12 +15,13 @@ import { validateName } from "../workspace/names.ts";
 import { UvConflictError } from "../uv/errors.ts";
 import { type GovOptions, withLockedEnv, withReadEnv } from "./context.ts";
 import { NeedsResolutionError } from "./errors.ts";
-import { requirementName } from "./pyproject.ts";
+import { nodeGroup, requirementName } from "./pyproject.ts";
 import { nodeRequirements } from "./requirements.ts";
 import type { ConflictReport, Transaction } from "./schema.ts";
 import { nowIso, readConflict, readPlugins, readTx, writeTx } from "./store.ts";
 import { requireInitialised } from "./txrun.ts";
-import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+import { applyNodePlan, dropWorkdir, freshWorkdir, lockDiff, recordConflict } from "./workdir.ts";
+import { coreImpact, corePackages } from "./freeze.ts";
 
 /** Statuses `gov resolve` accepts (seed 003 §4.4). */
 export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
@@ -114,7 +115,7 @@ export async function resolveTransaction(
     }
     const merged = mergePins(tx.resolution_pins, parsed);
     const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
-    const group = `node-${tx.node_id}`;
+    const group = nodeGroup(tx.node_id);
     const workdir = await freshWorkdir(ctx, txid);
     try {
       const plan = await applyNodePlan(ctx, workdir, {
@@ -122,6 +123,11 @@ export async function resolveTransaction(
         requirements: reqs.requirements,
         pins: merged,
       });
+      // Pins can move core packages the test run never touched (an override on torch):
+      // they join core_impact, so promote asks for --approve-core.
+      const change = await lockDiff(ctx, workdir);
+      const core = coreImpact(change, corePackages(ctx.env.config.tx.core_packages));
+      tx.core_impact = [...new Set([...tx.core_impact, ...core])].sort();
       tx.status = "resolved";
       tx.resolution_pins = merged;
       tx.error = null;
@@ -133,6 +139,7 @@ export async function resolveTransaction(
         overrides: plan.overrides,
         pins: merged,
         managed_deps: plan.managedDeps,
+        lock_diff: change,
         resolved_at: nowIso(),
       };
       await writeTx(ctx.paths, tx);

@@ -12,7 +12,8 @@ import type { UvConflictError } from "../uv/errors.ts";
 import type { GovContext } from "./context.ts";
 import { readPyproject, removeGroup, setOverrides } from "./pyproject.ts";
 import { writeRequirementsFile } from "./requirements.ts";
-import type { ConflictRef, Transaction } from "./schema.ts";
+import type { ConflictRef, Transaction, TxDiff } from "./schema.ts";
+import { diffFreeze, lockFreeze } from "./freeze.ts";
 import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "./store.ts";
 import { workPath, workPrefix } from "./paths.ts";
 
@@ -164,4 +165,21 @@ export async function recordConflict(
     raw: err.stderr,
   });
   return { path, nodes, packages: f.packages, summary: f.summary, created_at };
+}
+
+/**
+ * What production would change to: the difference between the environment's uv.lock and the
+ * one locked in `workdir`.
+ *
+ * @example
+ * ```ts
+ * const change = await lockDiff(ctx, work); // {changed: [{name: "torch", ...}], ...}
+ * ```
+ */
+export async function lockDiff(ctx: GovContext, workdir: string): Promise<TxDiff> {
+  const work = join(workdir, "uv.lock");
+  return diffFreeze(
+    lockFreeze(await Deno.readTextFile(ctx.paths.lock), ctx.paths.lock),
+    lockFreeze(await Deno.readTextFile(work), work),
+  );
 }

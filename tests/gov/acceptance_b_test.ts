@@ -227,6 +227,43 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       assertEquals(report.involves_base, true);
       assertTrue(report.packages.includes("torch"));
       assertEquals(report.stage, "tx run");
+
+      // A pin can settle it by moving torch itself (an override replaces the base's
+      // torch==2.1.0). The test run never touched torch, yet the core gate must still hold.
+      const res = await govJson(env, ["resolve", tx.txid, "--pin", "torch==2.3.1"]);
+      assertEquals(res.status, "resolved");
+      assertEquals(res.core_impact, ["torch"]);
+      assertEquals(res.promotion_plan.lock_diff.changed, [
+        { name: "torch", from: "2.1.0", to: "2.3.1" },
+      ]);
+      const before = await truthFiles(env);
+      const freezeBefore = await prodFreeze(env);
+      const snaps = await snapshotIndex(env);
+      const refused = await govIn(env, ["tx", "promote", tx.txid]);
+      assertEquals(refused.code, 1);
+      assertMatch(refused.stderr, /changes core packages: torch; nothing was changed/);
+      // A record that does not list the change (made before the truth or its pins moved) is
+      // caught on the lock itself, before production is touched.
+      const file = join(env, "state/transactions", `${tx.txid}.json`);
+      await Deno.writeTextFile(
+        file,
+        JSON.stringify({ ...(await readJson(file)), core_impact: [] }, null, 2),
+      );
+      const caught = await govIn(env, ["tx", "promote", tx.txid]);
+      assertEquals(caught.code, 1, caught.stderr);
+      assertMatch(
+        caught.stderr,
+        /would change core packages in production: torch 2\.1\.0 -> 2\.3\.1; nothing was changed/,
+      );
+      assertMatch(caught.stderr, /--approve-core/);
+      const after = await readJson(file);
+      assertEquals(after.status, "resolved");
+      assertEquals(after.core_impact, ["torch"]);
+      assertEquals(after.promotion.result, "core_gate");
+      assertEquals(await truthFiles(env), before);
+      assertEquals(await prodFreeze(env), freezeBefore);
+      assertEquals(await snapshotIndex(env), snaps);
+      await assertConsistent(env);
     });
 
     await t.step("a candidate that breaks a settled node fails its run", async () => {

@@ -21,7 +21,6 @@ import {
   snapshotFiles,
   snapshotIndex,
   truthFiles,
-  UV_BIN,
 } from "./helpers.ts";
 
 Deno.test("D: failure recovery", async (t) => {

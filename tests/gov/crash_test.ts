@@ -24,7 +24,6 @@ import {
   snapshotFiles,
   snapshotIndex,
   truthFiles,
-  UV_BIN,
   uvEnv,
 } from "./helpers.ts";
 

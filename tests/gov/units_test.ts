@@ -9,16 +9,25 @@ import {
   UvEnvironmentError,
   uvErrorFor,
   UvStaleLockError,
+  UvUnavailableError,
 } from "../../src/uv/errors.ts";
 import { locateUv } from "../../src/uv/driver.ts";
 import {
+  nodeGroup,
   parsePyproject,
   removeGroup,
   requirementName,
   setOverrides,
 } from "../../src/gov/pyproject.ts";
 import { mergePins, parsePin } from "../../src/gov/resolve.ts";
-import { coreImpact, corePackages, diffFreeze } from "../../src/gov/freeze.ts";
+import {
+  coreImpact,
+  corePackages,
+  describeDiff,
+  diffFreeze,
+  lockFreeze,
+} from "../../src/gov/freeze.ts";
+import { validatePlugins } from "../../src/gov/schema.ts";
 import { importFailures, testArgs } from "../../src/gov/comfyrun.ts";
 import { ConfigError, type GovError, UsageError } from "../../src/errors.ts";
 
@@ -63,6 +72,42 @@ Deno.test("uv failures: the base requirements taking part are recognised", () =>
   assertEquals(f.nodes, ["newtorch"]);
   assertEquals(f.involvesBase, true);
   assertEquals(f.packages, ["torch"]);
+});
+
+// What real uv prints for a package no index has (network on): not a conflict, and not a
+// host problem either.
+const MISSING = `  × No solution found when resolving dependencies:
+  ╰─▶ Because nosuchpkg was not found in the package registry and project:node-x depends on nosuchpkg, we can conclude that your project's requirements are unsatisfiable.
+`;
+
+Deno.test("uv failures: a package the registry does not have is neither conflict nor host", () => {
+  const f = classifyUvFailure(MISSING, 1, ["x"]);
+  assertEquals(f.kind, "unavailable");
+  assertEquals(f.packages, ["nosuchpkg"]);
+  assertEquals(f.nodes, ["x"]);
+  const err = uvErrorFor(
+    "lock",
+    1,
+    "",
+    MISSING.replace("package registry", "provided package locations"),
+  );
+  assertTrue(err instanceof UvUnavailableError);
+  assertMatch(err.message, /nosuchpkg not found in the package registry or find-links/);
+  // Offline, the same sentence comes with uv's network hint: the host's problem.
+  assertEquals(classifyUvFailure(OFFLINE, 1).kind, "environment");
+});
+
+Deno.test("uv failures: uv's normalised group names map back to the registered node ids", () => {
+  // uv writes and prints `--group node-ComfyUI_Impact.Pack` as `node-comfyui-impact-pack`.
+  const text = `  × No solution found when resolving dependencies:
+  ╰─▶ Because project:node-comfyui-impact-pack depends on sortedcontainers==2.4.0 and project:node-was-ns depends on sortedcontainers==2.3.0, we can conclude that project:node-comfyui-impact-pack and project:node-was-ns are incompatible.
+      And because your project requires project:node-comfyui-impact-pack and project:node-was-ns, we can conclude that your project's requirements are unsatisfiable.
+`;
+  const f = classifyUvFailure(text, 1, ["ComfyUI_Impact.Pack", "WAS_NS"]);
+  assertEquals(f.kind, "conflict");
+  assertEquals(f.groups, ["node-comfyui-impact-pack", "node-was-ns"]);
+  assertEquals(f.nodes, ["ComfyUI_Impact.Pack", "WAS_NS"]);
+  assertEquals(nodeGroup("ComfyUI_Impact.Pack"), "node-comfyui-impact-pack");
 });
 
 Deno.test("uv failures: a stale lock under --locked", () => {
@@ -139,6 +184,41 @@ Deno.test("pyproject: a group is removed exactly, others and comments kept", () 
   ]);
 });
 
+Deno.test("pyproject: groups are found by their normalised name, whatever the spelling", () => {
+  const text =
+    `[project]\nname = "x"\n\n[dependency-groups]\nnode-Comfy_Up = ["tqdm"]\nnode-b = []\n`;
+  const py = parsePyproject(text, "p");
+  assertEquals(py.groups, { "node-comfy-up": ["tqdm"], "node-b": [] });
+  assertEquals(py.groupKeys["node-comfy-up"], "node-Comfy_Up");
+  const out = removeGroup(text, nodeGroup("Comfy_Up"), "p");
+  assertEquals(parsePyproject(out, "p").groups, { "node-b": [] });
+  // Two spellings of one group are one group to uv: refused, naming the field.
+  assertMatch(
+    assertThrows(() => parsePyproject(text + 'node-comfy-up = ["x"]\n', "p")).message,
+    /dependency-groups\.node-comfy-up must be a group name distinct from 'node-Comfy_Up'/,
+  );
+  // plugins.json records the group uv uses; the id as typed is accepted too.
+  const rec = (group: string) => ({
+    version: 1,
+    plugins: {
+      Comfy_Up: {
+        id: "Comfy_Up",
+        group,
+        url: "u",
+        managed_deps: [],
+        added_at: "2026-01-01T00:00:00Z",
+        updated_at: "2026-01-01T00:00:00Z",
+      },
+    },
+  });
+  validatePlugins(rec("node-comfy-up"), "plugins.json");
+  validatePlugins(rec("node-Comfy_Up"), "plugins.json");
+  assertMatch(
+    assertThrows(() => validatePlugins(rec("node-other"), "plugins.json")).message,
+    /plugins\.Comfy_Up\.group must be 'node-comfy-up'/,
+  );
+});
+
 Deno.test("pyproject: invalid files name the field", () => {
   const e = assertThrows(() => parsePyproject("[project]\nversion = 1\n", "/e/pyproject.toml"));
   assertTrue(e instanceof ConfigError);
@@ -179,6 +259,39 @@ Deno.test("freeze diff and core impact", () => {
   assertEquals(coreImpact(d, corePackages([])), ["numpy"]);
   assertEquals(coreImpact(d, corePackages(["TQDM"])), ["numpy", "tqdm"]);
   assertEquals(coreImpact({ added: [], removed: [], changed: [] }, corePackages([])), []);
+  assertEquals(describeDiff(d), ["numpy 2.1.0 -> 1.26.4", "+requests 2.32.3", "-tqdm 4.66.4"]);
+  assertEquals(describeDiff(d, ["numpy"]), ["numpy 2.1.0 -> 1.26.4"]);
+});
+
+Deno.test("lock freeze: what a uv.lock installs, the project itself left out", () => {
+  const lock = `version = 1
+revision = 3
+requires-python = ">=3.10"
+
+[[package]]
+name = "comfyui-env-prod"
+version = "0.0.0"
+source = { virtual = "." }
+
+[[package]]
+name = "Torch"
+version = "2.1.0"
+source = { registry = "../wheels" }
+
+[[package]]
+name = "typing_extensions"
+version = "4.12.2"
+source = { registry = "../wheels" }
+`;
+  assertEquals(lockFreeze(lock, "uv.lock"), ["torch==2.1.0", "typing-extensions==4.12.2"]);
+  const moved = lockFreeze(lock.replace('"2.1.0"', '"2.3.1"'), "uv.lock");
+  const d = diffFreeze(lockFreeze(lock, "uv.lock"), moved);
+  assertEquals(coreImpact(d, corePackages([])), ["torch"]);
+  assertMatch(
+    assertThrows(() => lockFreeze('version = 1\n[[package]]\nversion = "1"\n', "/e/uv.lock"))
+      .message,
+    /uv\.lock: package\[0\]\.name must be a string/,
+  );
 });
 
 Deno.test("ComfyUI test start: import failures and port flags", () => {

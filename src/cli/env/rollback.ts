@@ -45,11 +45,12 @@ ${ENV_FLAGS_HELP}
     );
     io.out(`  .venv-prod: ${r.prod === "synced" ? "rebuilt" : "already matched"}\n`);
     io.out(`  undo with: gov rollback ${r.pre_snapshot}\n`);
-    if (r.unregistered.length) {
+    if (r.unregistered.length) io.out(`  no longer registered: ${r.unregistered.join(", ")}\n`);
+    if (r.disabled.length) {
       io.out(
-        `  no longer registered: ${
-          r.unregistered.join(", ")
-        } (their code stays in custom_nodes/)\n`,
+        `  code parked as custom_nodes/<id>.disabled (ComfyUI skips it): ${
+          r.disabled.join(", ")
+        }\n`,
       );
     }
     if (r.reregistered.length) io.out(`  registered again: ${r.reregistered.join(", ")}\n`);
