@@ -105,9 +105,13 @@ export interface RunResult {
   transport: "ws" | "poll";
 }
 
-/** Progress of a running prompt, as {@linkcode ComfyUIClient.runPrompt} reports it. */
+/**
+ * Progress of a running prompt, as {@linkcode ComfyUIClient.runPrompt} reports it. `running`
+ * comes from `/queue` when there is no socket (a socket reports `executing` instead).
+ */
 export type RunEvent =
   | { type: "queued"; promptId: string; number: number; transport: "ws" | "poll" }
+  | { type: "running"; promptId: string }
   | { type: "executing"; promptId: string; node: string }
   | { type: "progress"; promptId: string; node?: string; value: number; max: number }
   | { type: "executed"; promptId: string; node: string; output: Record<string, unknown> }
@@ -600,8 +604,10 @@ export class ComfyUIClient {
   readonly label: string;
   #token?: string;
   #signal?: AbortSignal;
+  #options: ClientOptions;
 
   constructor(opts: ClientOptions) {
+    this.#options = opts;
     const host = hostForUrl(opts.host);
     this.baseUrl = `${opts.tls ? "https" : "http"}://${host}:${opts.port}`;
     this.wsBaseUrl = `${opts.tls ? "wss" : "ws"}://${host}:${opts.port}`;
@@ -951,6 +957,17 @@ export class ComfyUIClient {
   }
 
   /**
+   * This client with `detach` added to its abort signal: what {@linkcode runPrompt} follows
+   * a prompt with, so detaching ends a request stuck on a wedged backend at once instead of
+   * after its timeout (failover must not wait for that).
+   */
+  #detachable(detach: AbortSignal | undefined): ComfyUIClient {
+    if (!detach) return this;
+    const signal = this.#signal ? AbortSignal.any([this.#signal, detach]) : detach;
+    return new ComfyUIClient({ ...this.#options, signal });
+  }
+
+  /**
    * Queues a prompt and follows it to its end. Progress goes to `onEvent`. Resolves with
    * the outcome (success, error with ComfyUI's exception, interrupted); rejects with
    * {@linkcode PromptRejectedError} when ComfyUI refuses it, and with
@@ -989,6 +1006,8 @@ export class ComfyUIClient {
     };
     // What the socket told us; /history stays the authority on the outcome and outputs.
     let finishedOverWs = false;
+    // Whether the prompt was seen executing (over /ws, or in /queue's running list).
+    let started = false;
     const wsOutputs = new Map<string, Record<string, unknown>>();
     const onMessage = (m: WsMessage) => {
       const d = m.data;
@@ -996,7 +1015,10 @@ export class ComfyUIClient {
       switch (m.type) {
         case "executing":
           if (d.node === null || d.node === undefined) finishedOverWs = true;
-          else emit({ type: "executing", promptId, node: String(d.node) });
+          else {
+            started = true;
+            emit({ type: "executing", promptId, node: String(d.node) });
+          }
           break;
         case "progress":
           emit({
@@ -1034,12 +1056,14 @@ export class ComfyUIClient {
     opts.signal?.addEventListener("abort", onAbort);
     opts.detachSignal?.addEventListener("abort", onAbort);
 
+    // Requests that follow the prompt end the moment the caller detaches; a cancel does not.
+    const follow = this.#detachable(opts.detachSignal);
     let socket: ComfyUISocket | undefined;
     try {
       if (opts.signal?.aborted) return this.#cancelled(promptId, false, "poll");
       if (!opts.noWebSocket) {
         try {
-          socket = await this.connect(
+          socket = await follow.connect(
             opts.clientId,
             { onMessage, onClose: onAbort },
             opts.wsOpenTimeoutMs,
@@ -1051,14 +1075,14 @@ export class ComfyUIClient {
       }
       let queued = false;
       if (opts.attach) {
-        const where = await this.locate(promptId);
+        const where = await follow.locate(promptId);
         if (where === "done") {
-          const entry = await this.history(promptId);
+          const entry = await follow.history(promptId);
           if (entry) return resultFromHistory(promptId, entry, "poll");
         }
         queued = where !== undefined;
       }
-      const number = queued ? -1 : (await this.#queueIdempotent(prompt, opts)).number;
+      const number = queued ? -1 : (await follow.#queueIdempotent(prompt, opts)).number;
       emit({ type: "queued", promptId, number, transport: socket?.isOpen ? "ws" : "poll" });
 
       let failures = 0;
@@ -1085,7 +1109,7 @@ export class ComfyUIClient {
         polls++;
         let entry: HistoryEntry | undefined;
         try {
-          entry = await this.history(promptId);
+          entry = await follow.history(promptId);
           failures = 0;
         } catch (err) {
           if (!(err instanceof BackendUnreachableError)) throw err;
@@ -1107,10 +1131,11 @@ export class ComfyUIClient {
           continue;
         }
         // Not finished: is it still queued? A restarted ComfyUI has forgotten its queue.
-        if (polls % 4 === 0) {
+        // The first look comes early: without a socket it is the only news that it started.
+        if (polls % 4 === 1) {
           let where: PromptLocation | undefined;
           try {
-            where = await this.locate(promptId);
+            where = await follow.locate(promptId);
           } catch (err) {
             if (!(err instanceof BackendUnreachableError)) throw err;
             if (++failures >= maxFailures) throw err;
@@ -1118,9 +1143,19 @@ export class ComfyUIClient {
           }
           absent = where === undefined ? absent + 1 : 0;
           if (absent >= 2) throw new PromptLostError(this.label, this.baseUrl, promptId);
+          if (where === "running" && !started) {
+            started = true;
+            emit({ type: "running", promptId });
+          }
           if (where === "done") lastCheck = 0;
         }
       }
+    } catch (err) {
+      // A request the detach cut short says "unreachable"; the caller asked for this.
+      if (opts.detachSignal?.aborted && err instanceof BackendUnreachableError) {
+        throw new PromptDetachedError(promptId);
+      }
+      throw err;
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
       opts.detachSignal?.removeEventListener("abort", onAbort);

@@ -630,7 +630,8 @@ export class Dispatcher {
     this.#running.set(job.id, rt);
     rt.done = (async () => {
       try {
-        const client = clientFor(backend, rt.detach.signal);
+        // runPrompt ends its requests in flight itself when detached (a wedged backend).
+        const client = clientFor(backend);
         const result = await client.runPrompt(job.prompt as ApiPrompt, {
           promptId: job.promptId,
           clientId: job.clientId,

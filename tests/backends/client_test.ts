@@ -4,6 +4,7 @@ import { freePort, waitFor } from "../helpers/net.ts";
 import {
   BackendUnreachableError,
   ComfyUIClient,
+  PromptDetachedError,
   PromptRejectedError,
   type RunEvent,
 } from "../../src/backends/client.ts";
@@ -70,7 +71,7 @@ Deno.test("client: runs a prompt end to end over /ws with progress, outputs fetc
 
 Deno.test("client: a backend whose /ws answers 404 still completes jobs by polling /history", async () => {
   const comfy = await startFakeComfyUI({
-    env: { FAKE_COMFYUI_NO_WS: "1", FAKE_COMFYUI_EXEC_SECONDS: "0.3" },
+    env: { FAKE_COMFYUI_NO_WS: "1", FAKE_COMFYUI_EXEC_SECONDS: "1.5" },
   });
   try {
     const client = new ComfyUIClient({ host: "127.0.0.1", port: comfy.port });
@@ -86,6 +87,10 @@ Deno.test("client: a backend whose /ws answers 404 still completes jobs by polli
     assertEquals(r.transport, "poll");
     assertEquals(r.outputs.map((o) => o.nodeId), ["9"]);
     assertEquals(events[0], { type: "queued", promptId: r.promptId, number: 0, transport: "poll" });
+    // Without a socket, /queue is what tells that the prompt started executing.
+    assertEquals(events.filter((e) => e.type === "running"), [
+      { type: "running", promptId: r.promptId },
+    ]);
     assertEquals([...(await client.view(r.outputs[0])).subarray(0, 8)], PNG_SIGNATURE);
   } finally {
     await comfy.stop();
@@ -286,6 +291,37 @@ Deno.test("client: a wedged backend (port open, no answers) times out as unreach
     const hang = await fetch(`${comfy.url}/fake/hang`, { method: "POST", body: "{}" });
     await hang.body?.cancel();
     await assertRejects(() => run, BackendUnreachableError, /no answer within 500 ms/);
+  } finally {
+    await comfy.stop();
+  }
+});
+
+Deno.test("client: detaching from a wedged backend ends the request in flight at once", async () => {
+  const comfy = await startFakeComfyUI({ env: { FAKE_COMFYUI_EXEC_SECONDS: "30" } });
+  try {
+    // A request timeout far longer than this test may take: only the detach can end it.
+    const client = new ComfyUIClient({ host: "127.0.0.1", port: comfy.port, timeoutMs: 300_000 });
+    const events: RunEvent[] = [];
+    const detach = new AbortController();
+    const promptId = newId();
+    let settled: unknown;
+    const run = client.runPrompt(txt2img({ seed: 53 }), {
+      promptId,
+      clientId: newId(),
+      watchdogIntervalMs: 100,
+      detachSignal: detach.signal,
+      onEvent: (e) => events.push(e),
+    }).then((r) => settled = r, (err) => settled = err);
+    assertTrue(await waitFor(() => events.some((e) => e.type === "executing"), 20_000));
+    const hang = await fetch(`${comfy.url}/fake/hang`, { method: "POST", body: "{}" });
+    await hang.body?.cancel();
+    // Let a /history watchdog request get stuck on the wedged backend, then detach.
+    await new Promise((r) => setTimeout(r, 500));
+    detach.abort();
+    assertTrue(await waitFor(() => settled !== undefined, 30_000), "runPrompt still waits");
+    await run;
+    assertTrue(settled instanceof PromptDetachedError, String(settled));
+    assertEquals((settled as PromptDetachedError).promptId, promptId);
   } finally {
     await comfy.stop();
   }
