@@ -6,8 +6,9 @@
  *
  * The ComfyUI base requirements come from `--requirements FILE`, else ComfyUI's own
  * `requirements.txt`, else none; they are written once into `[project] dependencies`.
- * Declare `pip` there if ComfyUI-Manager must install things: uv's exact sync removes a
- * pip that no requirement declares.
+ * `.venv-prod` is created with `uv venv --seed`: pip is there for ComfyUI-Manager (uv's
+ * exact sync keeps a seeded venv's pip), but what Manager installs is drift the next sync
+ * removes; dependency changes go through `gov tx run` and `gov tx promote`.
  *
  * @module
  */

@@ -2,6 +2,8 @@
  * The production venv `.venv-prod`: synced in place from the truth files with
  * `uv sync --locked --all-groups` (exact, so packages no group declares any more are
  * removed). A candidate venv is never renamed into production: venvs are not relocatable.
+ * It is created with `uv venv --seed`, so pip is there for ComfyUI-Manager; what Manager
+ * installs with it is drift the next sync removes (changes go through transactions).
  *
  * After every successful sync gov records what it synced (`state/prod_sync.json`: hashes of
  * pyproject.toml and uv.lock, and a fingerprint of the installed distributions). When
@@ -116,7 +118,10 @@ export async function syncProd(
   const uv = ctx.uv();
   await removeIfExists(p.syncMarker);
   if (!(await exists(join(p.prodVenv, "bin", "python")))) {
-    await uv.venv(p.prodVenv, { cwd: p.dir, step: "uv venv .venv-prod" });
+    // A folder without an interpreter is a venv whose creation was cut short; uv refuses to
+    // create a venv over a non-empty folder, so it goes first.
+    await Deno.remove(p.prodVenv, { recursive: true }).catch(() => {});
+    await uv.venv(p.prodVenv, { cwd: p.dir, step: "uv venv .venv-prod", seed: true });
   }
   await uv.sync({ cwd: p.dir, projectEnvironment: p.prodVenv, step: "uv sync .venv-prod" });
   await writeSyncMarker(p);

@@ -226,6 +226,7 @@ async function buildAndRun(
     cwd: workdir,
     python: (await exists(prodPython)) ? prodPython : undefined,
     step: "uv venv (candidate)",
+    seed: true,
   });
   await uv.sync({
     cwd: workdir,

@@ -274,15 +274,20 @@ export class Uv {
   }
 
   /**
-   * `uv venv <path>` (optionally with `--python`).
+   * `uv venv <path>` (optionally with `--python`, and `--seed` for pip: ComfyUI-Manager runs
+   * pip in ComfyUI's venv, and uv's exact sync keeps the seed packages of a seeded venv).
    *
    * @example
    * ```ts
-   * await uv.venv("/env/.venv-candidate/tx-1", { cwd: workdir });
+   * await uv.venv("/env/.venv-candidate/tx-1", { cwd: workdir, seed: true });
    * ```
    */
-  venv(path: string, opts: UvRunOptions & { python?: string }): Promise<ProcessResult> {
+  venv(
+    path: string,
+    opts: UvRunOptions & { python?: string; seed?: boolean },
+  ): Promise<ProcessResult> {
     const args = ["venv", path];
+    if (opts.seed) args.push("--seed");
     if (opts.python) args.push("--python", opts.python);
     return this.run(args, { step: "uv venv", ...opts });
   }

@@ -13,6 +13,7 @@ import {
   initEnv,
   installComfyUI,
   makeNodeRepo,
+  prodFreeze,
   readJson,
   Scratch,
   snapshotIndex,
@@ -74,6 +75,11 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
       assertMatch(lock, /name = "torch"\nversion = "2\.1\.0"/);
       assertEquals((await snapshotIndex(env)).map((s) => s.reason), ["init"]);
       assertEquals(await readJson(join(env, "state/plugins.json")), { version: 1, plugins: {} });
+      // Seeded, so ComfyUI-Manager finds pip in it.
+      assertTrue(
+        (await prodFreeze(env)).some((p) => p.startsWith("pip==")),
+        "no pip in .venv-prod",
+      );
     });
 
     await t.step("init again is idempotent and reports the environment in sync", async () => {

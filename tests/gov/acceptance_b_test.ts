@@ -60,6 +60,8 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       assertEquals(await snapshotFiles(env, post.id), await truthFiles(env));
       const freeze = await prodFreeze(env);
       for (const p of tx.diff.added) assertTrue(freeze.includes(p), `${p} not in prod`);
+      // The exact sync kept the seeded venv's pip.
+      assertTrue(freeze.some((p) => p.startsWith("pip==")), "exact sync removed pip");
       assertMatch(
         await Deno.readTextFile(join(env, "pyproject.toml")),
         /node-good = \[\n\s+"requests",\n\]/,

@@ -77,6 +77,12 @@ Deno.test("syncEnvironment and environmentStatus", async (t) => {
       assertEquals(r.steps, ["uv sync .venv-prod"]);
       assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
       assertEquals((await environmentStatus(loadEnvironment(env), gopts)).prod.in_sync, true);
+      // A .venv-prod whose creation was cut short (no interpreter yet) is rebuilt.
+      await Deno.remove(join(env, ".venv-prod/bin/python"));
+      const again = await probe(env);
+      assertEquals(again.ok, true, again.error);
+      assertEquals(again.steps, ["uv venv .venv-prod", "uv sync .venv-prod"]);
+      assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
     });
 
     await t.step("sync recovers an interrupted operation first", async () => {

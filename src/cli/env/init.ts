@@ -25,7 +25,8 @@ initialised environment it relocks (a no-op when nothing changed) and re-syncs .
 if it drifted.
 
 The ComfyUI base requirements come from --requirements FILE, else ComfyUI's own
-requirements.txt, else none (declare pip there if ComfyUI-Manager must install packages).
+requirements.txt, else none. .venv-prod is created with \`uv venv --seed\` (pip, for
+ComfyUI-Manager); packages installed behind gov's back are removed by the next sync.
 
 Flags:
   --requirements FILE   requirements.txt with the ComfyUI base requirements
