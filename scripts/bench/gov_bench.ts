@@ -1,7 +1,7 @@
 /**
  * Dependency-governance figures:
- * - `gov tx list --json` and `environmentStatus` (what `gov status --json` reports for an
- *   environment) on an environment with 1,000 transactions and 50 snapshots;
+ * - `gov status --json`, `gov tx list --json` and `environmentStatus` (the environment part
+ *   of `gov status`) on an environment with 1,000 transactions and 50 snapshots;
  * - promote's own overhead: a promotion's total time minus the time spent inside uv (from
  *   the uv driver's timing), with the uv stand-in over the test wheelhouse.
  *
@@ -185,6 +185,16 @@ export default async function (): Promise<Figure[]> {
       if (r.code !== 0) throw new Error(`gov tx list: ${r.stderr}`);
       count = JSON.parse(r.stdout).length;
     }
+    const statusCli: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const r = await runProcess(GOV, ["status", "--json", "--env-dir", env], {
+        env: { NO_COLOR: "1" },
+      });
+      statusCli.push(performance.now() - t0);
+      if (r.code !== 0) throw new Error(`gov status: ${r.stderr}`);
+      JSON.parse(r.stdout);
+    }
     const startup: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
@@ -206,6 +216,12 @@ export default async function (): Promise<Figure[]> {
         value: median(cli),
         unit: "ms",
         detail: `median of 5 CLI runs incl. process start; ${count} transactions listed`,
+      },
+      {
+        name: "gov status --json (1,000 tx, 50 snapshots)",
+        value: median(statusCli),
+        unit: "ms",
+        detail: "median of 5 CLI runs incl. process start",
       },
       { name: "gov --version (process start)", value: median(startup), unit: "ms" },
       {
