@@ -108,13 +108,30 @@ export async function takeCommand(
 
 /**
  * Deletes a pending command without acting on it (at supervisor start, a leftover `.cmd`
- * from a previous run must not restart the new one).
+ * from a previous run must not restart the new one). With `olderThanMs` (epoch ms, e.g. the
+ * new pid file's mtime), only a command written before that instant is deleted: one sent
+ * by `gov stop` right after the new supervisor claimed the workspace is kept. Returns
+ * whether a command was deleted.
  *
  * @example
  * ```ts
- * await clearCommand("/ws/.metadata");
+ * await clearCommand("/ws/.metadata", { olderThanMs: (await Deno.stat(pidFile)).mtime!.getTime() });
  * ```
  */
-export async function clearCommand(metadataDir: string): Promise<void> {
-  await removeIfExists(metadataPaths(metadataDir).cmd);
+export async function clearCommand(
+  metadataDir: string,
+  opts: { olderThanMs?: number } = {},
+): Promise<boolean> {
+  const path = metadataPaths(metadataDir).cmd;
+  if (opts.olderThanMs !== undefined) {
+    let mtime: number | undefined;
+    try {
+      mtime = (await Deno.stat(path)).mtime?.getTime();
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+    if (mtime !== undefined && mtime >= opts.olderThanMs) return false;
+  }
+  return await removeIfExists(path);
 }

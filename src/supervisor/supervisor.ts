@@ -416,7 +416,12 @@ export class Supervisor {
     try {
       await this.persist({ environment: choice.name }, "starting");
       if (previous !== undefined || previousState?.running) await this.reapOrphan(previousState);
-      await clearCommand(this.ws.metadataDir);
+      // Only a .cmd written before our claim is a leftover: `gov stop` may already have
+      // addressed this supervisor (it found our pid file), e.g. right after `run --detach`.
+      const claimedAt = (await Deno.stat(this.paths.pid).catch(() => undefined))?.mtime;
+      if (await clearCommand(this.ws.metadataDir, { olderThanMs: claimedAt?.getTime() })) {
+        this.emit("warning", `ignored a ${this.paths.cmd} left from before this supervisor`);
+      }
       await removeIfExists(this.sessionPath + ".reboot");
       // A pending request explains an active status (gov switch started us): not stale.
       const interrupted = choice.request ? undefined : await this.staleSwitchStatus();
@@ -761,33 +766,75 @@ export class Supervisor {
   }
 
   /** Syncs `env` and starts its ComfyUI; an error string when either fails. */
-  private async startChild(env: Environment): Promise<{ child: Running } | { error: string }> {
-    const synced = await this.syncEnv(env);
-    if (synced) return { error: synced };
+  private async startChild(
+    env: Environment,
+    mode: "run" | "rollback" = "run",
+  ): Promise<{ child: Running } | { error: string }> {
+    const synced = await this.syncEnv(env, mode);
+    if (synced.error) return { error: synced.error };
     if (this.stopReason) return { error: "stopping" };
     return await this.spawnChild(env);
   }
 
-  /** Brings the environment in line with its lock; returns an error message on failure. */
-  private async syncEnv(env: Environment): Promise<string | undefined> {
+  /**
+   * Brings the environment in line with its lock. A sync can take minutes (first wheels,
+   * a promotion holding the environment's lock), so `.cmd` and stop() are still honoured
+   * meanwhile: shutdown and SIGTERM wait at most the grace period for the sync to end, and
+   * `abort_switch` (mode `switch`) stops waiting at once. `error` says why ComfyUI must not
+   * start; `aborted` that the switch was aborted.
+   */
+  private async syncEnv(
+    env: Environment,
+    mode: "run" | "switch" | "rollback",
+  ): Promise<{ error?: string; aborted?: boolean }> {
     await this.persist({ environment: env.name, healthy: false }, "syncing");
     const t0 = this.deps.now();
     this.emit("sync_started", `syncing ${env.name}`, { environment: env.name });
-    try {
-      await this.deps.sync(env, (step) => this.emit("sync_step", `${env.name}: ${step}`));
-    } catch (err) {
+    let outcome: { err?: unknown } | undefined;
+    const syncing = this.deps.sync(env, (step) => this.emit("sync_step", `${env.name}: ${step}`))
+      .then(() => outcome = {}, (err) => outcome = { err });
+    let stopDeadline: number | undefined;
+    while (!outcome) {
+      if (this.stopReason) {
+        stopDeadline ??= this.deps.now() + this.settings.graceS * 1000;
+        if (this.deps.now() >= stopDeadline) {
+          this.emit(
+            "warning",
+            `stopping without waiting any longer for the sync of ${env.name} (still running)`,
+            { environment: env.name },
+          );
+          return { error: "stopping" };
+        }
+      } else {
+        const cmd = await this.nextCommand(mode);
+        if (cmd === "shutdown") this.stop("shutdown requested (.cmd)");
+        else if (cmd === "abort_switch") {
+          this.emit(
+            "warning",
+            `no longer waiting for the sync of ${env.name} (switch aborted); it finishes alone`,
+            { environment: env.name },
+          );
+          return { aborted: true };
+        } else if (cmd === "restart") {
+          this.emit("warning", `restart ignored: ${env.name} is being synced and started`);
+        }
+      }
+      await untilSettled(syncing, Math.min(this.settings.pollIntervalMs, 100));
+    }
+    if (outcome.err !== undefined) {
+      const err = outcome.err;
       const hint = err instanceof GovError && err.hint ? ` (${err.hint})` : "";
       const msg = `${(err as Error)?.message ?? String(err)}${hint}`;
       this.emit("sync_failed", `syncing ${env.name} failed: ${msg}`, { environment: env.name });
       // A configuration error at the very first start will not heal by retrying: say so now.
       if (err instanceof GovError && err.exitCode === 2 && this.state.starts === 0) throw err;
-      return `sync of ${env.name} failed: ${msg}`;
+      return { error: `sync of ${env.name} failed: ${msg}` };
     }
     this.emit("sync_done", `${env.name} in sync (${this.deps.now() - t0} ms)`, {
       environment: env.name,
       ms: this.deps.now() - t0,
     });
-    return undefined;
+    return {};
   }
 
   /** Starts ComfyUI of an already synced environment. */
@@ -1157,9 +1204,10 @@ export class Supervisor {
     if (p === "stop") return await stopped();
     if (p === "abort") aborted = true;
     else {
-      error = await this.syncEnv(target);
-      p = await phase();
-      if (p === "stop") return await stopped();
+      const synced = await this.syncEnv(target, "switch");
+      error = synced.error;
+      p = synced.aborted ? "abort" : await phase();
+      if (p === "stop" || this.stopReason) return await stopped();
       if (p === "abort") aborted = true;
       else if (!error) {
         await this.status("starting", targetName, sourceName);
@@ -1221,7 +1269,7 @@ export class Supervisor {
       error: why,
       message: `rolling back to ${source.name}`,
     });
-    const back = await this.startChild(source);
+    const back = await this.startChild(source, "rollback");
     if (this.stopReason) return await stopped("child" in back ? back.child : undefined);
     if ("error" in back) {
       await this.status(endState, targetName, sourceName, {
@@ -1257,6 +1305,13 @@ export class Supervisor {
     this.switchInFlight = undefined;
     return { env: source, child: back.child };
   }
+}
+
+/** Waits until `p` settles or `ms` pass, whichever is first, leaving no timer behind. */
+async function untilSettled(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
 }
 
 function describeChoice(from: StartChoice["from"]): string {

@@ -413,6 +413,8 @@ Deno.test("a live supervisor pid is refused before anything starts; a dead one t
 Deno.test("a leftover .cmd from an earlier run does not act on the new supervisor", async () => {
   const t = await makeWorkspace({ a: {} });
   await writeCommand(t.meta, "shutdown");
+  const past = new Date(Date.now() - 60_000);
+  await Deno.utime(join(t.meta, ".cmd"), past, past);
   const world = new FakeWorld();
   const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
   const running = sup.run();
@@ -424,6 +426,107 @@ Deno.test("a leftover .cmd from an earlier run does not act on the new superviso
     sup.stop();
     await running;
     await t.cleanup();
+  }
+});
+
+/** `p`, or a failure after `ms` (the old behaviour hung instead of answering). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A sync that runs until the test says so (a first uv sync downloading wheels). */
+function gatedSync(): { sync: () => Promise<void>; started: () => number; open(): void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  let n = 0;
+  return {
+    sync: () => {
+      n++;
+      return gate;
+    },
+    started: () => n,
+    open: () => release(),
+  };
+}
+
+Deno.test("gov stop right after the supervisor claimed the workspace is honoured during the first sync", async () => {
+  const g = gatedSync();
+  let meta = "";
+  let sent = false;
+  const h = await harness(["a"], {
+    setup: (_w, t) => meta = t.meta,
+    deps: new FakeWorld().deps({
+      sync: g.sync,
+      // Asked right after the pid file is claimed: `gov stop` finds the pid and writes .cmd.
+      processInfo: async (pid) => {
+        if (pid === Deno.pid && !sent) {
+          sent = true;
+          await writeCommand(meta, "shutdown");
+        }
+        return undefined;
+      },
+    }),
+  });
+  try {
+    assertTrue(await waitFor(() => g.started() === 1));
+    assertTrue(sent);
+    const r = await within(h.running, 20_000);
+    assertEquals([r.exitCode, r.reason], [0, "shutdown requested (.cmd)"]);
+    assertTrue(h.types().includes("command"));
+    assertTrue(!h.types().includes("child_started"), "no ComfyUI was started just to be stopped");
+  } finally {
+    g.open();
+    await finish(h);
+  }
+});
+
+Deno.test("stop() during a sync that does not end gives up waiting after the grace period", async () => {
+  const g = gatedSync();
+  const h = await harness(["a"], { deps: { ...new FakeWorld().deps(), sync: g.sync } });
+  try {
+    assertTrue(await waitFor(() => g.started() === 1));
+    h.sup.stop("received SIGTERM");
+    const r = await within(h.running, 20_000);
+    assertEquals([r.exitCode, r.reason], [0, "received SIGTERM"]);
+    assertTrue(
+      h.events.some((e) => /without waiting any longer for the sync of a/.test(e.message)),
+    );
+    assertEquals(await readOrchestratorPid(h.t.meta), undefined);
+  } finally {
+    g.open();
+    await finish(h);
+  }
+});
+
+Deno.test("abort_switch while the target syncs rolls back at once", async () => {
+  const g = gatedSync();
+  const world = new FakeWorld();
+  const h = await harness(["a", "b"], {
+    deps: world.deps({ sync: (env) => env.name === "b" ? g.sync() : Promise.resolve() }),
+  });
+  try {
+    const first = await world.waitChildren(1);
+    await writeSwitchRequest(h.t.meta, "b", "a");
+    assertTrue(await waitFor(() => g.started() === 1));
+    await writeCommand(h.t.meta, "abort_switch");
+    const back = await world.waitChildren(2);
+    assertTrue(first.exited());
+    assertEquals(back.req.env.GOV_ENVIRONMENT, "a");
+    assertTrue(await waitFor(async () => (await readSwitchStatus(h.t.meta)).state === "aborted"));
+    assertEquals((await readSwitchStatus(h.t.meta)).rolled_back_to, "a");
+  } finally {
+    g.open();
+    await finish(h);
   }
 });
 
