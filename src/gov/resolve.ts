@@ -27,6 +27,28 @@ import { coreImpact, corePackages } from "./freeze.ts";
 export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
 
 /**
+ * Throws unless `gov resolve` applies to the transaction's status (seed 003 §4.4).
+ *
+ * @example
+ * ```ts
+ * requireResolvable(tx);
+ * ```
+ */
+export function requireResolvable(tx: Transaction): void {
+  if (RESOLVABLE.includes(tx.status)) return;
+  throw new GovError(
+    `transaction ${tx.txid} is ${tx.status}; only ${RESOLVABLE.join(", ")} can be resolved`,
+    {
+      hint: tx.status === "completed"
+        ? `promote it: gov tx promote ${tx.txid}`
+        : tx.status === "failed"
+        ? `its test run failed; see \`gov tx inspect ${tx.txid}\``
+        : undefined,
+    },
+  );
+}
+
+/**
  * Validates a pin `package==version` and returns it normalised (`Numpy == 1.26.4` gives
  * `numpy==1.26.4`); a {@linkcode UsageError} otherwise.
  *
@@ -97,14 +119,7 @@ export async function resolveTransaction(
   const parsed = pins.map(parsePin);
   return await withLockedEnv(env, "resolve", gopts, async (ctx) => {
     const tx = await readTx(ctx.paths, txid);
-    if (!RESOLVABLE.includes(tx.status)) {
-      throw new GovError(
-        `transaction ${txid} is ${tx.status}; only ${RESOLVABLE.join(", ")} can be resolved`,
-        {
-          hint: tx.status === "completed" ? `promote it: gov tx promote ${txid}` : undefined,
-        },
-      );
-    }
+    requireResolvable(tx);
     await requireInitialised(ctx);
     if (!(await readPlugins(ctx.paths)).plugins[tx.node_id]) {
       throw new NotFoundError(

@@ -3,7 +3,7 @@
  * nodes, resolve with pins (flags and the interactive prompt), core gate.
  */
 import { join } from "node:path";
-import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
 import { GOV_SCRIPT } from "../helpers/gov.ts";
 import {
   assertConsistent,
@@ -35,6 +35,24 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
     for (const id of ["good", "alpha", "beta", "oldnp", "newtorch"]) {
       assertEquals((await govIn(env, ["node", "add", id, join(repos, id)])).code, 0);
     }
+    /** Runs gov in a real pseudo-terminal (util-linux `script`), typing `input`. */
+    const atTerminal = async (args: string[], input: string) => {
+      const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+      const cmd = [GOV_SCRIPT, ...args, "--env-dir", env].map(q).join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        env: { ...(await uvEnv()), NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(input));
+      await w.close();
+      const out = await child.output();
+      return { code: out.code, text: new TextDecoder().decode(out.stdout) };
+    };
+    let promotedTx = "";
     const runTx = async (id: string) => {
       const r = await govIn(env, ["tx", "run", id, "--json"]);
       return JSON.parse(r.stdout);
@@ -49,6 +67,7 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       assertEquals(r.code, 0, r.stderr);
       const done = JSON.parse(r.stdout);
       assertEquals(done.status, "promoted");
+      promotedTx = done.txid;
       const snaps = await snapshotIndex(env);
       assertEquals(snaps.length, snapsBefore + 2);
       const [pre, post] = snaps.slice(-2);
@@ -149,20 +168,8 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
     await t.step("resolve at a terminal prompt with a pin -> resolved, then promote", async () => {
       // A real pseudo-terminal (util-linux `script`): the conflict is shown, a bad line is
       // refused and asked again, an empty line ends the pins.
-      const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-      const cmd = [GOV_SCRIPT, "resolve", betaTx, "--env-dir", env].map(q).join(" ");
-      const child = new Deno.Command("script", {
-        args: ["-qec", cmd, "/dev/null"],
-        env: { ...(await uvEnv()), NO_COLOR: "1" },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode("not a pin\nsortedcontainers==2.4.0\n\n"));
-      await w.close();
-      const out = await child.output();
-      const text = new TextDecoder().decode(out.stdout);
+      const out = await atTerminal(["resolve", betaTx], "not a pin\nsortedcontainers==2.4.0\n\n");
+      const text = out.text;
       assertEquals(out.code, 0, text);
       assertMatch(text, /conflict between custom nodes alpha, beta/);
       assertMatch(text, /pin \(package==version, empty line to finish\)/);
@@ -171,6 +178,11 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       const tx = await readJson(join(env, "state/transactions", `${betaTx}.json`));
       assertEquals(tx.status, "resolved");
       assertEquals(tx.resolution_pins, ["sortedcontainers==2.4.0"]);
+      // A transaction resolve does not apply to is refused before any pin is asked for.
+      const refused = await atTerminal(["resolve", promotedTx], "numpy==1.26.4\n\n");
+      assertEquals(refused.code, 1, refused.text);
+      assertMatch(refused.text, /is promoted; only needs_resolution, promote_failed, resolved/);
+      assertNotMatch(refused.text, /pin \(package==version/);
     });
 
     await t.step("another pin is added to the kept ones and promote uses them", async () => {

@@ -6,7 +6,12 @@
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
 import { UsageError } from "../../errors.ts";
-import { conflictReport, parsePin, resolveTransaction } from "../../gov/resolve.ts";
+import {
+  conflictReport,
+  parsePin,
+  requireResolvable,
+  resolveTransaction,
+} from "../../gov/resolve.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
 /** `gov resolve`. */
@@ -47,6 +52,8 @@ ${ENV_FLAGS_HELP}
         });
       }
       const { tx, report } = await conflictReport(env, txid, gopts);
+      // Refuse before asking for pins that could not be used.
+      requireResolvable(tx);
       const s = styles(io);
       io.err(`${s.bold(`transaction ${tx.txid}`)} (${tx.node_id}) is ${tx.status}\n`);
       if (report) {
