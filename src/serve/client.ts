@@ -136,7 +136,9 @@ export class GatewayClient {
    * const job = await gw.submit({ workflow, set: [["steps", "20"]] });
    * ```
    */
-  async submit(req: { workflow: unknown; set?: [string, string][]; backend?: string }) {
+  async submit(
+    req: { workflow: unknown; set?: [string, string][]; backend?: string; queue_timeout?: number },
+  ) {
     return await this.#request("POST", "/v1/jobs", req) as JobView;
   }
 

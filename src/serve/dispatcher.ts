@@ -66,6 +66,11 @@ export interface JobRequest {
   sets?: [string, string][];
   /** Pin the job to this backend id. */
   backend?: string;
+  /**
+   * Most milliseconds the job may wait in the queue for a backend before it fails; 0 = no
+   * limit. Default: the dispatcher's `queueTimeoutMs`.
+   */
+  queueTimeoutMs?: number;
 }
 
 /**
@@ -119,6 +124,12 @@ export interface DispatcherOptions {
   pollIntervalMs?: number;
   /** Safety-net dispatch pass interval. Default 2000 ms. */
   passIntervalMs?: number;
+  /**
+   * Most milliseconds a job waits in the queue (since it was accepted, or re-queued after a
+   * failover) before it fails with the reasons no backend took it. 0 (default) = no limit:
+   * jobs wait for a backend to come up or gain room, however long that takes.
+   */
+  queueTimeoutMs?: number;
 }
 
 /** Where a prompt can go now: a backend, or refusals that may pass (wait) or not (never). */
@@ -151,6 +162,14 @@ function message(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+/** The class and title of a prompt node, for events a person reads ("KSampler 12/20"). */
+function nodeInfo(job: Job, node: string | undefined): Record<string, string> {
+  const n = node === undefined ? undefined : (job.prompt as ApiPrompt | null)?.[node];
+  if (!n || typeof n.class_type !== "string") return {};
+  const title = n._meta?.title;
+  return { class_type: n.class_type, ...(typeof title === "string" ? { title } : {}) };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -173,6 +192,8 @@ export class Dispatcher {
   readonly monitor: HealthMonitor;
   /** Most dispatches of a new job. */
   readonly maxAttempts: number;
+  /** Default queue timeout of jobs in ms (0 = none). */
+  readonly queueTimeoutMs: number;
   /** Seconds from a job becoming ready to its prompt being queued on a backend. */
   readonly dispatchSeconds = new Histogram(DISPATCH_BUCKETS);
   /** Seconds from dispatch to completion of successful jobs. */
@@ -188,6 +209,8 @@ export class Dispatcher {
   #timer?: ReturnType<typeof setInterval>;
   #offChange?: () => void;
   #lastRefusals = new Map<string, string>();
+  /** Per waiting job, which backends refuse it for which kind of reason (for `waiting`). */
+  #lastWaitKinds = new Map<string, string>();
   /** Requirements of queued jobs (their prompts do not change while queued). */
   #needs = new Map<string, { req: PromptRequirements; key: string }>();
 
@@ -199,6 +222,7 @@ export class Dispatcher {
     this.#log = opts.log ?? (() => {});
     this.#pollMs = opts.pollIntervalMs ?? 1000;
     this.#passMs = opts.passIntervalMs ?? 2000;
+    this.queueTimeoutMs = opts.queueTimeoutMs ?? 0;
   }
 
   /** Jobs this dispatcher is running or following right now. */
@@ -276,6 +300,10 @@ export class Dispatcher {
     if (this.#stopping) throw new GovError("the gateway is shutting down; submit again later");
     const sets = req.sets ?? [];
     const backends = this.#backends();
+    const timeout = req.queueTimeoutMs;
+    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
+      throw new JobInputError(`queue timeout must be 0 (none) or more, got ${timeout}`);
+    }
     if (req.backend !== undefined && !backends.some((b) => b.id === req.backend)) {
       throw new JobInputError(`unknown backend '${req.backend}'`, {
         hint: `configured: ${backends.map((b) => b.id).join(", ") || "none"}`,
@@ -310,6 +338,7 @@ export class Dispatcher {
       outputs: [],
       progress: null,
       failedBackends: [],
+      queueTimeoutMs: timeout === undefined ? null : Math.round(timeout),
       createdAt: now,
       readyAt: now,
       dispatchedAt: null,
@@ -351,8 +380,7 @@ export class Dispatcher {
       const now = this.store.get(id)!;
       throw new JobStateError(`job '${id}' is already ${now.state}`);
     }
-    this.#lastRefusals.delete(id);
-    this.#needs.delete(id);
+    this.#forget(id);
     this.#log(`job ${id} cancelled (was ${job.state})`);
     if (rt) {
       // runPrompt deletes it from the backend's queue or interrupts it, then returns.
@@ -499,8 +527,14 @@ export class Dispatcher {
     // Jobs that need the same thing get the same "not now"/"never" within one pass; a
     // long queue of similar jobs then costs one placement, not one per job.
     const memo = new Map<string, Placement>();
+    const now = Date.now();
     for (const ref of refs) {
       if (this.#running.has(ref.id)) continue;
+      const limit = ref.queueTimeoutMs ?? this.queueTimeoutMs;
+      if (limit > 0 && now - ref.readyAt >= limit) {
+        this.#expire(ref.id, limit);
+        continue;
+      }
       // With every backend full, a job already judged "wait" stays so: skip it cheaply.
       // New jobs are still judged, so one that can never run fails without waiting.
       if (!room && this.#lastRefusals.has(ref.id)) continue;
@@ -559,12 +593,27 @@ export class Dispatcher {
         const why = JSON.stringify(verdict.refusals);
         if (this.#lastRefusals.get(ref.id) !== why) {
           this.#lastRefusals.set(ref.id, why);
-          this.store.update(ref.id, { set: { refusals: verdict.refusals }, from: ["queued"] });
+          // An event only when the kind of obstacle changes (a backend going down, a model
+          // missing), not for every move of a queue count, so a long queue stays quiet.
+          const kinds = verdict.refusals.map((r) => `${r.backend}:${r.kind ?? r.reason}`).join();
+          const news = this.#lastWaitKinds.get(ref.id) !== kinds;
+          this.#lastWaitKinds.set(ref.id, kinds);
+          this.store.update(ref.id, {
+            set: { refusals: verdict.refusals },
+            ...(news
+              ? {
+                event: {
+                  type: "waiting",
+                  data: { reason: verdict.message, refusals: verdict.refusals },
+                },
+              }
+              : {}),
+            from: ["queued"],
+          });
         }
         continue;
       }
-      this.#lastRefusals.delete(ref.id);
-      this.#needs.delete(ref.id);
+      this.#forget(ref.id);
       const job = this.store.get(ref.id);
       if (!job || job.state !== "queued") continue;
       this.#dispatch(job, verdict.backend);
@@ -683,13 +732,16 @@ export class Dispatcher {
       const progress = { value: e.value, max: e.max, ...(e.node ? { node: e.node } : {}) };
       this.store.update(jobId, {
         set: { progress },
-        event: { type: "progress", data: { value: e.value, max: e.max, node: e.node ?? null } },
+        event: {
+          type: "progress",
+          data: { value: e.value, max: e.max, node: e.node ?? null, ...nodeInfo(job, e.node) },
+        },
         from: ["running"],
       });
     } else if (e.type === "executed") {
       this.store.update(jobId, {
         set: {},
-        event: { type: "executed", data: { node: e.node } },
+        event: { type: "executed", data: { node: e.node, ...nodeInfo(job, e.node) } },
         from: ["running"],
       });
     }
@@ -717,7 +769,14 @@ export class Dispatcher {
           progress: null,
           startedAt: job.startedAt ?? now,
         },
-        event: { type: "completed", data: { backend: rt.backend.id, outputs: outputs.length } },
+        event: {
+          type: "completed",
+          data: {
+            backend: rt.backend.id,
+            outputs: outputs.length,
+            seconds: Math.round((now - job.createdAt) / 100) / 10,
+          },
+        },
         from: ["dispatched", "running"],
       });
       if (done) {
@@ -812,9 +871,33 @@ export class Dispatcher {
       },
       from,
     });
-    this.#lastRefusals.delete(job.id);
-    this.#needs.delete(job.id);
+    this.#forget(job.id);
     if (done) this.#log(`job ${job.id} failed: ${reason}`);
+  }
+
+  /** Drops what passes remember about a job that left the queue. */
+  #forget(id: string): void {
+    this.#lastRefusals.delete(id);
+    this.#lastWaitKinds.delete(id);
+    this.#needs.delete(id);
+  }
+
+  /** Fails a job that waited in the queue longer than its queue timeout allows. */
+  #expire(id: string, limitMs: number): void {
+    const job = this.store.get(id);
+    if (!job || job.state !== "queued") return;
+    const secs = Math.round(limitMs / 100) / 10;
+    const why = job.refusals?.length
+      ? job.refusals.map((r) => `${r.backend}: ${r.reason}`).join("; ")
+      : job.prompt
+      ? "no backend had room for it"
+      : "no backend has reported its node definitions yet";
+    this.#fail(
+      job,
+      `no backend took the job within the queue timeout (${secs} s): ${why}`,
+      job.refusals,
+      ["queued"],
+    );
   }
 
   #onBackendChange(s: BackendStatus): void {

@@ -135,6 +135,8 @@ export interface GatewayOptions {
   token?: string;
   /** Most dispatches of a job (3). */
   maxAttempts?: number;
+  /** Most ms a job waits in the queue for a backend before it fails (0 = no limit). */
+  queueTimeoutMs?: number;
   /** Health probe interval in ms (5000). */
   probeIntervalMs?: number;
   /** Timeout of one health probe in ms (3000); two failed probes mark a backend down. */
@@ -224,6 +226,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       monitor,
       backends: () => backends,
       maxAttempts: opts.maxAttempts,
+      queueTimeoutMs: opts.queueTimeoutMs,
       pollIntervalMs: opts.pollIntervalMs,
       log,
     });

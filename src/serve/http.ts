@@ -92,6 +92,7 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
     refusals: job.refusals,
     progress: job.progress,
     sets: job.sets,
+    queue_timeout_s: job.queueTimeoutMs === null ? null : job.queueTimeoutMs / 1000,
     outputs: job.outputs.map((o, n) => ({
       node_id: o.nodeId,
       filename: o.filename,
@@ -449,23 +450,40 @@ export function createHandler(ctx: GatewayContext): {
       if (method === "POST") {
         const body = await readJsonBody(req);
         if (!body || typeof body !== "object" || Array.isArray(body)) {
-          throw new HttpError(400, "request body must be a JSON object {workflow, set?, backend?}");
+          throw new HttpError(
+            400,
+            "request body must be a JSON object {workflow, set?, backend?, queue_timeout?}",
+          );
         }
         const b = body as Record<string, unknown>;
         if (!("workflow" in b)) {
           throw new HttpError(400, "request body has no 'workflow' (UI workflow or API prompt)");
         }
-        const unknown = Object.keys(b).filter((k) => !["workflow", "set", "backend"].includes(k));
+        const fields = ["workflow", "set", "backend", "queue_timeout"];
+        const unknown = Object.keys(b).filter((k) => !fields.includes(k));
         if (unknown.length) {
           throw new HttpError(400, `unknown field(s) ${unknown.join(", ")} in request body`);
         }
         if (b.backend !== undefined && typeof b.backend !== "string") {
           throw new HttpError(400, "backend must be a backend id (string)");
         }
+        const qt = b.queue_timeout;
+        if (
+          qt !== undefined && qt !== null &&
+          (typeof qt !== "number" || !Number.isFinite(qt) || qt < 0)
+        ) {
+          throw new HttpError(
+            400,
+            `queue_timeout must be seconds >= 0 (0 = wait as long as it takes), got ${
+              JSON.stringify(qt)
+            }`,
+          );
+        }
         const job = ctx.dispatcher.submit({
           workflow: b.workflow,
           sets: parseSets(b.set),
           backend: b.backend as string | undefined,
+          queueTimeoutMs: typeof qt === "number" ? qt * 1000 : undefined,
         });
         const now = ctx.store.get(job.id) ?? job;
         return json(jobView(now), 201, { location: `/v1/jobs/${job.id}` });

@@ -26,7 +26,7 @@ import type { Refusal } from "../backends/types.ts";
 import type { Job, JobEvent, JobEventType, JobOutput, JobProgress, JobState } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   outputs TEXT NOT NULL DEFAULT '[]',
   progress TEXT,
   failed_backends TEXT NOT NULL DEFAULT '[]',
+  queue_timeout_ms INTEGER,
   created_at INTEGER NOT NULL,
   ready_at INTEGER NOT NULL,
   dispatched_at INTEGER,
@@ -88,6 +89,7 @@ const COLUMNS: Record<keyof Job, [string, "text" | "json" | "int"]> = {
   outputs: ["outputs", "json"],
   progress: ["progress", "json"],
   failedBackends: ["failed_backends", "json"],
+  queueTimeoutMs: ["queue_timeout_ms", "int"],
   createdAt: ["created_at", "int"],
   readyAt: ["ready_at", "int"],
   dispatchedAt: ["dispatched_at", "int"],
@@ -127,6 +129,7 @@ function fromRow(row: Row): Job {
     outputs: parse<JobOutput[]>(row.outputs, []),
     progress: parse<JobProgress | null>(row.progress, null),
     failedBackends: parse<string[]>(row.failed_backends, []),
+    queueTimeoutMs: int(row.queue_timeout_ms),
     createdAt: Number(row.created_at),
     readyAt: Number(row.ready_at),
     dispatchedAt: int(row.dispatched_at),
@@ -159,6 +162,10 @@ export interface QueuedRef {
   failedBackends: string[];
   /** Whether its prompt is prepared. */
   hasPrompt: boolean;
+  /** When it last entered the queue (ms since epoch). */
+  readyAt: number;
+  /** Its own queue timeout (see {@linkcode Job.queueTimeoutMs}). */
+  queueTimeoutMs: number | null;
 }
 
 /** Filter of {@linkcode JobStore.list}. */
@@ -208,6 +215,8 @@ export class JobStore {
       );
     }
     this.#db.exec(SCHEMA);
+    // Version 1 stores lack the per-job queue timeout; their jobs keep the gateway's.
+    if (version === 1) this.#db.exec("ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER");
     this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -382,13 +391,15 @@ export class JobStore {
    */
   queuedRefs(limit = 10_000): QueuedRef[] {
     return (this.#stmt(
-      `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt FROM jobs
-       WHERE state = 'queued' ORDER BY created_at, id LIMIT ?`,
+      `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt, ready_at,
+       queue_timeout_ms FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT ?`,
     ).all(limit) as Row[]).map((r) => ({
       id: String(r.id),
       pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),
       failedBackends: JSON.parse(String(r.failed_backends ?? "[]")),
       hasPrompt: Number(r.has_prompt) === 1,
+      readyAt: Number(r.ready_at),
+      queueTimeoutMs: r.queue_timeout_ms === null ? null : Number(r.queue_timeout_ms),
     }));
   }
 
@@ -455,6 +466,13 @@ export class JobStore {
     for (const r of this.#stmt("SELECT type, count(*) AS n FROM events GROUP BY type").all()) {
       out[String((r as Row).type)] = Number((r as Row).n);
     }
+    // Events of pruned jobs still count: a Prometheus counter must never go down.
+    for (
+      const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'pruned_events:%'").all()
+    ) {
+      const type = String((r as Row).key).slice("pruned_events:".length);
+      out[type] = (out[type] ?? 0) + Number((r as Row).value);
+    }
     return out;
   }
 
@@ -468,12 +486,21 @@ export class JobStore {
    * ```
    */
   prune(cutoff: number): number {
-    return this.#tx(false, () =>
-      Number(
+    return this.#tx(false, () => {
+      // Keep the event counts of what goes (countEvents feeds monotonic counters).
+      this.#stmt(
+        `INSERT INTO meta (key, value)
+         SELECT 'pruned_events:' || e.type, count(*) FROM events e JOIN jobs j ON j.id = e.job_id
+         WHERE j.state IN ('completed', 'failed', 'cancelled') AND j.finished_at < ?
+         GROUP BY e.type
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+      ).run(cutoff);
+      return Number(
         this.#stmt(
           "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?",
         ).run(cutoff).changes,
-      ));
+      );
+    });
   }
 
   /**

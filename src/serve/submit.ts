@@ -23,6 +23,8 @@ export interface SubmitRequest {
   sets: [string, string][];
   /** Pin to a backend id. */
   backend?: string;
+  /** Fail when no backend took it within this many ms (0 = no limit; default: gateway's). */
+  queueTimeoutMs?: number;
 }
 
 /** How the job went, for printing. */
@@ -93,7 +95,12 @@ export async function submitToGateway(
   req: SubmitRequest,
   opts: { wait: boolean; onEvent?: (e: JobStreamEvent) => void; signal?: AbortSignal },
 ): Promise<SubmitOutcome> {
-  const job = await gw.submit({ workflow: req.workflow, set: req.sets, backend: req.backend });
+  const job = await gw.submit({
+    workflow: req.workflow,
+    set: req.sets,
+    backend: req.backend,
+    ...(req.queueTimeoutMs !== undefined ? { queue_timeout: req.queueTimeoutMs / 1000 } : {}),
+  });
   if (!opts.wait) return { mode: "server", server: gw.url, job: absolute(job, gw.url) };
   const done = await gw.follow(job.id, (e) => opts.onEvent?.(e), opts.signal);
   return { mode: "server", server: gw.url, job: absolute(done, gw.url) };

@@ -97,6 +97,11 @@ export interface Job {
   outputs: JobOutput[];
   /** Latest progress, while running. */
   progress: JobProgress | null;
+  /**
+   * Longest wait in `queued` for a backend, in ms, counted from `readyAt`: the job fails
+   * when no backend took it by then. 0 = no limit; null = the gateway's `--queue-timeout`.
+   */
+  queueTimeoutMs: number | null;
   /** Backends a failover moved the job away from (tried last, not never). */
   failedBackends: string[];
   /** When the gateway accepted it. */
@@ -118,6 +123,7 @@ export interface Job {
 /** Types of job events (the SSE `event:` field). */
 export type JobEventType =
   | "queued"
+  | "waiting"
   | "dispatched"
   | "accepted"
   | "running"

@@ -5,6 +5,7 @@
  */
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { waitFor } from "../helpers/net.ts";
+import { parseSse } from "../../src/serve/client.ts";
 import { api, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
 
 Deno.test("gov serve avoids the busy backend and routes by node class and model", async () => {
@@ -133,11 +134,43 @@ Deno.test("gov serve keeps a job queued while the only capable backend is down",
     );
     assertMatch(reasons.a, /missing model only-on-b/);
     assertMatch(reasons.b, /down/);
-    // b comes back on its port: the job runs there.
+
+    // With a queue timeout the same wait ends: failed, naming every backend's reason.
+    const impatient = await api(gov, "POST", "/v1/jobs", {
+      workflow: wf,
+      set: { ckpt_name: "only-on-b.safetensors" },
+      queue_timeout: 1,
+    });
+    assertEquals(impatient.status, 201, JSON.stringify(impatient.body));
+    assertEquals(impatient.body.queue_timeout_s, 1);
+    const expired = await waitJob(gov, impatient.body.id, ["failed"], 30_000);
+    assertMatch(expired.error, /^no backend took the job within the queue timeout \(1 s\): /);
+    assertMatch(expired.error, /a: missing model only-on-b.*b: down/);
+    assertEquals(expired.attempts, 0);
+    const bad = await api(gov, "POST", "/v1/jobs", { workflow: wf, queue_timeout: -3 });
+    assertEquals(bad.status, 400);
+    assertMatch(bad.body.error, /queue_timeout must be seconds >= 0/);
+
+    // b comes back on its port: the first job (no timeout) runs there.
     await lab.addBackend("b", { FAKE_COMFYUI_MODELS: models });
     const done = await waitJob(gov, r.body.id, ["completed"]);
     assertEquals(done.backend, "b");
     assertEquals(done.attempts, 1);
+    // Its event stream told why it waited before it was dispatched.
+    const events: { type: string; data: Record<string, unknown> }[] = [];
+    const res = await fetch(`${gov.url}/v1/jobs/${r.body.id}/events`);
+    for await (const e of parseSse(res.body!)) {
+      events.push({ type: e.event, data: JSON.parse(e.data) });
+    }
+    const types = events.map((e) => e.type);
+    assertEquals(types.filter((t) => t === "waiting").length, 1, types.join());
+    assertTrue(types.indexOf("waiting") < types.indexOf("dispatched"), types.join());
+    const waitEvent = events.find((e) => e.type === "waiting")!;
+    assertMatch(String(waitEvent.data.reason), /^waiting for a backend: a: missing model/);
+    assertEquals(
+      (waitEvent.data.refusals as { backend: string; kind: string }[]).map((x) => x.kind),
+      ["missing_model", "down"],
+    );
   } finally {
     await lab.cleanup();
   }

@@ -25,6 +25,7 @@ function job(id: string, createdAt: number): Job {
     outputs: [],
     progress: null,
     failedBackends: [],
+    queueTimeoutMs: null,
     createdAt,
     readyAt: createdAt,
     dispatchedAt: null,
@@ -94,9 +95,16 @@ Deno.test("job store: changes, guards, events, reopen, queue order, prune", asyn
     assertEquals(store.list({ limit: 1 }).map((j) => j.id), ["b"]);
     assertEquals(store.list({ before: "b" }).map((j) => j.id), ["a"]);
     assertEquals(store.prune(4000), 0);
+    const counted = store.countEvents();
     assertEquals(store.prune(6000), 1);
     assertEquals(store.get("a"), undefined);
     assertEquals(store.events("a"), []);
+    // Pruning forgets jobs, not how many events there were (/metrics counters never drop).
+    assertEquals(store.countEvents(), counted);
+    store.update("b", { set: {}, event: { type: "dispatched" }, from: ["queued"] });
+    assertEquals(store.countEvents().dispatched, 2);
+    assertEquals(store.queuedRefs()[0].queueTimeoutMs, null);
+    assertEquals(store.queuedRefs()[0].readyAt, 2000);
     store.close();
 
     const raw = new DatabaseSync(path);
@@ -106,6 +114,35 @@ Deno.test("job store: changes, guards, events, reopen, queue order, prune", asyn
     raw.close();
     // A store from a newer gov is refused rather than misread.
     assertThrows(() => JobStore.open(path), Error, /schema version 99/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: a version 1 store (before per-job queue timeouts) is upgraded in place", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    const store = JobStore.open(path);
+    store.create({ ...job("old", 1000), queueTimeoutMs: 5000 });
+    store.close();
+    // Make it what gov 1 wrote: no queue_timeout_ms column, user_version 1.
+    const raw = new DatabaseSync(path);
+    raw.exec("ALTER TABLE jobs DROP COLUMN queue_timeout_ms");
+    raw.exec("PRAGMA user_version = 1");
+    raw.close();
+    const upgraded = JobStore.open(path);
+    try {
+      assertEquals(upgraded.get("old")?.queueTimeoutMs, null);
+      assertEquals(upgraded.get("old")?.sets, [["seed", "1"]]);
+      upgraded.create({ ...job("new", 2000), queueTimeoutMs: 0 });
+      assertEquals(upgraded.queuedRefs().map((r) => [r.id, r.queueTimeoutMs]), [
+        ["old", null],
+        ["new", 0],
+      ]);
+    } finally {
+      upgraded.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

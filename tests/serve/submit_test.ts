@@ -16,6 +16,8 @@ Deno.test("gov submit goes through gov serve: --wait prints progress and outputs
   const lab = await newLab();
   try {
     await lab.addBackend("a", { FAKE_COMFYUI_MODELS: MODELS });
+    // b is configured but down: a job only b could run waits for it.
+    await (await lab.addBackend("b")).stop();
     const serve = await startServe(lab);
     const wf = `${lab.ws}/wf.json`;
     await Deno.writeTextFile(wf, JSON.stringify(txt2img()));
@@ -36,8 +38,8 @@ Deno.test("gov submit goes through gov serve: --wait prints progress and outputs
     assertEquals(urls.length, 1);
     assertMatch(urls[0], new RegExp(`^${serve.url}/v1/jobs/[^/]+/outputs/0$`));
     assertMatch(r.stderr, /dispatched to a \(attempt 1\)/);
-    assertMatch(r.stderr, /progress \d+\/\d+/);
-    assertMatch(r.stderr, /completed on a: 1 output\(s\)/);
+    assertMatch(r.stderr, /progress \d+\/\d+ \d+% KSampler \(node 3\)/);
+    assertMatch(r.stderr, /completed on a in [\d.]+ s: 1 output\(s\)/);
     const png = await fetch(urls[0]);
     assertEquals(png.headers.get("content-type"), "image/png");
     await png.body?.cancel();
@@ -70,6 +72,29 @@ Deno.test("gov submit goes through gov serve: --wait prints progress and outputs
       (n as { class_type: string }).class_type === "KSampler"
     ) as { inputs: Record<string, unknown> };
     assertEquals(sampler.inputs.steps, 4);
+
+    // A job no backend up can take: --wait says why it waits, the queue timeout ends it.
+    const stuck = await gov([
+      "submit",
+      wf,
+      "--set",
+      "ckpt_name=v1-5-pruned-emaonly.safetensors",
+      "--backend",
+      "b",
+      "--queue-timeout",
+      "1",
+      "--wait",
+      "--workspace",
+      lab.ws,
+    ], { timeoutMs: 90_000 });
+    assertEquals(stuck.code, 1, stuck.stderr);
+    assertEquals(stuck.stdout, "");
+    assertMatch(stuck.stderr, /waiting for a backend:\n {4}b: (down|not probed)/);
+    assertMatch(
+      stuck.stderr,
+      /error: job \S+ failed: no backend took the job within the queue timeout \(1 s\): b: /,
+    );
+    assertEquals(stuck.stderr.match(/queue timeout/g)?.length, 1, stuck.stderr);
 
     // Bad input: exit 2, the reason on stderr, nothing on stdout.
     const bad = await gov(["submit", wf, "--set", "steps=100000", "--workspace", lab.ws], {

@@ -61,11 +61,13 @@ backend that has the node classes and models it needs. Jobs survive a restart: q
 are dispatched again, running ones are re-attached to their backend.
 
 HTTP API:
-  POST   /v1/jobs                  {"workflow": <UI or API JSON>, "set": {"seed": 1}, "backend"?}
+  POST   /v1/jobs                  {"workflow": <UI or API JSON>, "set": {"seed": 1},
+                                   "backend"?: ID, "queue_timeout"?: seconds}
   GET    /v1/jobs[?state=&limit=]  recent jobs
   GET    /v1/jobs/{id}             one job
-  GET    /v1/jobs/{id}/events      server-sent events: queued, dispatched, accepted, running,
-                                   progress, retry, completed | failed | cancelled
+  GET    /v1/jobs/{id}/events      server-sent events: queued, waiting (why no backend takes
+                                   it yet), dispatched, accepted, running, progress, executed,
+                                   retry, completed | failed | cancelled
   GET    /v1/jobs/{id}/outputs/{n} an output file, streamed from its backend
   DELETE /v1/jobs/{id}             cancel
   GET    /v1/backends              backend health and load
@@ -81,6 +83,11 @@ Flags:
       --token T             require "Authorization: Bearer T" on every route but /healthz
                             (default: $GOV_SERVE_TOKEN)
       --max-attempts N      dispatches per job before it fails, counting failovers (default 3)
+      --queue-timeout S     fail a job that waited S seconds in the queue with no backend
+                            taking it (down, missing a node or model, full), with the
+                            reasons; counted from acceptance or the last failover. Default
+                            0: jobs wait for a backend as long as it takes. A job's own
+                            "queue_timeout" (gov submit --queue-timeout) wins
       --probe-interval MS   backend health probe interval (default 5000)
       --probe-timeout MS    a probe without an answer by then fails; two failures in a row
                             mark a backend down and move its jobs (default 3000)
@@ -96,6 +103,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       listen: { type: "string" },
       token: { type: "string" },
       "max-attempts": { type: "string" },
+      "queue-timeout": { type: "string" },
       "probe-interval": { type: "string" },
       "probe-timeout": { type: "string" },
       "retain-days": { type: "string" },
@@ -122,6 +130,10 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       min: 1,
       max: 100,
       integer: true,
+    });
+    const queueTimeoutS = numberFlag(NAME, "--queue-timeout", values["queue-timeout"], 0, {
+      min: 0,
+      max: 31_536_000,
     });
     const probeIntervalMs = numberFlag(NAME, "--probe-interval", values["probe-interval"], 5000, {
       min: 100,
@@ -154,6 +166,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
         port: listen.port,
         token,
         maxAttempts,
+        queueTimeoutMs: queueTimeoutS * 1000,
         probeIntervalMs,
         probeTimeoutMs,
         retainDays,

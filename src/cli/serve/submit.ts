@@ -7,10 +7,11 @@
 import { GovError } from "../../errors.ts";
 import { parseSet } from "../../workflow/patch.ts";
 import { findWorkspaceRoot, resolveWorkspace, type Workspace } from "../../workspace/root.ts";
+import type { Refusal } from "../../backends/types.ts";
 import type { JobStreamEvent, JobView } from "../../serve/client.ts";
 import { JobInputError } from "../../serve/dispatcher.ts";
 import { findGateway, submitLocally, submitToGateway } from "../../serve/submit.ts";
-import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
+import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { readWorkflowFile } from "../workflow/shared.ts";
 import { type Io, styles } from "../io.ts";
 
@@ -29,20 +30,33 @@ export function eventLine(e: JobStreamEvent): string | undefined {
   switch (e.type) {
     case "queued":
       return d.backend ? `queued for backend ${d.backend}` : "queued";
+    case "waiting": {
+      // One line per backend: which is down, which lacks a node or model, which is full.
+      const refusals = Array.isArray(d.refusals) ? d.refusals as Refusal[] : [];
+      if (!refusals.length) return String(d.reason ?? "waiting for a backend");
+      return ["waiting for a backend:", ...refusals.map((r) => `    ${r.backend}: ${r.reason}`)]
+        .join("\n");
+    }
     case "dispatched":
       return `dispatched to ${d.backend} (attempt ${d.attempt})`;
     case "accepted":
       return `accepted by ${d.backend} as prompt ${d.prompt_id}`;
     case "running":
       return `running on ${d.backend}`;
-    case "progress":
-      return `progress ${d.value}/${d.max}${d.node ? ` (node ${d.node})` : ""}`;
+    case "progress": {
+      const pct = Number(d.max) > 0
+        ? ` ${Math.floor((Number(d.value) / Number(d.max)) * 100)}%`
+        : "";
+      return `progress ${d.value}/${d.max}${pct}${nodeLabel(d)}`;
+    }
     case "executed":
-      return `node ${d.node} done`;
+      return `done${nodeLabel(d) || ` node ${d.node}`}`;
     case "retry":
       return `${d.reason}; trying again`;
     case "completed":
-      return `completed on ${d.backend}: ${d.outputs} output(s)`;
+      return `completed on ${d.backend}${
+        typeof d.seconds === "number" ? ` in ${d.seconds} s` : ""
+      }: ${d.outputs} output(s)`;
     case "failed":
       return `failed: ${d.error}`;
     case "cancelled":
@@ -50,6 +64,31 @@ export function eventLine(e: JobStreamEvent): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** " KSampler (node 3)" from an event's node, class and title; "" without a node. */
+function nodeLabel(d: Record<string, unknown>): string {
+  if (d.node === null || d.node === undefined) return "";
+  const name = typeof d.title === "string" ? d.title : d.class_type;
+  return typeof name === "string" ? ` ${name} (node ${d.node})` : ` (node ${d.node})`;
+}
+
+/**
+ * Whether `--wait` prints a progress event: the first and last step of each node, and at
+ * most one line a second in between (a 1000-step video would otherwise flood the log).
+ */
+function progressFilter(): (e: JobStreamEvent) => boolean {
+  let node: unknown;
+  let at = 0;
+  return (e) => {
+    if (e.type !== "progress") return true;
+    const now = Date.now();
+    const edge = e.data.node !== node || e.data.value === e.data.max;
+    if (!edge && now - at < 1000) return false;
+    node = e.data.node;
+    at = now;
+    return true;
+  };
 }
 
 function printRefusals(io: Io, err: JobInputError): void {
@@ -74,7 +113,11 @@ Flags:
                         unique input name (seed, steps, cfg...); --set seed=random;
                         repeatable. Checked against the node definitions (range, choices).
       --backend ID      run on this backend only
-      --wait            follow the job to its end: progress on stderr, output URLs on stdout
+      --queue-timeout S fail the job when no backend took it within S seconds (every
+                        backend down, missing a node or model, or full); 0 = wait as
+                        long as it takes. Default: the gateway's --queue-timeout (none)
+      --wait            follow the job to its end: why it waits, where it runs, progress
+                        per node on stderr; output URLs on stdout
       --json            print the job as JSON on stdout (nothing else there)
       --server URL      the gateway to use (default: this workspace's, if running)
       --token T         the gateway's bearer token (default: $GOV_SERVE_TOKEN)
@@ -89,6 +132,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
     const { values, positionals } = parseFlags(NAME, args, {
       set: { type: "string", multiple: true },
       backend: { type: "string" },
+      "queue-timeout": { type: "string" },
       wait: { type: "boolean" },
       json: { type: "boolean" },
       server: { type: "string" },
@@ -106,11 +150,22 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
     if (values.workspace !== undefined || findWorkspaceRoot(ctx)) {
       ws = resolveWorkspace(values.workspace, ctx);
     }
-    const req = { workflow, sets, backend: values.backend };
+    const queueTimeout = values["queue-timeout"] === undefined
+      ? undefined
+      : numberFlag(NAME, "--queue-timeout", values["queue-timeout"], 0, { min: 0 });
+    const req = {
+      workflow,
+      sets,
+      backend: values.backend,
+      ...(queueTimeout !== undefined ? { queueTimeoutMs: queueTimeout * 1000 } : {}),
+    };
     const wait = values.wait ?? false;
+    const show = progressFilter();
     const onEvent = (e: JobStreamEvent) => {
       const line = eventLine(e);
-      if (line && wait) io.err(`${s.dim(String(e.data.job ?? ""))} ${line}\n`);
+      // A failure's reason comes once, in the closing error line (unless --json).
+      if (e.type === "failed" && !values.json) return;
+      if (line && wait && show(e)) io.err(`${s.dim(String(e.data.job ?? ""))} ${line}\n`);
     };
 
     const interrupt = new AbortController();
