@@ -252,6 +252,12 @@ interface Running {
   startedAt: number;
   healthDeadline: number;
   tracker: HealthTracker;
+  /** The health probe in flight (a slow answer must not delay `.cmd` or a stop). */
+  probe?: { promise: Promise<boolean>; result?: boolean };
+  /** No new probe before this time (probes stay one poll interval apart). */
+  nextProbeAt: number;
+  /** Declared healthy (event emitted, state written). */
+  healthy: boolean;
   /** Aborted when the child exits, so sleeps wake at once. */
   exitSignal: AbortSignal;
 }
@@ -357,8 +363,8 @@ export class Supervisor {
     return this.stateWrite;
   }
 
-  /** Sleeps `ms`, waking early on stop() or when `child` exits. */
-  private pause(ms: number, child?: Running): Promise<void> {
+  /** Sleeps `ms`, waking early on stop(), when `child` exits or when `also` settles. */
+  private pause(ms: number, child?: Running, also?: Promise<unknown>): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
       const signals = [this.wake.signal, child?.exitSignal].filter(Boolean) as AbortSignal[];
@@ -370,6 +376,7 @@ export class Supervisor {
         resolve();
       };
       const timer = setTimeout(finish, Math.max(0, ms));
+      also?.then(finish, finish);
       for (const s of signals) {
         if (s.aborted) return finish();
         s.addEventListener("abort", finish);
@@ -898,6 +905,8 @@ export class Supervisor {
       argv: [env.python, ...argv],
       startedAt: now,
       healthDeadline: now + this.settings.healthTimeoutS * 1000,
+      nextProbeAt: now,
+      healthy: false,
       tracker: new HealthTracker(
         this.deps.probe,
         { ...target, childPid: handle.pid, portWasBusy },
@@ -977,6 +986,7 @@ export class Supervisor {
   }
 
   private async markHealthy(child: Running): Promise<void> {
+    child.healthy = true;
     const after = this.deps.now() - child.startedAt;
     // State first, so whoever reads the log line finds the state file already updated.
     await this.persist({ healthy: true, healthy_at: this.deps.now() / 1000 }, "running");
@@ -1046,18 +1056,32 @@ export class Supervisor {
       const cmd = await this.nextCommand(mode.phase ?? "run");
       if (cmd) return { kind: "cmd", command: cmd };
       if (mode.acceptRequests && await this.switchRequested()) return { kind: "switch" };
-      if (!child.tracker.healthy) {
-        if (this.deps.now() >= child.healthDeadline) return { kind: "health_timeout" };
-        if (await child.tracker.probe()) {
+      if (child.probe?.result !== undefined) {
+        const ok = child.probe.result;
+        child.probe = undefined;
+        child.nextProbeAt = this.deps.now() + this.settings.pollIntervalMs;
+        if (ok) {
           if (child.handle.exited()) continue;
           await this.markHealthy(child);
-          if (mode.untilHealthy) return { kind: "healthy" };
         }
-      } else if (mode.untilHealthy) {
-        return { kind: "healthy" };
+      }
+      if (child.healthy) {
+        if (mode.untilHealthy) return { kind: "healthy" };
+      } else {
+        if (this.deps.now() >= child.healthDeadline) return { kind: "health_timeout" };
+        if (!child.probe && this.deps.now() >= child.nextProbeAt) {
+          // Probed in the background: the loop keeps reading .cmd while a probe waits for a
+          // slow answer (connect and GET time out only after seconds).
+          const probe: Running["probe"] = { promise: child.tracker.probe() };
+          probe.promise.then((ok) => probe.result = ok, () => probe.result = false);
+          child.probe = probe;
+        }
       }
       if (this.holdsLock) await refreshSwitchLock(this.ws.metadataDir).catch(() => false);
-      await this.pause(this.settings.pollIntervalMs, child);
+      const poll = this.settings.pollIntervalMs;
+      const untilNextProbe = child.nextProbeAt - this.deps.now();
+      const ms = child.probe || child.healthy ? poll : Math.max(1, untilNextProbe);
+      await this.pause(ms, child, child.probe?.promise);
     }
   }
 

@@ -530,6 +530,31 @@ Deno.test("abort_switch while the target syncs rolls back at once", async () => 
   }
 });
 
+Deno.test(".cmd is honoured while a health probe waits for a slow answer", async () => {
+  let release!: () => void;
+  const answered = new Promise<void>((r) => release = r);
+  let probing = 0;
+  const h = await harness(["a"], {
+    deps: new FakeWorld().deps({
+      probe: async () => {
+        probing++;
+        await answered;
+        return { ok: false, reason: "timed out" };
+      },
+    }),
+  });
+  try {
+    assertTrue(await waitFor(() => probing === 1));
+    await writeCommand(h.t.meta, "shutdown");
+    const r = await within(h.running, 20_000);
+    assertEquals([r.exitCode, r.reason], [0, "shutdown requested (.cmd)"]);
+    assertEquals(probing, 1, "no second probe was started while the first was pending");
+  } finally {
+    release();
+    await finish(h);
+  }
+});
+
 async function exists(p: string): Promise<boolean> {
   try {
     await Deno.stat(p);
