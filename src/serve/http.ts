@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { extname } from "node:path";
 import { GovError, NotFoundError } from "../errors.ts";
 import type { BackendConfig, BackendStatus } from "../backends/types.ts";
@@ -13,7 +13,7 @@ import { viewResponse } from "./backend_api.ts";
 import { type Dispatcher, JobInputError, JobStateError } from "./dispatcher.ts";
 import { MetricsWriter } from "./metrics.ts";
 import { SseHub } from "./sse.ts";
-import { statusPageHtml } from "./status_page.ts";
+import { signInPageHtml, statusPageHtml } from "./status_page.ts";
 import type { JobStore } from "./store.ts";
 import {
   isTerminal,
@@ -43,6 +43,14 @@ export interface GatewayContext {
   /** When the gateway started (ms since epoch). */
   startedAt: number;
 }
+
+/** Headers of the HTML pages: never cached, nothing loaded from elsewhere. */
+const PAGE_HEADERS: Record<string, string> = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy":
+    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+};
 
 /** Largest request body accepted (a workflow with embedded data can be big). */
 const MAX_BODY = 32 * 1024 * 1024;
@@ -147,6 +155,25 @@ function eventView(e: JobEvent, job: Job): Record<string, unknown> {
   return { seq: e.seq, job: e.jobId, type: e.type, state: job.state, at: iso(e.at), ...e.data };
 }
 
+/** Name of the status page's session cookie. */
+const SESSION_COOKIE = "gov_serve_session";
+
+/**
+ * The session cookie's value for a token: derived from it, so the cookie never carries the
+ * token itself, and it changes when the token does.
+ */
+function sessionValue(token: string): string {
+  return createHmac("sha256", token).update("gov serve status page session").digest("hex");
+}
+
+function cookie(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash("sha256").update(a).digest();
   const hb = createHash("sha256").update(b).digest();
@@ -248,6 +275,10 @@ export function createHandler(ctx: GatewayContext): {
     const h = req.headers.get("authorization") ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(h);
     if (m && sameSecret(m[1].trim(), ctx.token)) return true;
+    // The status page's session (set when it was opened with ?token=); SameSite=Strict
+    // keeps other sites from riding on it.
+    const session = cookie(req, SESSION_COOKIE);
+    if (session && sameSecret(session, sessionValue(ctx.token))) return true;
     // EventSource and <img> cannot send headers: GETs may carry the token in the query.
     const q = url.searchParams.get("token");
     return req.method === "GET" && q !== null && sameSecret(q, ctx.token);
@@ -424,14 +455,15 @@ export function createHandler(ctx: GatewayContext): {
     };
     if (path === "/") {
       allow("GET");
-      return new Response(statusPageHtml(), {
-        headers: {
-          "content-type": "text/html; charset=utf-8",
-          "cache-control": "no-store",
-          "content-security-policy":
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
-        },
-      });
+      const headers: Record<string, string> = { ...PAGE_HEADERS };
+      // Opened once as /?token=T: a session cookie keeps the page working after a reload
+      // (the page drops the token from the address bar).
+      if (ctx.token && url.searchParams.has("token")) {
+        headers["set-cookie"] = `${SESSION_COOKIE}=${
+          sessionValue(ctx.token)
+        }; Path=/; HttpOnly; SameSite=Strict`;
+      }
+      return new Response(statusPageHtml(), { headers });
     }
     if (path === "/metrics") {
       allow("GET");
@@ -535,9 +567,15 @@ export function createHandler(ctx: GatewayContext): {
         });
       }
       if (!authorized(req, url)) {
-        return json({ error: "missing or wrong bearer token" }, 401, {
-          "www-authenticate": 'Bearer realm="gov serve"',
-        });
+        const challenge = { "www-authenticate": 'Bearer realm="gov serve"' };
+        // A person opening the status page gets a form to enter the token, not JSON.
+        if (url.pathname === "/" && (req.headers.get("accept") ?? "").includes("text/html")) {
+          return new Response(signInPageHtml(url.searchParams.has("token")), {
+            status: 401,
+            headers: { ...PAGE_HEADERS, ...challenge },
+          });
+        }
+        return json({ error: "missing or wrong bearer token" }, 401, challenge);
       }
       return await route(req, url);
     } catch (err) {

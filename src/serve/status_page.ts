@@ -3,8 +3,10 @@
  * JS, no external requests) with the backends, the queue and recent jobs, kept live by the
  * server-sent event stream `GET /v1/events`.
  *
- * When the gateway has a token, open the page once as `/?token=T`: the script keeps the
- * token in the tab's sessionStorage, removes it from the address bar, and sends it with
+ * When the gateway has a token, open the page once as `/?token=T` (or type the token into
+ * the form `/` shows without it): the gateway sets an HttpOnly, SameSite=Strict session
+ * cookie derived from the token, so reloads and links keep working; the script also keeps
+ * the token in the tab's sessionStorage, removes it from the address bar, and sends it with
  * its API calls (as a bearer header) and its event stream (as a query parameter, since
  * EventSource cannot set headers).
  *
@@ -270,4 +272,46 @@ const PAGE = `<!doctype html>
  */
 export function statusPageHtml(): string {
   return PAGE;
+}
+
+/**
+ * The page `/` shows a browser that has no valid token: a one-field form that reopens the
+ * status page with `?token=`.
+ *
+ * @example
+ * ```ts
+ * new Response(signInPageHtml(false), { status: 401, headers: { "content-type": "text/html" } });
+ * ```
+ */
+export function signInPageHtml(wrongToken: boolean): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gov serve: token required</title>
+<style>
+  body { margin:0; min-height:100vh; display:grid; place-items:center; background:#0f1115;
+    color:#e6e9ef; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; }
+  form { background:#171a21; border:1px solid #262b36; border-radius:8px; padding:24px;
+    display:grid; gap:12px; min-width:320px; }
+  h1 { font-size:18px; margin:0; } p { margin:0; color:#8a93a6; }
+  .err { color:#f85149; }
+  input, button { font:inherit; padding:6px 10px; border-radius:4px; border:1px solid #262b36;
+    background:#0f1115; color:#e6e9ef; }
+  button { cursor:pointer; background:#1f6feb; border-color:#1f6feb; }
+</style>
+</head>
+<body>
+<form method="get" action="/">
+  <h1>gov serve</h1>
+  <p>This gateway requires its token (<code>gov serve --token</code> or GOV_SERVE_TOKEN).</p>
+  ${wrongToken ? '<p class="err">That token is not the right one.</p>' : ""}
+  <input type="password" name="token" placeholder="token" autocomplete="current-password"
+    required autofocus>
+  <button type="submit">Open the status page</button>
+</form>
+</body>
+</html>
+`;
 }

@@ -2,7 +2,7 @@
  * Access control of `gov serve`: a non-loopback listen needs a token, and with a token
  * every route but /healthz answers 401 without it.
  */
-import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { gov } from "../helpers/gov.ts";
 import { freePort } from "../helpers/net.ts";
 import { api, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
@@ -61,7 +61,36 @@ Deno.test("with a token every route but /healthz needs it", async () => {
     assertEquals(created.status, 201);
     const done = await waitJob(g, created.body.id, ["completed"], 45_000, auth);
     // The status page bootstraps with ?token= and uses it for its event stream and links.
-    assertEquals((await api(g, "GET", `/?token=${token}`)).status, 200);
+    const page = await fetch(`${g.url}/?token=${token}`);
+    assertEquals(page.status, 200);
+    await page.body?.cancel();
+    // ... and sets a session cookie (not the token itself) so a reload keeps working.
+    const setCookie = page.headers.get("set-cookie") ?? "";
+    assertMatch(setCookie, /^gov_serve_session=[0-9a-f]{64}; Path=\/; HttpOnly; SameSite=Strict$/);
+    assertTrue(!setCookie.includes(token), "the cookie carries the token");
+    const session = { cookie: setCookie.split(";")[0] };
+    const reload = await fetch(`${g.url}/`, { headers: session });
+    assertEquals(reload.status, 200);
+    assertMatch(await reload.text(), /new EventSource/);
+    assertEquals((await api(g, "GET", "/v1/jobs", undefined, session)).status, 200);
+    assertEquals(
+      (await api(g, "GET", "/v1/jobs", undefined, {
+        cookie: `gov_serve_session=${"0".repeat(64)}`,
+      }))
+        .status,
+      401,
+    );
+    // A browser without the token gets a sign-in form (still 401), never the data.
+    const html = { accept: "text/html,application/xhtml+xml" };
+    const form = await fetch(`${g.url}/`, { headers: html });
+    assertEquals(form.status, 401);
+    const formHtml = await form.text();
+    assertMatch(formHtml, /<form method="get" action="\/">/);
+    assertTrue(!formHtml.includes("EventSource"), "the sign-in page holds the status page");
+    const wrong = await fetch(`${g.url}/?token=nope`, { headers: html });
+    assertEquals(wrong.status, 401);
+    assertMatch(await wrong.text(), /not the right one/);
+    assertEquals(wrong.headers.get("set-cookie"), null);
     const sse = await fetch(`${g.url}/v1/events?token=${token}`);
     assertEquals(sse.status, 200);
     await sse.body?.cancel();

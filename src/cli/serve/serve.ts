@@ -74,7 +74,8 @@ HTTP API:
   GET    /v1/events                live stream of every job and backend change
   GET    /metrics                  Prometheus metrics
   GET    /healthz                  liveness (no token needed)
-  GET    /                         status page (with a token: open /?token=T once)
+  GET    /                         status page (with a token: open /?token=T once, or type it
+                                   into the form; a session cookie keeps it for reloads)
 
 Flags:
       --workspace DIR       the workspace (default: discovered)
