@@ -32,8 +32,8 @@ import { runningSupervisorPid } from "./status.ts";
 export class SwitchInProgressError extends GovError {
   constructor(detail: string) {
     super(`switch in progress: ${detail}`, {
-      hint: "wait for it (`gov switch <env> --wait` shows progress), or abort it with " +
-        "`gov switch --abort`",
+      hint: "follow it with `gov status` (or `gov switch <its env> --wait`), or abort it " +
+        "with `gov switch --abort`",
     });
     this.name = "SwitchInProgressError";
   }
@@ -74,24 +74,28 @@ const PENDING_REQUEST_TTL_S = 60;
 export interface SwitchRequestResult {
   /**
    * `requested`: a running supervisor will switch; `started`: no supervisor ran, one was
-   * started detached and starts the target; `already`: the target is already running.
+   * started detached and starts the target; `already`: the target is already running;
+   * `in_progress`: a switch to this same target is under way (nothing new was written).
    */
-  outcome: "requested" | "started" | "already";
+  outcome: "requested" | "started" | "already" | "in_progress";
   target_env: string;
   source_env?: string;
   supervisor_pid?: number;
   request?: SwitchRequest;
+  /** Float seconds: the switch's final status is written after this (for waitForSwitch). */
+  since: number;
 }
 
 /**
  * Requests a switch to environment `target`. Exactly one of several concurrent callers
- * wins: the others get {@linkcode SwitchInProgressError}. When no supervisor runs, one is
+ * wins: the others get {@linkcode SwitchInProgressError}, or `in_progress` when the switch
+ * under way goes to this same target. When no supervisor runs, one is
  * started detached (through `startSupervisor`) and brings up the target.
  *
  * @example
  * ```ts
  * const r = await requestSwitch(ws, "staging");
- * if (r.outcome !== "already") await waitForSwitch(ws, { since: r.request!.timestamp });
+ * if (r.outcome !== "already") await waitForSwitch(ws, { since: r.since });
  * ```
  */
 export async function requestSwitch(
@@ -105,13 +109,32 @@ export async function requestSwitch(
   workspaceEnvironment(ws, target);
   const meta = ws.metadataDir;
   await Deno.mkdir(meta, { recursive: true });
+  // A second `gov switch` to the same target joins the switch under way instead of failing.
+  const joinSwitch = (detail: { pid?: number; since: number; source?: string }) =>
+    ({
+      outcome: "in_progress",
+      target_env: target,
+      source_env: detail.source,
+      supervisor_pid: detail.pid,
+      since: detail.since,
+    }) as const;
   const locked = await acquireSwitchLock(meta, {
     timeoutS: opts.lockTimeoutS,
     extra: { holder: "gov switch", target_env: target },
   });
   if (!locked) {
     const info = await readSwitchLock(meta);
-    const to = info?.extra.target_env ? ` to '${info.extra.target_env}'` : "";
+    const status = await readSwitchStatus(meta);
+    const heading = info?.extra.target_env ??
+      (isActiveSwitchState(status.state) ? status.target_env : undefined);
+    if (heading === target) {
+      return joinSwitch({
+        pid: await runningSupervisorPid(ws),
+        since: isActiveSwitchState(status.state) ? status.updated_at : nowSeconds(),
+        source: status.source_env,
+      });
+    }
+    const to = heading ? ` to '${heading}'` : "";
     throw new SwitchInProgressError(
       `a switch${to} holds ${metadataPaths(meta).lock}${info?.pid ? ` (pid ${info.pid})` : ""}`,
     );
@@ -121,13 +144,27 @@ export async function requestSwitch(
   try {
     supervisorPid = await runningSupervisorPid(ws);
     const pending = await peekSwitchRequest(meta);
+    const status = await readSwitchStatus(meta);
     if (pending && (supervisorPid || nowSeconds() - pending.timestamp < PENDING_REQUEST_TTL_S)) {
+      if (pending.target_env === target) {
+        return joinSwitch({
+          pid: supervisorPid,
+          since: pending.timestamp,
+          source: pending.source_env,
+        });
+      }
       throw new SwitchInProgressError(
         `a request to switch to '${pending.target_env}' is still pending`,
       );
     }
-    const status = await readSwitchStatus(meta);
     if (supervisorPid && isActiveSwitchState(status.state)) {
+      if (status.target_env === target) {
+        return joinSwitch({
+          pid: supervisorPid,
+          since: status.updated_at,
+          source: status.source_env,
+        });
+      }
       throw new SwitchInProgressError(
         `switching to '${status.target_env ?? "?"}' (${status.state}, ${status.progress}%)`,
       );
@@ -142,6 +179,7 @@ export async function requestSwitch(
         target_env: target,
         source_env: current,
         supervisor_pid: supervisorPid,
+        since: nowSeconds(),
       };
     }
     const source = current !== target ? current : undefined;
@@ -160,6 +198,7 @@ export async function requestSwitch(
       source_env: source,
       supervisor_pid: supervisorPid,
       request,
+      since: request.timestamp,
     };
   } finally {
     await releaseSwitchLock(meta);

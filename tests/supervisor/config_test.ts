@@ -26,6 +26,7 @@ import {
 } from "../../src/supervisor/control.ts";
 import {
   acquireSwitchLock,
+  cleanupSwitchStatus,
   readSwitchRequest,
   readSwitchStatus,
   releaseSwitchLock,
@@ -198,7 +199,7 @@ Deno.test("status without a supervisor: not running, idle switch", async () => {
   }
 });
 
-Deno.test("switch request: unknown env is NotFound; concurrent callers get one winner", async () => {
+Deno.test("switch request: unknown env is NotFound; concurrent callers get one winner, same target joins", async () => {
   const t = await makeWorkspace({ a: {}, b: {}, c: {} });
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
   try {
@@ -219,6 +220,17 @@ Deno.test("switch request: unknown env is NotFound; concurrent callers get one w
     assertEquals([req?.target_env, req?.source_env], [winner, "a"]);
     const st = await readSwitchStatus(t.meta);
     assertEquals([st.state, st.target_env], ["preparing", winner]);
+
+    // Callers to one same target: one request is written, the other caller joins it.
+    await cleanupSwitchStatus(t.meta); // the supervisor took the request above and finished
+    const same = await Promise.all([requestSwitch(t.ws, "c"), requestSwitch(t.ws, "c")]);
+    assertEquals(same.map((r) => r.outcome).sort(), ["in_progress", "requested"]);
+    const joined = same.find((r) => r.outcome === "in_progress")!;
+    const wrote = same.find((r) => r.outcome === "requested")!;
+    assertEquals([joined.supervisor_pid, joined.since], [sleeper.pid, wrote.request!.timestamp]);
+    assertEquals((await readSwitchRequest(t.meta))?.target_env, "c");
+    // Another target while that request is pending is refused, naming the pending one.
+    await assertRejects(() => requestSwitch(t.ws, "b"), SwitchInProgressError, /to 'c'/);
   } finally {
     sleeper.kill("SIGKILL");
     await sleeper.status;

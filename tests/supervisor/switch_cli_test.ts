@@ -180,11 +180,22 @@ Deno.test("gov switch --abort stops a switch whose target never answers and roll
       await waitFor(async () => (await readSwitchStatus(t.meta)).state === "validating", 30_000),
       g.stderr(),
     );
+    // Asking again for the same target joins the switch; another target is refused.
+    const again = await gov(["switch", "h", "--workspace", t.root, "--json"]);
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(JSON.parse(again.stdout).outcome, "in_progress");
+    const other = await gov(["switch", "a", "--workspace", t.root]);
+    assertEquals(other.code, 1, other.stderr);
+    assertMatch(other.stderr, /switch in progress: .*'h'/);
+    const follower = gov(["switch", "h", "--workspace", t.root, "--wait"], { timeoutMs: 60_000 });
     const r = await gov(["switch", "--abort", "--workspace", t.root, "--wait"], {
       timeoutMs: 60_000,
     });
     assertEquals(r.code, 0, r.stderr);
     assertMatch(r.stderr, /switch aborted/);
+    const followed = await follower;
+    assertEquals(followed.code, 1, followed.stderr);
+    assertMatch(followed.stderr, /already in progress[\s\S]*switch to h aborted/);
     const s = await readSwitchStatus(t.meta);
     assertEquals([s.state, s.rolled_back_to], ["aborted", "a"]);
     assertEquals((await t.starts("a")).length, 2);

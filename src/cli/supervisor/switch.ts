@@ -21,8 +21,9 @@ need to exit 43 itself). The supervisor stops ComfyUI, syncs <env>, starts it an
 it to answer; when it does not, it rolls back to the previous environment. Progress is
 published in .metadata/.switch_status.json (preparing, syncing, starting, validating,
 complete | rolling_back, failed | aborted). When no supervisor runs, one is started in the
-background for <env>. Only one switch runs at a time: a concurrent one fails with
-"switch in progress".
+background for <env>. Only one switch runs at a time: a concurrent one to another
+environment fails with "switch in progress"; one to the same environment joins it (with
+--wait, follows it to the end).
 
 Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
@@ -31,8 +32,8 @@ Flags:
       --abort           abort the switch in progress (the supervisor rolls back)
       --json            print the request (and with --wait the final status) as JSON
 
-Exit codes: 0 requested (with --wait: complete); 1 switch in progress, failed or aborted;
-2 unknown environment or bad usage.
+Exit codes: 0 requested, joined or already running (with --wait: complete); 1 another
+switch in progress, the switch failed or was aborted; 2 unknown environment or bad usage.
 `;
 
 function describe(s: SwitchStatus): string {
@@ -85,12 +86,13 @@ async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   if (!values.json) {
+    const by = result.supervisor_pid ? ` (supervisor pid ${result.supervisor_pid})` : "";
     io.err(
       result.outcome === "started"
         ? `no supervisor was running: started one (pid ${result.supervisor_pid}) for ${target}\n`
-        : `switch ${
-          result.source_env ?? "?"
-        } -> ${target} requested (supervisor pid ${result.supervisor_pid})\n`,
+        : result.outcome === "in_progress"
+        ? `a switch to ${target} is already in progress${by}\n`
+        : `switch ${result.source_env ?? "?"} -> ${target} requested${by}\n`,
     );
   }
   if (!values.wait) {
@@ -99,7 +101,7 @@ async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const final = await waitForSwitch(ws, {
-    since: result.request?.timestamp ?? nowSeconds(),
+    since: result.since,
     timeoutMs: waitMs,
     onUpdate: progress,
   });
