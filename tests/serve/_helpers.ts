@@ -244,3 +244,94 @@ export async function backendHistory(comfy: FakeComfyUI): Promise<string[]> {
   const r = await fetch(`${comfy.url}/history`);
   return Object.keys(await r.json());
 }
+
+/**
+ * Checks a Prometheus text exposition (format 0.0.4) the way a scraper reads it: every line
+ * a HELP, TYPE or sample line with valid names, escaped label values and a number; one TYPE
+ * per family, before its samples, which are contiguous; histograms with ascending `le`
+ * buckets, cumulative counts, a `+Inf` bucket equal to `_count`, and a `_sum`. Returns the
+ * problems found (empty when valid).
+ *
+ * @example
+ * ```ts
+ * assertEquals(prometheusProblems(await (await fetch(url + "/metrics")).text()), []);
+ * ```
+ */
+export function prometheusProblems(text: string): string[] {
+  const problems: string[] = [];
+  if (!text.endsWith("\n")) problems.push("does not end with a newline");
+  const name = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+  const value = String.raw`(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN)`;
+  const label = String.raw`[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"`;
+  const sample = new RegExp(
+    `^(${name})(?:\\{(${label}(?:,${label})*)?,?\\})? (${value})(?: -?\\d+)?$`,
+  );
+  const types = new Map<string, string>();
+  const seen = new Set<string>();
+  let current = "";
+  const hist = new Map<string, { le: number[]; counts: number[]; count?: number; sum?: boolean }>();
+  const familyOf = (metric: string): string => {
+    for (const suffix of ["_bucket", "_sum", "_count"]) {
+      const base = metric.slice(0, -suffix.length);
+      if (metric.endsWith(suffix) && types.get(base) === "histogram") return base;
+    }
+    return metric;
+  };
+  text.split("\n").slice(0, -1).forEach((line, i) => {
+    const where = `line ${i + 1} '${line}'`;
+    if (line.startsWith("#")) {
+      const m = new RegExp(`^# (HELP|TYPE) (${name}) ?(.*)$`).exec(line);
+      if (!m) {
+        if (!/^# /.test(line)) problems.push(`${where}: bad comment`);
+        return;
+      }
+      if (m[1] === "TYPE") {
+        if (!["counter", "gauge", "histogram", "summary", "untyped"].includes(m[3])) {
+          problems.push(`${where}: unknown type`);
+        }
+        if (types.has(m[2])) problems.push(`${where}: second TYPE for ${m[2]}`);
+        if (seen.has(m[2])) problems.push(`${where}: TYPE after samples of ${m[2]}`);
+        types.set(m[2], m[3]);
+      }
+      return;
+    }
+    const m = sample.exec(line);
+    if (!m) {
+      problems.push(`${where}: not a sample line`);
+      return;
+    }
+    const family = familyOf(m[1]);
+    if (family !== current) {
+      if (seen.has(family)) problems.push(`${where}: samples of ${family} are not contiguous`);
+      seen.add(family);
+      current = family;
+    }
+    if (types.get(family) === "counter" && !family.endsWith("_total")) {
+      problems.push(`${where}: counter ${family} does not end in _total`);
+    }
+    if (types.get(family) === "histogram") {
+      const h = hist.get(family) ?? { le: [], counts: [] };
+      hist.set(family, h);
+      const v = Number(m[3].replace("Inf", "Infinity"));
+      if (m[1].endsWith("_bucket")) {
+        const le = /le="([^"]+)"/.exec(m[2] ?? "")?.[1];
+        if (le === undefined) problems.push(`${where}: bucket without le`);
+        else h.le.push(Number(le.replace("+Inf", "Infinity")));
+        h.counts.push(v);
+      } else if (m[1].endsWith("_count")) h.count = v;
+      else h.sum = true;
+    }
+  });
+  for (const [family, h] of hist) {
+    for (let k = 1; k < h.le.length; k++) {
+      if (!(h.le[k] > h.le[k - 1])) problems.push(`${family}: le not ascending`);
+      if (h.counts[k] < h.counts[k - 1]) problems.push(`${family}: buckets not cumulative`);
+    }
+    if (h.le[h.le.length - 1] !== Infinity) problems.push(`${family}: no +Inf bucket`);
+    if (h.counts[h.counts.length - 1] !== h.count) {
+      problems.push(`${family}: +Inf bucket differs from _count`);
+    }
+    if (!h.sum) problems.push(`${family}: no _sum`);
+  }
+  return problems;
+}
