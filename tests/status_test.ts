@@ -1,4 +1,6 @@
-import { assertEquals, assertMatch } from "./helpers/assert.ts";
+import { assertEquals, assertMatch, assertTrue } from "./helpers/assert.ts";
+import { formatStatus } from "../src/cli/status.ts";
+import { memoryIo, styles } from "../src/cli/io.ts";
 import { gov } from "./helpers/gov.ts";
 import { installFakeComfyUI } from "./helpers/fake_comfyui.ts";
 import { join } from "node:path";
@@ -60,4 +62,38 @@ Deno.test("gov status outside any workspace or environment is a usage error", as
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("status text: the phase only when ComfyUI is not simply up, the last exit in words", () => {
+  const now = Date.now() / 1000;
+  const sup = {
+    running: true,
+    pid: 4242,
+    environment: "prod",
+    child_pid: null,
+    port: 8188,
+    healthy: false,
+    uptime_s: 75,
+    restarts: 2,
+    crashes: 2,
+    switch: { state: "idle", progress: 0, message: "", updated_at: 0 },
+    started_at: now - 75,
+    phase: "backoff",
+    last_exit: { code: 1, signal: null, at: now - 30, meaning: "crash" },
+    stop_reason: null,
+    log_file: null,
+    workspace: "/srv/comfy",
+  };
+  const plain = styles(memoryIo());
+  const text = formatStatus({ supervisor: sup, environment: null }, plain);
+  assertMatch(text, /state {8}running \(pid 4242, backoff\)/);
+  assertMatch(text, /last exit {4}code 1: crash, 3\ds ago/);
+  assertMatch(text, /uptime {7}1m15s/);
+  const up = formatStatus({
+    supervisor: { ...sup, phase: "running", child_pid: 4300, healthy: true, last_exit: null },
+    environment: null,
+  }, plain);
+  assertMatch(up, /state {8}running \(pid 4242\)\n/);
+  assertMatch(up, /ComfyUI {6}pid 4300 on port 8188, healthy/);
+  assertTrue(!up.includes("\x1b["), "no colour without a terminal");
 });

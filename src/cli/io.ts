@@ -16,7 +16,11 @@ export interface Io {
   stdoutIsTerminal: boolean;
   /** Whether stdin is a terminal (decides interactive prompts). */
   stdinIsTerminal: boolean;
-  /** Whether colour is allowed: a terminal and no `NO_COLOR`. */
+  /**
+   * Whether colour is allowed: stdout and stderr both terminals, and no `NO_COLOR`. One
+   * {@linkcode styles} serves both streams, so `gov run 2>log` must not put escape codes into
+   * the log just because stdout is a terminal.
+   */
   color: boolean;
   /** Environment lookup. */
   env(name: string): string | undefined;
@@ -45,7 +49,8 @@ export function processIo(): Io {
     err: (t) => writeAllSync(Deno.stderr, enc.encode(t)),
     stdoutIsTerminal,
     stdinIsTerminal: Deno.stdin.isTerminal(),
-    color: stdoutIsTerminal && (noColor === undefined || noColor === ""),
+    color: stdoutIsTerminal && Deno.stderr.isTerminal() &&
+      (noColor === undefined || noColor === ""),
     env: (n) => Deno.env.get(n),
     cwd: () => Deno.cwd(),
     async readLine(prompt: string) {

@@ -139,7 +139,9 @@ export function formatStatus(s: HostStatus, st: Styles): string {
   if (sup) {
     lines.push(st.bold(`Supervisor  ${sup.workspace}`));
     if (sup.running) {
-      lines.push(`  state        ${st.green("running")} (pid ${sup.pid}, ${sup.phase ?? "?"})`);
+      // The phase only adds news when ComfyUI is not simply up (backoff, switching, ...).
+      const phase = sup.phase && sup.phase !== "running" ? `, ${sup.phase}` : "";
+      lines.push(`  state        ${st.green("running")} (pid ${sup.pid}${phase})`);
       lines.push(`  environment  ${sup.environment ?? "-"}`);
       lines.push(
         `  ComfyUI      ${
@@ -158,7 +160,15 @@ export function formatStatus(s: HostStatus, st: Styles): string {
       if (sup.environment) lines.push(`  last env     ${sup.environment}`);
     }
     lines.push(`  restarts     ${sup.restarts}, crashes ${sup.crashes}`);
-    if (sup.last_exit) lines.push(`  last exit    ${JSON.stringify(sup.last_exit)}`);
+    if (sup.last_exit) {
+      const e = sup.last_exit;
+      const when = ago(Math.max(0, Date.now() / 1000 - e.at));
+      lines.push(
+        `  last exit    code ${e.code}${
+          e.signal ? ` (${e.signal})` : ""
+        }: ${e.meaning}, ${when} ago`,
+      );
+    }
     if (sup.switch.state !== "idle") {
       const sw = sup.switch;
       const err = typeof sw.error === "string" ? `: ${sw.error}` : "";
