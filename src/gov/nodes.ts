@@ -23,7 +23,14 @@ import { beginJournal, type JournalHandle } from "./journal.ts";
 import { candidatePath } from "./paths.ts";
 import { syncProd } from "./prod.ts";
 import { requireGovManagedPython } from "./promote.ts";
-import { nodeGroup, readPyproject, removeGroup } from "./pyproject.ts";
+import {
+  nodeGroup,
+  readPyproject,
+  removeGroup,
+  removeOverrides,
+  requirementName,
+} from "./pyproject.ts";
+import { UvConflictError } from "../uv/errors.ts";
 import type { PluginRecord } from "./schema.ts";
 import { createSnapshot, readSnapshotIndex } from "./snapshots.ts";
 import {
@@ -231,6 +238,10 @@ export interface RemoveResult {
    * such folders), or there was none. */
   code: "purged" | "disabled" | "absent";
   aborted_transactions: string[];
+  /** Packages whose resolution pins only this node needed: their overrides were removed. */
+  dropped_pins: string[];
+  /** Packages whose pins only this node brought but the rest still needs to lock. */
+  kept_pins: string[];
 }
 
 /**
@@ -258,7 +269,23 @@ export async function removeNode(
     const group = nodeGroup(id);
     const py = await readPyproject(ctx.paths.pyproject);
     const hasGroup = group in py.groups;
-    if (hasGroup) {
+    // Resolution pins only this node's promotion brought go with it: left behind, an
+    // override would keep forcing its version on the remaining nodes for no reason.
+    const claimed = new Set(
+      Object.values(reg.plugins).filter((r) => r.id !== id).flatMap((r) =>
+        (r.pins ?? []).map((p) => requirementName(p))
+      ),
+    );
+    const overridden = new Set(py.overrides.map((o) => requirementName(o)));
+    const ownPins = [
+      ...new Set(
+        (rec.pins ?? []).map((p) => requirementName(p)).filter((n): n is string =>
+          !!n && overridden.has(n) && !claimed.has(n)
+        ),
+      ),
+    ];
+    const relock = hasGroup || ownPins.length > 0;
+    if (relock) {
       requireGovManagedPython(ctx);
       ctx.uv();
     }
@@ -276,17 +303,32 @@ export async function removeNode(
       throw err;
     }
     await j.step("snapshot-pre", { pre_snapshot: pre.id });
-    if (hasGroup) {
+    if (relock) {
       try {
         const work = await freshWorkdir(ctx, `remove-${id}`);
         const file = join(work, "pyproject.toml");
-        await writeFileAtomic(file, removeGroup(await Deno.readTextFile(file), group, file));
-        await ctx.uv().lock({
-          cwd: work,
-          projectEnvironment: join(work, ".venv"),
-          step: "uv lock (workdir, without the node)",
+        const withPins = removeGroup(await Deno.readTextFile(file), group, file);
+        await writeFileAtomic(file, removeOverrides(withPins, ownPins, file));
+        const lock = () =>
+          ctx.uv().lock({
+            cwd: work,
+            projectEnvironment: join(work, ".venv"),
+            step: "uv lock (workdir, without the node)",
+          });
+        let kept: string[] = [];
+        try {
+          await lock();
+        } catch (err) {
+          // Something promoted since may lock only with the pin: keep it then.
+          if (!(ownPins.length && err instanceof UvConflictError)) throw err;
+          await writeFileAtomic(file, withPins);
+          kept = ownPins;
+          await lock();
+        }
+        await j.step("locked", {
+          dropped_pins: ownPins.filter((n) => !kept.includes(n)),
+          kept_pins: kept,
         });
-        await j.step("locked");
         await copyFileAtomic(join(work, "pyproject.toml"), ctx.paths.pyproject);
         await copyFileAtomic(join(work, "uv.lock"), ctx.paths.lock);
         await j.step("truth-copied");
@@ -442,5 +484,7 @@ export async function finishRemove(ctx: GovContext, j: JournalHandle): Promise<R
     code_purged: code === "purged",
     code,
     aborted_transactions: aborted,
+    dropped_pins: (j.data.dropped_pins as string[] | undefined) ?? [],
+    kept_pins: (j.data.kept_pins as string[] | undefined) ?? [],
   };
 }

@@ -383,6 +383,7 @@ export async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<
     if (rec) {
       const py = await readPyproject(ctx.paths.pyproject);
       rec.managed_deps = py.groups[group] ?? [];
+      rec.pins = tx.resolution_pins;
       rec.last_txid = txid;
       rec.updated_at = nowIso();
       await writePlugins(ctx.paths, reg);

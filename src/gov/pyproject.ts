@@ -267,10 +267,29 @@ function splitLines(text: string): string[] {
 export function setOverrides(text: string, pins: string[], file: string): string {
   const before = parsePyproject(text, file);
   const pinned = new Set(pins.map((p) => requirementName(p)));
-  const merged = [
+  return writeOverrides(text, [
     ...before.overrides.filter((o) => !pinned.has(requirementName(o))),
     ...pins,
-  ];
+  ], file);
+}
+
+/**
+ * Removes the overrides on packages `names` from `[tool.uv] override-dependencies` (others
+ * stay; an empty result removes the key).
+ *
+ * @example
+ * ```ts
+ * const text2 = removeOverrides(text, ["numpy"], "pyproject.toml");
+ * ```
+ */
+export function removeOverrides(text: string, names: string[], file: string): string {
+  const before = parsePyproject(text, file);
+  const drop = new Set(names.map(canonicalName));
+  const kept = before.overrides.filter((o) => !drop.has(requirementName(o) ?? ""));
+  return kept.length === before.overrides.length ? text : writeOverrides(text, kept, file);
+}
+
+function writeOverrides(text: string, merged: string[], file: string): string {
   const lines = splitLines(text);
   const sec = sections(lines).find((s) => s.name === "tool.uv");
   const key = "override-dependencies";

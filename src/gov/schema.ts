@@ -198,6 +198,8 @@ export interface PluginRecord {
   updated_at: string;
   /** The transaction that last promoted this node's dependencies. */
   last_txid?: string | null;
+  /** Additive: the resolution pins that promotion brought (`[tool.uv] override-dependencies`). */
+  pins?: string[];
   [extra: string]: unknown;
 }
 
@@ -242,6 +244,7 @@ export function validatePlugins(v: unknown, file: string): PluginsFile {
       added_at: iso(r.added_at, file, `${f}.added_at`),
       updated_at: iso(r.updated_at, file, `${f}.updated_at`),
       last_txid: check.optString(r.last_txid, file, `${f}.last_txid`) ?? null,
+      ...(r.pins === undefined ? {} : { pins: check.stringArray(r.pins, file, `${f}.pins`) }),
     };
   }
   return { ...o, version: 1, plugins: out };

@@ -302,6 +302,37 @@ Deno.test("B: promote, conflict, resolve, core gate", async (t) => {
       assertEquals(tx.run.import_failures, ["np1only"]);
       assertMatch(tx.error, /custom node import failed: np1only/);
     });
+
+    await t.step("node remove drops the pins only its promotion needed", async () => {
+      const reg = await readJson(join(env, "state/plugins.json"));
+      assertEquals(reg.plugins.beta.pins, ["sortedcontainers==2.4.0", "conflict-a==1.0"]);
+      assertTrue((await prodFreeze(env)).includes("sortedcontainers==2.4.0"));
+      // On a copy, a node promoted since locks only with beta's pin: the pins stay.
+      const copy = await scratch.copyEnv(env);
+      await makeNodeRepo(repos, "sc24", ["sortedcontainers==2.4.0"]);
+      assertEquals((await govIn(copy, ["node", "add", "sc24", join(repos, "sc24")])).code, 0);
+      const sc = await govJson(copy, ["tx", "run", "sc24"]);
+      assertEquals((await govJson(copy, ["tx", "promote", sc.txid])).status, "promoted");
+      const kept = await govJson(copy, ["node", "remove", "beta"]);
+      assertEquals(kept.kept_pins, ["sortedcontainers", "conflict-a"]);
+      assertEquals(kept.dropped_pins, []);
+      assertMatch(
+        await Deno.readTextFile(join(copy, "pyproject.toml")),
+        /sortedcontainers==2\.4\.0/,
+      );
+      assertTrue((await prodFreeze(copy)).includes("sortedcontainers==2.4.0"));
+      await assertConsistent(copy);
+      // Here nothing else needs them: alpha gets the sortedcontainers it asked for back.
+      const r = await govJson(env, ["node", "remove", "beta"]);
+      assertEquals(r.dropped_pins, ["sortedcontainers", "conflict-a"]);
+      assertEquals(r.kept_pins, []);
+      const py = await Deno.readTextFile(join(env, "pyproject.toml"));
+      assertTrue(!py.includes("override-dependencies"), py);
+      const freeze = await prodFreeze(env);
+      assertTrue(freeze.includes("sortedcontainers==2.3.0"), freeze.join(" "));
+      assertTrue(!freeze.some((p) => p.startsWith("conflict-b==")));
+      await assertConsistent(env);
+    });
   } finally {
     await scratch.close();
   }

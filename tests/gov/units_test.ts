@@ -16,6 +16,7 @@ import {
   nodeGroup,
   parsePyproject,
   removeGroup,
+  removeOverrides,
   requirementName,
   setOverrides,
 } from "../../src/gov/pyproject.ts";
@@ -170,6 +171,13 @@ Deno.test("pyproject: overrides are set and merged, comments kept", () => {
   assertEquals(parsePyproject(two, "p").overrides, ["Numpy==2.1.0", "tqdm==4.66.4"]);
   const noTable = setOverrides(`[project]\nname = "x"\n`, ["a==1"], "p");
   assertEquals(parsePyproject(noTable, "p").overrides, ["a==1"]);
+  const less = removeOverrides(two, ["NUMPY"], "p");
+  assertEquals(parsePyproject(less, "p").overrides, ["tqdm==4.66.4"]);
+  assertEquals(removeOverrides(less, ["numpy"], "p"), less);
+  const none = removeOverrides(less, ["tqdm"], "p");
+  assertEquals(parsePyproject(none, "p").overrides, []);
+  assertTrue(!none.includes("override-dependencies"));
+  assertMatch(none, /package = false # virtual/);
 });
 
 Deno.test("pyproject: a group is removed exactly, others and comments kept", () => {

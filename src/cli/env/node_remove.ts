@@ -14,8 +14,9 @@ export const nodeRemoveCommand: Command = {
   summary: "remove a custom node, its dependency group and (GC) its packages",
   help: `Usage: gov node remove <id> [--purge-code] [--json]
 
-Takes a pre-remove snapshot, removes the node's dependency group node-<id> in an isolated
-workdir and relocks, copies the new truth files into the environment, exact-syncs
+Takes a pre-remove snapshot, removes the node's dependency group node-<id> (and the resolution
+pins only its promotion brought, unless the rest no longer locks without them) in an
+isolated workdir and relocks, copies the new truth files into the environment, exact-syncs
 .venv-prod (packages no other group needs are uninstalled), removes the node's record and
 aborts its open transactions, then takes a post-remove snapshot. Any failure restores the
 pre-remove snapshot. The node's code is kept as custom_nodes/<id>.disabled (ComfyUI does
@@ -45,6 +46,12 @@ ${ENV_FLAGS_HELP}
     else {
       io.out(`${styles(io).green("✓")} custom node ${r.node_id} removed\n`);
       io.out(`  dependencies dropped: ${r.removed_deps.join(", ") || "(none)"}\n`);
+      if (r.dropped_pins.length) io.out(`  pins dropped: ${r.dropped_pins.join(", ")}\n`);
+      if (r.kept_pins.length) {
+        io.out(
+          `  pins kept (the remaining nodes only lock with them): ${r.kept_pins.join(", ")}\n`,
+        );
+      }
       io.out(`  snapshots: pre ${r.pre_snapshot}, post ${r.post_snapshot}\n`);
       if (r.aborted_transactions.length) {
         io.out(`  aborted transactions: ${r.aborted_transactions.join(", ")}\n`);
