@@ -473,3 +473,27 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("group names are normalised like uv's; --frozen syncs the lock as it is", async () => {
+  await withProject(pyproject(["numpy==2.1.0"], {}, "\n[tool.uv]\n"), async (dir) => {
+    // uv writes `--group node-Comfy_Up.x` as `node-comfy-up-x` and names it so in errors.
+    ok(await uv(["add", "--group", "node-Comfy_Up.x", "--no-sync", "conflict-a"], dir), "add");
+    assertMatch(await Deno.readTextFile(`${dir}/pyproject.toml`), /^node-comfy-up-x = \[/m);
+    const clash = await uv(["add", "--group", "node-B", "--no-sync", "conflict-b"], dir);
+    assertEquals(clash.code, 1);
+    assertMatch(clash.stderr, /project:node-b and project:node-comfy-up-x are incompatible/);
+    // A pyproject.toml edited after locking: --frozen installs the lock, no relock.
+    const lockBefore = await Deno.readTextFile(`${dir}/uv.lock`);
+    await Deno.writeTextFile(
+      `${dir}/pyproject.toml`,
+      (await Deno.readTextFile(`${dir}/pyproject.toml`)).replace("numpy==2.1.0", "numpy==1.26.4"),
+    );
+    ok(await uv(["sync", "--frozen", "--all-groups"], dir), "sync --frozen");
+    assertEquals(await Deno.readTextFile(`${dir}/uv.lock`), lockBefore);
+    const freeze = freezeMap((await uv(["pip", "freeze", "--python", `${dir}/.venv`], dir)).stdout);
+    assertEquals(freeze.numpy, "2.1.0");
+    assertEquals(freeze["conflict-a"], "1.0");
+    const locked = await uv(["sync", "--locked", "--all-groups"], dir);
+    assertEquals(locked.code, 1);
+  });
+});
