@@ -1,6 +1,8 @@
 import { assertEquals, assertMatch, assertTrue } from "./helpers/assert.ts";
 import { gov, GOV_SCRIPT } from "./helpers/gov.ts";
 import { VERSION } from "../src/version.ts";
+import { runCli } from "../src/cli/main.ts";
+import { memoryIo } from "../src/cli/io.ts";
 
 Deno.test("gov --version prints the version and exits 0", async () => {
   const r = await gov(["--version"]);
@@ -67,4 +69,22 @@ Deno.test({
     const piped = await gov(["frobnicate"], { env: { NO_COLOR: "" } });
     assertTrue(!piped.stderr.includes("\x1b["), piped.stderr);
   },
+});
+
+Deno.test("flag and argument errors say what to type instead (in-process, nothing touched)", async () => {
+  const cases: [string[], RegExp, RegExp][] = [
+    [["run", "--grace", "-1"], /--grace needs a value .*--grace=-VALUE/, /gov run --help/],
+    [["run", "--grace"], /gov run: --grace needs a value/, /gov run --help/],
+    [["restart", "now"], /unexpected argument 'now'/, /gov restart takes no arguments/],
+    [["stop", "--colour"], /unknown flag '--colour'/, /gov stop --help/],
+    [["switch", "a", "b"], /unexpected argument 'b'/, /usage: gov switch <env>/],
+  ];
+  for (const [args, message, hint] of cases) {
+    const io = memoryIo({ cwd: "/nonexistent" });
+    assertEquals(await runCli(args, io), 2, args.join(" "));
+    const [first, second] = io.stderr.split("\n");
+    assertMatch(first, message);
+    assertMatch(second, hint);
+    assertEquals(io.stdout, "");
+  }
 });

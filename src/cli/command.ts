@@ -42,10 +42,17 @@ export function parseFlags<O extends Options>(
   try {
     return parseArgs({ args, options, allowPositionals, strict: true, tokens: false });
   } catch (err) {
-    const msg = (err as Error).message.split("\n")[0]
-      .replace(/^Unknown option/, "unknown flag")
-      // node's parseArgs appends advice about `--` that does not apply to most commands.
-      .replace(/\. To specify a positional argument.*$/, "");
+    const first = (err as Error).message.split("\n")[0];
+    // node's wording names neither the fix nor gov's flags; say what to type instead.
+    const ambiguous = first.match(/^Option '(-[^' ]+)[^']*' argument is ambiguous/);
+    const missing = first.match(/^Option '(-[^' ]+)[^']*' argument missing/);
+    const msg = ambiguous
+      ? `${ambiguous[1]} needs a value (write one starting with '-' as ${ambiguous[1]}=-VALUE)`
+      : missing
+      ? `${missing[1]} needs a value`
+      : first.replace(/^Unknown option/, "unknown flag")
+        // node's parseArgs appends advice about `--` that does not apply to most commands.
+        .replace(/\. To specify a positional argument.*$/, "");
     throw new UsageError(`gov ${command}: ${msg}`, { hint: `see \`gov ${command} --help\`` });
   }
 }
@@ -68,7 +75,11 @@ export function positionalArgs(command: string, positionals: string[], names: st
   if (positionals.length > names.length) {
     throw new UsageError(
       `gov ${command}: unexpected argument '${positionals[names.length]}'`,
-      { hint: `usage: gov ${command} ${names.join(" ")}` },
+      {
+        hint: names.length
+          ? `usage: gov ${command} ${names.join(" ")}`
+          : `gov ${command} takes no arguments; see \`gov ${command} --help\``,
+      },
     );
   }
   return positionals;

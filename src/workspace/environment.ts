@@ -115,6 +115,13 @@ export interface EnvironmentSelector {
  * ```
  */
 export function selectEnvironment(sel: EnvironmentSelector): Environment {
+  if (sel.envDir !== undefined && sel.env !== undefined) {
+    const err = new GovError("--env and --env-dir exclude each other", {
+      hint: "pass --env NAME for an environment of the workspace, or --env-dir DIR",
+    });
+    err.exitCode = 2;
+    throw err;
+  }
   if (sel.envDir !== undefined) {
     const dir = resolve(sel.cwd, sel.envDir);
     if (!existsSync(dir)) {

@@ -48,6 +48,10 @@ async function run(args: string[], io: Io): Promise<number> {
     abort: { type: "boolean" },
     json: { type: "boolean" },
   });
+  // Arguments first: a usage error must not depend on finding a workspace.
+  const [target] = values.abort
+    ? positionalArgs("switch --abort", positionals, [])
+    : positionalArgs("switch", positionals, ["<env>"]);
   const ws = workspaceFor(values.workspace, io);
   const settings = await loadSupervisorSettings(ws);
   const waitMs = timeoutMs("switch", values.timeout, settings.healthTimeoutS + 300);
@@ -57,7 +61,6 @@ async function run(args: string[], io: Io): Promise<number> {
   };
 
   if (values.abort) {
-    positionalArgs("switch --abort", positionals, []);
     const before = await readSwitchStatus(ws.metadataDir);
     if (!["preparing", "syncing", "starting", "validating"].includes(before.state)) {
       throw new GovError(`no switch to abort (switch state: ${before.state})`);
@@ -78,7 +81,6 @@ async function run(args: string[], io: Io): Promise<number> {
     return final.state === "aborted" ? 0 : 1;
   }
 
-  const [target] = positionalArgs("switch", positionals, ["<env>"]);
   const result = await requestSwitch(ws, target, { lockTimeoutS: settings.lockTimeoutS });
   if (result.outcome === "already") {
     if (values.json) printJson(io, { ...result, status: await readSwitchStatus(ws.metadataDir) });
