@@ -177,7 +177,7 @@ function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
  * ```
  */
 export function learnedObjectInfo(monitor: HealthMonitor, id: string): ObjectInfo | undefined {
-  return monitor.objectInfo(id) as ObjectInfo | undefined;
+  return monitor.objectInfo(id);
 }
 
 /**

@@ -168,7 +168,9 @@ export class GatewayClient {
 
   /**
    * Follows `GET /v1/jobs/{id}/events` until a terminal event, reconnecting (with
-   * `Last-Event-ID`) when the stream drops; returns the final job.
+   * `Last-Event-ID`) when the stream drops; returns the final job. A drop is reported once
+   * to `onEvent` as a `disconnected` event (not one the gateway sends), so a person
+   * watching knows why it went quiet.
    *
    * @example
    * ```ts
@@ -182,6 +184,12 @@ export class GatewayClient {
   ): Promise<JobView> {
     let lastId = "";
     let failures = 0;
+    let connected = true;
+    const dropped = (why: string) => {
+      if (!connected) return;
+      connected = false;
+      onEvent({ type: "disconnected", data: { job: id, error: why } });
+    };
     while (true) {
       signal?.throwIfAborted();
       let terminal = false;
@@ -199,6 +207,7 @@ export class GatewayClient {
           throw new Error(`HTTP ${res.status}`);
         }
         failures = 0;
+        connected = true;
         for await (const ev of parseSse(res.body)) {
           if (ev.id) lastId = ev.id;
           let data: Record<string, unknown> = {};
@@ -212,11 +221,13 @@ export class GatewayClient {
         }
       } catch (err) {
         if (signal?.aborted) throw err;
+        dropped((err as Error).message);
         if (++failures > 30) {
           throw new GovError(`lost the event stream of job ${id}: ${(err as Error).message}`);
         }
       }
       if (terminal) return await this.job(id);
+      dropped("the event stream ended");
       // The stream ended without a terminal event (gateway restarting): look, then resume.
       const now = await this.job(id).catch(() => undefined);
       if (now && ["completed", "failed", "cancelled"].includes(now.state)) return now;

@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { gov } from "../helpers/gov.ts";
 import { REAL_WORKFLOWS_DIR } from "../helpers/paths.ts";
+import { waitFor } from "../helpers/net.ts";
 import { api, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
 
 const MODELS = JSON.stringify({
@@ -143,6 +144,37 @@ Deno.test("gov submit runs in-process when no gov serve is reachable", async () 
     const broken = await gov(["submit", wf, "--workspace", lab.ws], { timeoutMs: 90_000 });
     assertEquals(broken.code, 2);
     assertMatch(broken.stderr, /not valid JSON/);
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+Deno.test("gov submit --wait rides out a gov serve restart and says so", async () => {
+  const lab = await newLab();
+  try {
+    await lab.addBackend("a", { FAKE_COMFYUI_EXEC_SECONDS: "4" });
+    const first = await startServe(lab);
+    const wf = `${lab.ws}/wf.json`;
+    await Deno.writeTextFile(wf, JSON.stringify(txt2img("restart")));
+    const submit = gov(["submit", wf, "--wait", "--workspace", lab.ws], { timeoutMs: 120_000 });
+    let id = "";
+    assertTrue(
+      await waitFor(async () => {
+        const jobs = (await api(first, "GET", "/v1/jobs")).body.jobs;
+        id = jobs[0]?.id ?? "";
+        return jobs[0]?.state === "running";
+      }, 30_000),
+      first.log(),
+    );
+    await first.kill();
+    const second = await startServe(lab, [], { port: first.port });
+    const r = await submit;
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stdout, new RegExp(`^${second.url}/v1/jobs/${id}/outputs/0\\n$`));
+    assertMatch(r.stderr, /lost the connection to gov serve/);
+    assertMatch(r.stderr, /completed on a in [\d.]+ s: 1 output\(s\)/);
+    assertEquals(r.stderr.match(/lost the connection/g)?.length, 1, r.stderr);
+    assertMatch(second.log(), /re-attaching to prompt/);
   } finally {
     await lab.cleanup();
   }

@@ -61,6 +61,9 @@ export function eventLine(e: JobStreamEvent): string | undefined {
       return `failed: ${d.error}`;
     case "cancelled":
       return "cancelled";
+    case "disconnected":
+      return "lost the connection to gov serve (restarting?); the job goes on there, " +
+        "reconnecting...";
     default:
       return undefined;
   }
