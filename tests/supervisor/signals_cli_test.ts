@@ -44,6 +44,10 @@ Deno.test("SIGTERM: a ComfyUI ignoring it and its grandchild are killed after th
 Deno.test("gov run --detach prints the pid, logs to orchestrator.log, and gov stop --wait ends it", async () => {
   const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
   try {
+    const unknown = await gov(["run", "--detach", "--workspace", t.root, "--env", "zzz"]);
+    assertEquals(unknown.code, 2, unknown.stderr);
+    assertMatch(unknown.stderr, /^error: environment 'zzz' not found/);
+    assertEquals(await readOrchestratorPid(t.meta), undefined);
     const r = await gov(
       ["run", "--detach", "--workspace", t.root, "--poll-interval", "100", "--grace", "2"],
       { timeoutMs: 60_000 },
@@ -64,7 +68,12 @@ Deno.test("gov run --detach prints the pid, logs to orchestrator.log, and gov st
 
     const again = await gov(["run", "--detach", "--workspace", t.root], { timeoutMs: 60_000 });
     assertEquals(again.code, 1);
-    assertMatch(again.stderr, /already runs this workspace/);
+    assertMatch(again.stderr, /^error: a gov supervisor \(pid \d+\) already runs this workspace/);
+    assertEquals(again.stderr.trimEnd().split("\n").length, 2, "one error line and its hint");
+    const sid = new TextDecoder().decode(
+      (await new Deno.Command("ps", { args: ["-o", "sid=", "-p", String(pid)] }).output()).stdout,
+    ).trim();
+    assertEquals(Number(sid), pid, "the detached supervisor leads its own session");
 
     const stop = await gov(["stop", "--workspace", t.root, "--wait", "--json"], {
       timeoutMs: 60_000,

@@ -7,7 +7,11 @@ import { type GovError, UsageError } from "../../errors.ts";
 import { type Command, parseFlags, printJson } from "../command.ts";
 import type { Io } from "../io.ts";
 import { formatEvent, type SupervisorEvent } from "../../supervisor/events.ts";
-import { Supervisor } from "../../supervisor/supervisor.ts";
+import { chooseStartEnvironment, Supervisor } from "../../supervisor/supervisor.ts";
+import { runningSupervisorPid } from "../../supervisor/status.ts";
+import { SupervisorRunningError } from "../../ipc/pid.ts";
+import { metadataPaths } from "../../ipc/files.ts";
+import { workspaceEnvironment } from "../../workspace/environment.ts";
 import { startDetachedSupervisor } from "../../supervisor/control.ts";
 import { validateName } from "../../workspace/names.ts";
 import { SETTING_FLAGS, settingsWithFlags, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
@@ -107,6 +111,15 @@ async function run(args: string[], io: Io): Promise<number> {
         hint: "drop --log-file",
       });
     }
+    // Refuse here what the background supervisor would refuse, so the error is the same
+    // one line with the same exit code as in the foreground, not a log excerpt.
+    const running = await runningSupervisorPid(ws);
+    if (running) throw new SupervisorRunningError(metadataPaths(ws.metadataDir).pid, running);
+    const choice = await chooseStartEnvironment(ws, {
+      explicit: values.env,
+      defaultEnv: settings.defaultEnv,
+    });
+    workspaceEnvironment(ws, choice.name);
     const pass: string[] = [];
     if (values.env !== undefined) pass.push("--env", values.env);
     for (const flag of Object.keys(SETTING_FLAGS)) {
