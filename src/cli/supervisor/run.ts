@@ -37,8 +37,10 @@ happens next: 42 resync and restart, 43 switch to the environment in
 (restart instead when ComfyUI-Manager's reboot marker exists), anything else is a crash:
 restart after --crash-delay (doubling up to --crash-max-delay), and give up with ComfyUI's
 exit code after --crash-limit crashes within --crash-window, so systemd can take over.
-\`gov restart\`, \`gov stop\` and \`gov switch\` control a running supervisor; SIGTERM/SIGINT
-stop ComfyUI's whole process group (SIGKILL after --grace) and exit 0.
+\`gov restart\`, \`gov stop\` and \`gov switch\` control a running supervisor; SIGTERM, SIGINT
+and SIGHUP stop ComfyUI's whole process group (SIGKILL after --grace) and exit 0. Should gov
+itself be killed (SIGKILL, OOM), a small guard process ends ComfyUI's group the same way, so
+no ComfyUI is left holding the port and VRAM.
 
 The environment is --env, else a pending \`gov switch\` request, else the one that ran
 last, else [supervisor] default_env in gov.toml, else the only one. ComfyUI arguments are
