@@ -6,9 +6,18 @@
  * @module
  */
 import { ParameterError } from "./errors.ts";
-import { classTitle, definitionInputs, type InputInfo, type ObjectInfo } from "./object_info.ts";
+import {
+  classTitle,
+  definitionInputs,
+  type InputInfo,
+  type ObjectInfo,
+  WIDGET_TYPES,
+} from "./object_info.ts";
 import { describe, type Parameter } from "./params.ts";
 import { type ApiPrompt, isApiLink } from "./types.ts";
+
+/** Input types that take a literal value (forceInput sockets of these types too). */
+const VALUE_TYPES: ReadonlySet<string> = WIDGET_TYPES;
 
 /** Options of {@linkcode patchPrompt}. */
 export interface PatchOptions {
@@ -46,6 +55,16 @@ export function patchPrompt(
     const { nodeId, input } = resolveKey(out, key, objectInfo);
     const node = out[nodeId];
     const spec = specOf(objectInfo, node.class_type, input);
+    if (spec && !spec.isWidget && !VALUE_TYPES.has(spec.type) && spec.type !== "*") {
+      // MODEL, IMAGE, LATENT...: only another node's output can feed it; a literal would
+      // only fail the backend's validation later.
+      throw new ParameterError(
+        key,
+        `input '${input}' of node ${nodeId} (${node.class_type}) takes a ${spec.type} from ` +
+          "another node, not a value",
+        "set one of the node's values instead; see `gov workflow params`",
+      );
+    }
     const current = node.inputs[input];
     const p = describe(
       nodeId,
@@ -322,10 +341,17 @@ function checkRange(key: string, p: Parameter, n: number, raw: string) {
 }
 
 function rangeText(p: Parameter): string {
-  if (p.min !== undefined && p.max !== undefined) return ` from ${p.min} to ${p.max}`;
-  if (p.min !== undefined) return ` >= ${p.min}`;
-  if (p.max !== undefined) return ` <= ${p.max}`;
+  if (p.min !== undefined && p.max !== undefined) {
+    return ` from ${bound(p.min)} to ${bound(p.max)}`;
+  }
+  if (p.min !== undefined) return ` >= ${bound(p.min)}`;
+  if (p.max !== undefined) return ` <= ${bound(p.max)}`;
   return "";
+}
+
+/** A range bound as the definition wrote it: seeds' 0xffffffffffffffff parses as 2^64. */
+function bound(n: number): string {
+  return n === 2 ** 64 ? "18446744073709551615" : String(n);
 }
 
 function rangeHint(p: Parameter): string | undefined {

@@ -194,6 +194,22 @@ Deno.test("patch can set a widget input the prompt leaves out, and replace a lin
   const out = patchPrompt(prompt, [["1.filename_prefix", "run"], ["2.text", "hello"]], INFO);
   assertEquals(out["1"].inputs, { images: ["2", 0], filename_prefix: "run" });
   assertEquals(out["2"].inputs.text, "hello");
+  // A socket that only another node's output can feed (CLIP) takes no value.
+  const err = assertThrows(
+    () => patchPrompt(prompt, [["2.clip", "x"]], INFO),
+    ParameterError,
+  ) as ParameterError;
+  assertEquals(
+    err.message,
+    "--set 2.clip: input 'clip' of node 2 (CLIPTextEncode) takes a CLIP from another node, " +
+      "not a value",
+  );
+  // Seeds' 0xffffffffffffffff bound is printed as written, not as 2^64 rounded.
+  const seedErr = assertThrows(
+    () => patchPrompt(EXAMPLE, [["seed", "-1"]], INFO),
+    ParameterError,
+  ) as ParameterError;
+  assertMatch(seedErr.message, /from 0 to 18446744073709551615, got '-1'$/);
 });
 
 Deno.test("requirements: distinct classes and the model files loaders name", async () => {
