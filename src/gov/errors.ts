@@ -63,7 +63,7 @@ export class PromoteFailedError extends GovError {
       {
         hint: resyncError
           ? "fix the problem uv reports, then run `gov init` to re-sync .venv-prod"
-          : `see \`gov tx inspect ${txid}\`; after fixing the cause, test again with \`gov tx run\`, or relock with pins (\`gov resolve ${txid} --pin ...\`) and promote`,
+          : `see \`gov tx inspect ${txid}\`; after fixing the cause, retry with \`gov resolve ${txid}\` (add --pin P==V to change pins) and \`gov tx promote ${txid}\``,
       },
     );
     this.name = "PromoteFailedError";

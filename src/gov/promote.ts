@@ -106,7 +106,8 @@ function gateStatus(tx: Transaction, opts: PromoteOptions): void {
     }); promote anyway with --allow-failed-run`,
     needs_resolution:
       `resolve the conflict first: gov resolve ${tx.txid} --pin <package>==<version>`,
-    promote_failed: `resolve it first (gov resolve ${tx.txid}), or run a new transaction`,
+    promote_failed:
+      `relock it first with \`gov resolve ${tx.txid}\` (pins optional), or run a new transaction`,
     promoted: "it is already in production",
     aborted: "it was aborted; run a new transaction with `gov tx run`",
     running: "its test run has not finished",

@@ -61,9 +61,11 @@ Deno.test("D: failure recovery", async (t) => {
       assertEquals(await prodFreeze(env), freezeBefore);
       assertEquals((await snapshotIndex(env)).at(-1).reason, "pre-promote");
       await assertConsistent(env);
-      // The operator retries: resolve (no pins needed beyond a harmless one) then promote.
-      const res = await govJson(env, ["resolve", tx.txid, "--pin", "tqdm==4.66.4"], own);
+      assertMatch(r.stderr, new RegExp(`retry with \`gov resolve ${tx.txid}\``));
+      // The operator retries once the cause is gone: relock without new pins, then promote.
+      const res = await govJson(env, ["resolve", tx.txid], own);
       assertEquals(res.status, "resolved");
+      assertEquals(res.resolution_pins, []);
       const ok = await govJson(env, ["tx", "promote", tx.txid], own);
       assertEquals(ok.status, "promoted");
       assertTrue((await prodFreeze(env)).includes("tqdm==4.66.4"));

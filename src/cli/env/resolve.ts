@@ -27,7 +27,9 @@ transitive ones included). Success sets the status to resolved (then \`gov tx pr
 failure keeps needs_resolution and writes a new state/conflicts/<txid>.json.
 
 Without --pin, on a terminal, the conflict is shown and pins are asked for one per line
-(an empty line ends). Without --pin and without a terminal it is a usage error.
+(an empty line ends). Without --pin and without a terminal it is a usage error, except for
+a promote_failed transaction: relocking with the pins it already has is its retry once
+the cause (a broken-off sync, a failing smoke test) is fixed.
 
 Flags:
   --pin P==V   a pin; repeat for several
@@ -45,15 +47,19 @@ ${ENV_FLAGS_HELP}
     const env = envFromFlags(values, io);
     const gopts = govOptions(io);
     let pins = (values.pin ?? []).map(parsePin);
-    if (pins.length === 0) {
-      if (!io.stdinIsTerminal) {
-        throw new UsageError("gov resolve: no --pin given and stdin is not a terminal", {
-          hint: `pass pins, e.g. gov resolve ${txid} --pin numpy==1.26.4`,
-        });
-      }
-      const { tx, report } = await conflictReport(env, txid, gopts);
-      // Refuse before asking for pins that could not be used.
-      requireResolvable(tx);
+    const { tx, report } = pins.length === 0
+      ? await conflictReport(env, txid, gopts)
+      : { tx: undefined, report: undefined };
+    // After a failed promotion (a sync that broke off, a smoke test fixed since) relocking
+    // with the pins it has is the retry; a conflict needs new pins.
+    const retry = tx?.status === "promote_failed";
+    if (tx) requireResolvable(tx); // before asking for pins that could not be used
+    if (tx && !io.stdinIsTerminal && !retry) {
+      throw new UsageError("gov resolve: no --pin given and stdin is not a terminal", {
+        hint: `pass pins, e.g. gov resolve ${txid} --pin numpy==1.26.4`,
+      });
+    }
+    if (tx && io.stdinIsTerminal) {
       const s = styles(io);
       io.err(`${s.bold(`transaction ${tx.txid}`)} (${tx.node_id}) is ${tx.status}\n`);
       if (report) {
@@ -75,18 +81,20 @@ ${ENV_FLAGS_HELP}
           io.err(`${s.red("error:")} ${(err as Error).message}; try again\n`);
         }
       }
-      if (pins.length === 0) {
+      if (pins.length === 0 && !retry) {
         throw new UsageError("gov resolve: no pins given; nothing changed");
       }
       pins = [...new Set(pins)];
     }
-    const tx = await resolveTransaction(env, txid, pins, gopts);
-    if (values.json) printJson(io, tx);
+    const done = await resolveTransaction(env, txid, pins, gopts);
+    if (values.json) printJson(io, done);
     else {
       io.out(
-        `${styles(io).green("✓")} transaction ${tx.txid} resolved with ${
-          tx.resolution_pins.join(", ")
-        }\n  next: gov tx promote ${tx.txid}${tx.core_impact.length ? " --approve-core" : ""}\n`,
+        `${styles(io).green("✓")} transaction ${done.txid} resolved${
+          done.resolution_pins.length ? ` with ${done.resolution_pins.join(", ")}` : ""
+        }\n  next: gov tx promote ${done.txid}${
+          done.core_impact.length ? " --approve-core" : ""
+        }\n`,
       );
     }
     return 0;
