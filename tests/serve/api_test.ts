@@ -57,18 +57,55 @@ Deno.test("gov serve runs a job: SSE in order, PNG output, metrics, status page"
     const replay: string[] = [];
     for await (const e of parseSse(again.body!)) replay.push(e.event);
     assertEquals(replay, types);
+    // A client that reconnects with Last-Event-ID gets only what it missed.
+    const resumed = await fetch(`${gov.url}/v1/jobs/${id}/events`, {
+      headers: { "last-event-id": String(seqs[2]) },
+    });
+    const rest: string[] = [];
+    for await (const e of parseSse(resumed.body!)) rest.push(e.event);
+    assertEquals(rest, types.slice(3));
+
+    // The page's stream: a snapshot first, then every job change as it happens.
+    const live = await fetch(`${gov.url}/v1/events`);
+    assertEquals(live.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    const feed = parseSse(live.body!);
+    const first = (await feed.next()).value!;
+    assertEquals(first.event, "snapshot");
+    const snap = JSON.parse(first.data);
+    assertEquals(snap.jobs.map((j: { id: string }) => j.id), [id]);
+    assertEquals(snap.backends.map((b: { id: string; state: string }) => [b.id, b.state]), [
+      ["a", "up"],
+    ]);
+    assertEquals(snap.counts.completed, 1);
+    const next = await api(gov, "POST", "/v1/jobs", { workflow: txt2img("live") });
+    const seen: string[] = [];
+    for await (const e of feed) {
+      if (e.event !== "job") continue;
+      const d = JSON.parse(e.data);
+      if (d.job.id !== next.body.id) continue;
+      seen.push(d.event);
+      if (d.event === "completed") break;
+    }
+    await live.body!.cancel();
+    assertEquals(seen.filter((t) => t !== "progress" && t !== "executed"), [
+      "queued",
+      "dispatched",
+      "accepted",
+      "running",
+      "completed",
+    ]);
 
     const metrics = await fetch(`${gov.url}/metrics`);
     assertMatch(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     const text = await metrics.text();
     assertMatch(text, /^# TYPE gov_jobs_total counter$/m);
-    assertMatch(text, /^gov_jobs_total\{state="completed"\} 1$/m);
+    assertMatch(text, /^gov_jobs_total\{state="completed"\} 2$/m);
     assertMatch(text, /^gov_jobs_in_queue 0$/m);
     assertMatch(text, /^gov_backend_up\{backend="a"\} 1$/m);
     assertMatch(text, /^gov_backend_queue_remaining\{backend="a"\} \d+$/m);
     assertMatch(text, /^# TYPE gov_dispatch_seconds histogram$/m);
-    assertMatch(text, /^gov_dispatch_seconds_bucket\{le="\+Inf"\} 1$/m);
-    assertMatch(text, /^gov_dispatch_seconds_count 1$/m);
+    assertMatch(text, /^gov_dispatch_seconds_bucket\{le="\+Inf"\} 2$/m);
+    assertMatch(text, /^gov_dispatch_seconds_count 2$/m);
     // The whole document is what a Prometheus scraper accepts.
     assertEquals(prometheusProblems(text), []);
 
@@ -80,7 +117,7 @@ Deno.test("gov serve runs a job: SSE in order, PNG output, metrics, status page"
     assertTrue(!/<script[^>]+src=|<link[^>]+href=/i.test(html), "page is self-contained");
 
     const list = await api(gov, "GET", "/v1/jobs?state=completed&limit=5");
-    assertEquals(list.body.jobs.map((j: { id: string }) => j.id), [id]);
+    assertEquals(list.body.jobs.map((j: { id: string }) => j.id), [next.body.id, id]);
     const backends = await api(gov, "GET", "/v1/backends");
     assertEquals(backends.body.backends[0].id, "a");
     assertEquals(backends.body.backends[0].state, "up");
