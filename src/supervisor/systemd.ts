@@ -20,7 +20,15 @@ export interface UnitOptions {
   /** Supervisor grace period in seconds (TimeoutStopSec adds a margin to it). */
   graceS: number;
   /** Program and leading arguments that start gov (default: this gov). */
-  command?: { command: string; args: string[] };
+  command?: UnitCommand;
+}
+
+/** How a unit starts gov. */
+export interface UnitCommand {
+  command: string;
+  args: string[];
+  /** Environment the command needs (e.g. `DENO`: systemd's PATH rarely holds ~/.deno/bin). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -46,11 +54,11 @@ export function systemdQuote(word: string): string {
  * const { command } = unitGovCommand();
  * ```
  */
-export function unitGovCommand(): { command: string; args: string[] } {
+export function unitGovCommand(): UnitCommand {
   const self = selfCommand();
   if (self.args.length === 0) return self;
   const script = fileURLToPath(new URL("../../scripts/gov", import.meta.url));
-  return { command: script, args: [] };
+  return { command: script, args: [], env: { DENO: self.command } };
 }
 
 /**
@@ -88,10 +96,13 @@ export function systemdUnit(opts: UnitOptions): string {
     `WorkingDirectory=${systemdQuote(opts.workspace)}`,
     `Environment=${systemdQuote(`COMFYGIT_HOME=${opts.workspace}`)}`,
     "Environment=PYTHONUNBUFFERED=1",
+    ...Object.entries(cmd.env ?? {}).map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`)}`),
     `ExecStart=${exec}`,
-    "# gov exits non-zero only after giving up on a crashing ComfyUI.",
+    "# gov exits non-zero only after giving up on a crashing ComfyUI; exit 2 is a usage or",
+    "# configuration error that restarting cannot fix.",
     "Restart=on-failure",
     "RestartSec=30",
+    "RestartPreventExitStatus=2",
     "# SIGTERM goes to gov, which stops ComfyUI's process group within its grace period;",
     "# whatever is left after TimeoutStopSec is SIGKILLed by systemd.",
     "KillMode=mixed",

@@ -13,9 +13,11 @@ import { settingsWithFlags, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 const HELP = `Usage: gov systemd-unit [--workspace DIR] [--env NAME] [--user USER] [--grace S]
 
 Prints a systemd service unit that runs \`gov run\` for the workspace: Restart=on-failure
-(gov exits non-zero only after giving up on a crashing ComfyUI), KillMode=mixed (gov stops
-ComfyUI's process group itself; systemd SIGKILLs leftovers), TimeoutStopSec = grace + 20 s,
-WorkingDirectory and COMFYGIT_HOME set to the workspace. Save it, e.g.
+(gov exits non-zero only after giving up on a crashing ComfyUI) except for exit 2 (usage
+or configuration errors, which a restart cannot fix), KillMode=mixed (gov stops ComfyUI's
+process group itself; systemd SIGKILLs leftovers), TimeoutStopSec = grace + 20 s,
+WorkingDirectory and COMFYGIT_HOME set to the workspace; run from source, it also names the
+Deno to use (DENO=), since systemd's PATH rarely holds it. Save it, e.g.
   gov systemd-unit --user comfy | sudo tee /etc/systemd/system/comfyui-gov.service
 
 Flags:
