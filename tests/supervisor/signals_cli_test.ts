@@ -111,6 +111,30 @@ Deno.test("gov switch with no supervisor starts one for the target and waits for
   }
 });
 
+Deno.test("--log-file rotates to FILE.1 past GOV_LOG_MAX_BYTES, keeping the latest lines", async () => {
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
+  const log = join(t.root, "gov.log");
+  const g = startGov(
+    ["run", "--workspace", t.root, "--log-file", log, "--poll-interval", "100", "--grace", "1"],
+    { env: { GOV_LOG_MAX_BYTES: "1024" } },
+  );
+  const read = (p: string) => Deno.readTextFile(p).catch(() => "");
+  try {
+    assertTrue(await waitFor(async () => HEALTHY.test(await read(log)), 30_000), g.stderr());
+    assertEquals(g.stderr(), "", "events and ComfyUI output go to the file only");
+    assertEquals(await terminate(g), 0);
+    const [current, previous] = [await read(log), await read(`${log}.1`)];
+    assertMatch(current, /log rotated; earlier lines: .*gov\.log\.1/);
+    assertMatch(previous + current, /Z healthy [\s\S]*Z stopped supervisor stopped/);
+    for (const text of [current, previous]) {
+      assertTrue(new TextEncoder().encode(text).length <= 1024, `${text.length} bytes`);
+    }
+  } finally {
+    await g.kill();
+    await t.cleanup();
+  }
+});
+
 Deno.test("bad flags are usage errors that change nothing", async () => {
   const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
   try {

@@ -4,7 +4,7 @@
  * @module
  */
 import { type GovError, UsageError } from "../../errors.ts";
-import { type Command, parseFlags, printJson } from "../command.ts";
+import { type Command, numberFlag, parseFlags, printJson } from "../command.ts";
 import type { Io } from "../io.ts";
 import { formatEvent, type SupervisorEvent } from "../../supervisor/events.ts";
 import { chooseStartEnvironment, Supervisor } from "../../supervisor/supervisor.ts";
@@ -51,9 +51,11 @@ Flags:
   -w, --workspace DIR        workspace root (default: COMFYGIT_HOME or discovery from cwd)
   -e, --env NAME             environment to start
   -d, --detach               run in the background (new session, stdin closed, output
-                             appended to .metadata/orchestrator.log); prints its pid
-      --json                 with --detach: print {"pid", "log_file"}
+                             appended to .metadata/orchestrator.log, rotated like
+                             --log-file); prints its pid
+      --json                 with --detach: print {"pid", "log_file", "workspace"}
       --log-file FILE        append events and ComfyUI output to FILE instead of the terminal
+                             (past 32 MiB it moves to FILE.1 and a new FILE starts)
       --poll-interval MS     health and .cmd poll interval (default 250)
       --health-timeout S     time ComfyUI may take to answer (default 600)
       --health-successes N   consecutive good answers needed (default 3)
@@ -72,23 +74,49 @@ function splitDashDash(args: string[]): { flags: string[]; comfy?: string[] } {
   return i === -1 ? { flags: args } : { flags: args.slice(0, i), comfy: args.slice(i + 1) };
 }
 
-/** A line sink appending to a file (events and ComfyUI output of a detached supervisor). */
-function fileSink(path: string): { write(line: string): void; close(): void } {
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { append: true, create: true });
-  } catch (err) {
-    throw new UsageError(`cannot open --log-file ${path}: ${(err as Error).message}`);
-  }
+/** Size at which the log file is rotated (GOV_LOG_MAX_BYTES overrides). */
+const LOG_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A line sink appending to a file (events and ComfyUI output of a detached supervisor). A
+ * supervisor runs for weeks and ComfyUI is chatty: past `maxBytes` the file becomes
+ * `<file>.1` (replacing the previous one) and a fresh file is started.
+ */
+function fileSink(path: string, maxBytes: number): { write(line: string): void; close(): void } {
+  const open = () => {
+    try {
+      return Deno.openSync(path, { append: true, create: true });
+    } catch (err) {
+      throw new UsageError(`cannot open --log-file ${path}: ${(err as Error).message}`, {
+        hint: "pass a writable file",
+      });
+    }
+  };
+  let file = open();
+  let size = file.statSync().size;
   const enc = new TextEncoder();
+  const append = (data: Uint8Array) => {
+    let off = 0;
+    while (off < data.length) off += file.writeSync(data.subarray(off));
+    size += data.length;
+  };
   return {
     write(line: string) {
       const data = enc.encode(line.endsWith("\n") ? line : line + "\n");
-      let off = 0;
       try {
-        while (off < data.length) off += file.writeSync(data.subarray(off));
+        if (size > 0 && size + data.length > maxBytes) {
+          file.close();
+          try {
+            Deno.renameSync(path, `${path}.1`);
+          } finally {
+            file = open();
+          }
+          size = 0;
+          append(enc.encode(`${new Date().toISOString()} log rotated; earlier lines: ${path}.1\n`));
+        }
+        append(data);
       } catch {
-        // A full disk must not stop supervision.
+        // A full disk or a failed rotation must not stop supervision.
       }
     },
     close: () => file.close(),
@@ -143,7 +171,19 @@ async function run(args: string[], io: Io): Promise<number> {
     });
   }
 
-  const sink = values["log-file"] !== undefined ? fileSink(values["log-file"]) : undefined;
+  const maxBytes = numberFlag(
+    "run",
+    "GOV_LOG_MAX_BYTES",
+    io.env("GOV_LOG_MAX_BYTES"),
+    LOG_MAX_BYTES,
+    {
+      min: 1024,
+      integer: true,
+    },
+  );
+  const sink = values["log-file"] !== undefined
+    ? fileSink(values["log-file"], maxBytes)
+    : undefined;
   const onEvent = (e: SupervisorEvent) => {
     const line = formatEvent(e);
     if (sink) sink.write(line);
