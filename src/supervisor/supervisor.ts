@@ -300,6 +300,7 @@ export class Supervisor {
   private stopReason?: string;
   private wake = new AbortController();
   private crashTimes: number[] = [];
+  private earlyRestarts: number[] = [];
   private holdsLock = false;
   private lockBeat?: ReturnType<typeof setInterval>;
   private state: SupervisorState;
@@ -694,13 +695,11 @@ export class Supervisor {
       guard_pid: undefined,
       last_exit: { code, signal, at: this.deps.now() / 1000, meaning },
     }, "restarting");
-    if (code === EXIT_RESTART) {
-      then.restart("ComfyUI exited 42");
-      return undefined;
-    }
-    if (manager) {
-      await removeIfExists(marker);
-      then.restart("ComfyUI-Manager reboot marker");
+    if (code === EXIT_RESTART || manager) {
+      if (manager) await removeIfExists(marker);
+      const storm = this.earlyRestart(child);
+      if (storm) return await then.crashed(code, storm);
+      then.restart(manager ? "ComfyUI-Manager reboot marker" : "ComfyUI exited 42");
       return undefined;
     }
     if (code === EXIT_CLEAN) return { exitCode: 0, reason: "ComfyUI exited 0" };
@@ -717,6 +716,23 @@ export class Supervisor {
   }
 
   private pendingBackoffMs = 0;
+
+  /**
+   * Restart requests from a ComfyUI that never answered (a node asking for a restart on
+   * every boot) would restart it forever without a pause. `crash_limit` of them within
+   * `crash_window` count as one crash, so backoff and giving up apply. Returns the reason
+   * when that happens.
+   */
+  private earlyRestart(child: Running): string | undefined {
+    if (child.healthy) return undefined;
+    const now = this.deps.now();
+    const windowMs = this.settings.crashWindowS * 1000;
+    this.earlyRestarts = [...this.earlyRestarts.filter((t) => now - t <= windowMs), now];
+    const n = this.earlyRestarts.length;
+    if (n < this.settings.crashLimit) return undefined;
+    this.earlyRestarts = [];
+    return `${n} restart requests within ${this.settings.crashWindowS} s before ComfyUI ever answered`;
+  }
 
   /**
    * Counts a crash. Returns a result when the limit is reached (give up), else schedules the
@@ -987,6 +1003,7 @@ export class Supervisor {
 
   private async markHealthy(child: Running): Promise<void> {
     child.healthy = true;
+    this.earlyRestarts = [];
     const after = this.deps.now() - child.startedAt;
     // State first, so whoever reads the log line finds the state file already updated.
     await this.persist({ healthy: true, healthy_at: this.deps.now() / 1000 }, "running");

@@ -114,6 +114,40 @@ Deno.test("exit 42 resyncs and restarts the same environment", async () => {
   }
 });
 
+Deno.test("a ComfyUI asking for a restart before it ever answers backs off and gives up", async () => {
+  const h = await harness(["a"], {
+    setup: (w) => w.onSpawn = (c) => queueMicrotask(() => c.exit(42)),
+  });
+  try {
+    const r = await within(h.running, 20_000);
+    const limit = FAST.crashLimit;
+    // Every `limit` early restart requests count as one crash; `limit` crashes give up.
+    assertEquals(h.world.children.length, limit * limit);
+    assertEquals(r.exitCode, 42);
+    assertMatch(r.reason, /gave up after 3 crashes \(3 restart requests within 60 s before/);
+    assertEquals(h.types().filter((t) => t === "crash").length, limit - 1);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("restart requests after ComfyUI answered never count as crashes", async () => {
+  const h = await harness(["a"]);
+  try {
+    for (let n = 1; n <= 4; n++) {
+      const c = await h.world.waitChildren(n);
+      assertTrue(
+        await waitFor(() => h.events.filter((e) => e.type === "healthy").length === n),
+      );
+      c.exit(42);
+    }
+    await h.world.waitChildren(5);
+    assertTrue(!h.types().includes("crash"));
+  } finally {
+    await finish(h);
+  }
+});
+
 Deno.test("exit 0 with ComfyUI-Manager's reboot marker restarts and removes the marker", async () => {
   const h = await harness(["a"]);
   try {

@@ -37,6 +37,8 @@ happens next: 42 resync and restart, 43 switch to the environment in
 (restart instead when ComfyUI-Manager's reboot marker exists), anything else is a crash:
 restart after --crash-delay (doubling up to --crash-max-delay), and give up with ComfyUI's
 exit code after --crash-limit crashes within --crash-window, so systemd can take over.
+Restart requests (42, Manager) from a ComfyUI that never answered count as one crash per
+--crash-limit of them, so a node asking for a restart on every boot cannot loop forever.
 \`gov restart\`, \`gov stop\` and \`gov switch\` control a running supervisor; SIGTERM, SIGINT
 and SIGHUP stop ComfyUI's whole process group (SIGKILL after --grace) and exit 0. Should gov
 itself be killed (SIGKILL, OOM), a small guard process ends ComfyUI's group the same way, so
