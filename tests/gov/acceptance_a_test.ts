@@ -246,8 +246,8 @@ Deno.test("A: init, tx run, tx inspect, tx abort", async (t) => {
       assertMatch(r.stderr, /could not run in this environment/);
       assertNotMatch(r.stderr, /conflict/);
       // Progress names each step with its time, and a failed uv run shows as failed.
-      assertMatch(r.stderr, /✓ uv sync \(candidate, current truth\) \d+\.\ds/);
-      assertMatch(r.stderr, /✗ uv add --group node-offline \d+\.\ds/);
+      assertMatch(r.stderr, /✓ uv sync \(candidate, current truth\) \d+(\.\d)?s/);
+      assertMatch(r.stderr, /✗ uv add --group node-offline \d+(\.\d)?s/);
       assertNotMatch(r.stderr, /✓ uv add --group node-offline/);
       const list = await govJson(env, ["tx", "list"]);
       const tx = list[list.length - 1];
