@@ -15,6 +15,7 @@ import { acquireSwitchLock, readSwitchLock, releaseSwitchLock } from "../ipc/loc
 import { readOrchestratorPid } from "../ipc/pid.ts";
 import { readStartupState } from "../ipc/startup.ts";
 import {
+  cleanupSwitchRequest,
   isActiveSwitchState,
   peekSwitchRequest,
   readSwitchStatus,
@@ -209,6 +210,62 @@ export async function requestSwitch(
     result.supervisor_pid = await start(ws);
   }
   return result;
+}
+
+/** What {@linkcode abortSwitch} did. */
+export interface AbortResult {
+  /**
+   * `withdrawn`: the request was still pending and is gone (status `aborted` already);
+   * `aborting`: the supervisor was told (`.cmd abort_switch`) and rolls back.
+   */
+  outcome: "withdrawn" | "aborting";
+  target_env?: string;
+  supervisor_pid?: number;
+}
+
+/**
+ * Aborts the switch in progress. A request no supervisor has picked up yet is withdrawn
+ * under the switch lock (a `.cmd` would arrive before the request is read and be ignored,
+ * and the switch would go ahead); a switch under way gets `abort_switch`. Throws a
+ * {@linkcode GovError} when there is nothing to abort.
+ *
+ * @example
+ * ```ts
+ * const r = await abortSwitch(ws);
+ * if (r.outcome === "aborting") await waitForSwitch(ws, { since: nowSeconds() });
+ * ```
+ */
+export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
+  const meta = ws.metadataDir;
+  if (await acquireSwitchLock(meta, { extra: { holder: "gov switch --abort" } })) {
+    try {
+      const pending = await peekSwitchRequest(meta);
+      if (!pending) {
+        const s = await readSwitchStatus(meta);
+        throw new GovError(`no switch to abort (switch state: ${s.state})`, {
+          hint: "`gov status` shows the supervisor and the last switch",
+        });
+      }
+      await cleanupSwitchRequest(meta);
+      await writeSwitchStatus(meta, "aborted", {
+        target_env: pending.target_env,
+        source_env: pending.source_env,
+        error: "aborted before the supervisor started the switch",
+        message: `switch to ${pending.target_env} withdrawn`,
+      });
+      return {
+        outcome: "withdrawn",
+        target_env: pending.target_env,
+        supervisor_pid: await runningSupervisorPid(ws),
+      };
+    } finally {
+      await releaseSwitchLock(meta);
+    }
+  }
+  // The lock is held: the supervisor is switching (or a `gov switch` is writing its request).
+  const s = await readSwitchStatus(meta);
+  const pid = await sendSupervisorCommand(ws, "abort_switch");
+  return { outcome: "aborting", target_env: s.target_env, supervisor_pid: pid };
 }
 
 /**

@@ -8,7 +8,7 @@ import {
   assertThrows,
   assertTrue,
 } from "../helpers/assert.ts";
-import { ConfigError, NotFoundError, UsageError } from "../../src/errors.ts";
+import { ConfigError, GovError, NotFoundError, UsageError } from "../../src/errors.ts";
 import {
   crashDelayS,
   DEFAULT_SUPERVISOR_SETTINGS,
@@ -20,6 +20,7 @@ import { chooseStartEnvironment } from "../../src/supervisor/supervisor.ts";
 import { supervisorStatus } from "../../src/supervisor/status.ts";
 import { systemdQuote, systemdUnit, unitGovCommand } from "../../src/supervisor/systemd.ts";
 import {
+  abortSwitch,
   requestSwitch,
   shouldSpawnSupervisorForSwitch,
   SwitchInProgressError,
@@ -27,12 +28,15 @@ import {
 import {
   acquireSwitchLock,
   cleanupSwitchStatus,
+  isSwitchLocked,
   readSwitchRequest,
   readSwitchStatus,
   releaseSwitchLock,
+  takeCommand,
   writeOrchestratorPid,
   writeStartupState,
   writeSwitchRequest,
+  writeSwitchStatus,
 } from "../../src/ipc/mod.ts";
 import { makeWorkspace } from "./_helpers.ts";
 
@@ -253,6 +257,39 @@ Deno.test("switch request: a lock held by a live process refuses; a dead owner's
     await Deno.writeTextFile(join(t.meta, ".switch.lock"), JSON.stringify({ pid: dead.pid }));
     const r = await requestSwitch(t.ws, "b");
     assertEquals([r.outcome, r.supervisor_pid], ["requested", sleeper.pid]);
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    await t.cleanup();
+  }
+});
+
+Deno.test("abort: a pending request is withdrawn; a switch under way gets abort_switch", async () => {
+  const t = await makeWorkspace({ a: {}, b: {} });
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    await assertRejects(() => abortSwitch(t.ws), GovError, /no switch to abort/);
+    await writeOrchestratorPid(t.meta, sleeper.pid);
+    await writeStartupState(t.meta, { environment_name: "a" });
+    assertEquals((await requestSwitch(t.ws, "b")).outcome, "requested");
+    const withdrawn = await abortSwitch(t.ws);
+    assertEquals([withdrawn.outcome, withdrawn.target_env], ["withdrawn", "b"]);
+    assertEquals(await readSwitchRequest(t.meta), undefined);
+    const st = await readSwitchStatus(t.meta);
+    assertEquals([st.state, st.target_env, st.source_env], ["aborted", "b", "a"]);
+    assertTrue(!(await isSwitchLocked(t.meta)), "the lock was released");
+
+    // The supervisor holds the lock while it switches: it is told through .cmd.
+    assertTrue(await acquireSwitchLock(t.meta, { pid: sleeper.pid }));
+    await writeSwitchStatus(t.meta, "syncing", { target_env: "b" });
+    const told = await abortSwitch(t.ws);
+    assertEquals([told.outcome, told.supervisor_pid, told.target_env], [
+      "aborting",
+      sleeper.pid,
+      "b",
+    ]);
+    const cmd = await takeCommand(t.meta);
+    assertEquals(cmd && "command" in cmd ? cmd.command : cmd, "abort_switch");
   } finally {
     sleeper.kill("SIGKILL");
     await sleeper.status;

@@ -6,7 +6,7 @@
 import { GovError, UsageError } from "../../errors.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
-import { requestSwitch, sendSupervisorCommand, waitForSwitch } from "../../supervisor/control.ts";
+import { abortSwitch, requestSwitch, waitForSwitch } from "../../supervisor/control.ts";
 import { readSwitchStatus, type SwitchStatus } from "../../ipc/switch.ts";
 import { loadSupervisorSettings } from "../../supervisor/settings.ts";
 import { nowSeconds } from "../../ipc/files.ts";
@@ -29,7 +29,8 @@ Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
       --wait            follow the switch until it is complete, failed or aborted
       --timeout S       give up waiting after S seconds (default: health timeout + 5 min)
-      --abort           abort the switch in progress (the supervisor rolls back)
+      --abort           abort the switch in progress (the supervisor rolls back), or
+                        withdraw a request no supervisor has started yet
       --json            print the request (and with --wait the final status) as JSON
 
 Exit codes: 0 requested, joined or already running (with --wait: complete); 1 another
@@ -61,22 +62,27 @@ async function run(args: string[], io: Io): Promise<number> {
   };
 
   if (values.abort) {
-    const before = await readSwitchStatus(ws.metadataDir);
-    if (!["preparing", "syncing", "starting", "validating"].includes(before.state)) {
-      throw new GovError(`no switch to abort (switch state: ${before.state})`);
-    }
-    const pid = await sendSupervisorCommand(ws, "abort_switch");
-    if (!values.wait) {
-      if (values.json) printJson(io, { aborting: true, supervisor_pid: pid });
-      else io.err(`asked supervisor pid ${pid} to abort the switch to ${before.target_env}\n`);
+    const since = nowSeconds();
+    const aborted = await abortSwitch(ws);
+    if (aborted.outcome === "withdrawn") {
+      if (values.json) {
+        printJson(io, { ...aborted, status: await readSwitchStatus(ws.metadataDir) });
+      } else {io.err(
+          `switch aborted: the request to switch to ${aborted.target_env} was withdrawn\n`,
+        );}
       return 0;
     }
-    const final = await waitForSwitch(ws, {
-      since: nowSeconds(),
-      timeoutMs: waitMs,
-      onUpdate: progress,
-    });
-    if (values.json) printJson(io, { supervisor_pid: pid, status: final });
+    if (!values.wait) {
+      if (values.json) printJson(io, aborted);
+      else {
+        io.err(
+          `asked supervisor pid ${aborted.supervisor_pid} to abort the switch to ${aborted.target_env}\n`,
+        );
+      }
+      return 0;
+    }
+    const final = await waitForSwitch(ws, { since, timeoutMs: waitMs, onUpdate: progress });
+    if (values.json) printJson(io, { ...aborted, status: final });
     else io.err(`switch ${final.state}: ${final.message}\n`);
     return final.state === "aborted" ? 0 : 1;
   }
