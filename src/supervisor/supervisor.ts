@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { exists, removeIfExists } from "../fs/atomic.ts";
-import { GovError, UsageError } from "../errors.ts";
+import { ConfigError, GovError, UsageError } from "../errors.ts";
 import { syncEnvironment } from "../gov/sync.ts";
 import { isPidAlive, signalPid, SpawnError, spawnProcess } from "../process/run.ts";
 import { type Environment, workspaceEnvironment } from "../workspace/environment.ts";
@@ -597,6 +597,9 @@ export class Supervisor {
           return stopResult();
         }
         if ("error" in started) {
+          // A configuration that cannot start ComfyUI at all will not heal by retrying: at
+          // the very first start, end with it (exit 2) instead of crash-looping.
+          if (started.config && this.state.starts === 0) throw started.config;
           const r = await crashed(1, started.error);
           if (r) return r;
           continue;
@@ -792,7 +795,7 @@ export class Supervisor {
   private async startChild(
     env: Environment,
     mode: "run" | "rollback" = "run",
-  ): Promise<{ child: Running } | { error: string }> {
+  ): Promise<{ child: Running } | { error: string; config?: GovError }> {
     const synced = await this.syncEnv(env, mode);
     if (synced.error) return { error: synced.error };
     if (this.stopReason) return { error: "stopping" };
@@ -861,7 +864,9 @@ export class Supervisor {
   }
 
   /** Starts ComfyUI of an already synced environment. */
-  private async spawnChild(env: Environment): Promise<{ child: Running } | { error: string }> {
+  private async spawnChild(
+    env: Environment,
+  ): Promise<{ child: Running } | { error: string; config?: GovError }> {
     const args = this.argsFor(env);
     const target = listenTarget(args);
     let portWasBusy = await isPortOpen(target.host, target.port, 500);
@@ -888,7 +893,14 @@ export class Supervisor {
     if (!(await exists(join(env.comfyuiDir, "main.py")))) {
       const msg = `no ComfyUI in ${env.comfyuiDir} (main.py missing)`;
       this.emit("spawn_failed", msg, { environment: env.name });
-      return { error: msg };
+      return {
+        error: msg,
+        config: new ConfigError(
+          env.configPath,
+          "paths.comfyui_dir",
+          `a folder with ComfyUI's main.py (${msg})`,
+        ),
+      };
     }
     const argv = ["main.py", ...args];
     let handle: ChildHandle;
@@ -908,7 +920,20 @@ export class Supervisor {
       this.emit("spawn_failed", `cannot start ComfyUI in ${env.name}: ${msg}`, {
         environment: env.name,
       });
-      return { error: msg };
+      let config: GovError | undefined;
+      if (err instanceof SpawnError && env.hostManagedPython) {
+        config = new ConfigError(
+          env.configPath,
+          "paths.python",
+          `a Python that can start (${err.message})`,
+        );
+      } else if (err instanceof SpawnError) {
+        config = new GovError(`cannot start ComfyUI in ${env.name}: ${err.message}`, {
+          hint: `\`gov status -e ${env.name}\` shows the state of its .venv-prod`,
+        });
+        config.exitCode = 2;
+      }
+      return { error: msg, config };
     }
     const now = this.deps.now();
     const exitCtl = new AbortController();

@@ -18,7 +18,8 @@ import {
   writeOrchestratorPid,
   writeSwitchRequest,
 } from "../../src/ipc/mod.ts";
-import { FakeWorld, FAST, makeWorkspace, type TestWorkspace } from "./_helpers.ts";
+import { FakeChild, FakeWorld, FAST, makeWorkspace, type TestWorkspace } from "./_helpers.ts";
+import { SpawnError } from "../../src/process/run.ts";
 
 interface Harness {
   t: TestWorkspace;
@@ -613,5 +614,56 @@ Deno.test("a configuration error from the first sync ends run() with that error,
     assertMatch(String(state?.stop_reason), /pyproject\.toml/);
   } finally {
     await t.cleanup();
+  }
+});
+
+Deno.test("no ComfyUI or no Python at the first start ends run() with a config error (exit 2)", async () => {
+  const t = await makeWorkspace({ a: {} });
+  try {
+    await Deno.remove(join(t.root, "environments", "a", "ComfyUI", "main.py"));
+    const world = new FakeWorld();
+    const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
+    await assertRejects(() => sup.run(), ConfigError, /paths\.comfyui_dir must be a folder/);
+    assertEquals((await readSupervisorState(t.meta))?.exit_code, 2);
+    await Deno.writeTextFile(join(t.root, "environments", "a", "ComfyUI", "main.py"), "");
+
+    const noPython = new Supervisor({
+      workspace: t.ws,
+      settings: FAST,
+      deps: world.deps({
+        spawn: (req) => {
+          throw new SpawnError(req.command, new Error("No such file or directory"));
+        },
+      }),
+    });
+    await assertRejects(() => noPython.run(), ConfigError, /paths\.python must be a Python/);
+    assertEquals(world.children.length, 0);
+    assertEquals(await readOrchestratorPid(t.meta), undefined);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("ComfyUI vanishing after a first good start is a crash, not a config error", async () => {
+  let n = 0;
+  const world = new FakeWorld();
+  const h = await harness(["a"], {
+    deps: world.deps({
+      spawn: (req) => {
+        if (n++ > 0) throw new SpawnError(req.command, new Error("No such file or directory"));
+        const c = new FakeChild(req);
+        world.children.push(c);
+        c.listening = true;
+        return c;
+      },
+    }),
+  });
+  try {
+    (await world.waitChildren(1)).exit(1);
+    const r = await within(h.running, 20_000);
+    assertEquals(r.exitCode, 1);
+    assertMatch(r.reason, /gave up after 3 crashes/);
+  } finally {
+    await finish(h);
   }
 });

@@ -68,7 +68,8 @@ Flags:
       --crash-window S       crash counting window (default 300)
 
 Exit codes: 0 stopped cleanly; ComfyUI's exit code after giving up on crashes; 1 another
-supervisor runs this workspace; 2 bad usage or configuration.
+supervisor runs this workspace; 2 bad usage or configuration (also when the first start
+finds no ComfyUI main.py or no Python to run it: retrying would not help).
 `;
 
 function splitDashDash(args: string[]): { flags: string[]; comfy?: string[] } {
