@@ -62,6 +62,8 @@ export interface ChildHandle {
   guardPid?: number;
   status: Promise<{ code: number; signal: Deno.Signal | null }>;
   exited(): boolean;
+  /** Sends a signal to the child's whole process group (SIGKILL on a second stop request). */
+  signalGroup?(signal: Deno.Signal): void;
   /** SIGTERM to the group, `graceMs`, SIGKILL; also kills stragglers of an exited leader. */
   terminate(
     graceMs: number,
@@ -298,6 +300,7 @@ export class Supervisor {
   private readonly paths: MetadataPaths;
   private readonly sessionPath: string;
   private stopReason?: string;
+  private forced = false;
   private wake = new AbortController();
   private crashTimes: number[] = [];
   private earlyRestarts: number[] = [];
@@ -337,10 +340,24 @@ export class Supervisor {
 
   /**
    * Asks the loop to stop: the child's group is terminated and `run()` resolves with exit
-   * code 0. Safe to call from a signal handler, more than once.
+   * code 0. Safe to call from a signal handler, more than once: a second call SIGKILLs the
+   * group at once instead of waiting out the grace period.
    */
   stop(reason = "stop requested"): void {
-    if (this.stopReason) return;
+    if (this.stopReason) {
+      // A second request (Ctrl-C again) means "now": skip the rest of the grace period.
+      if (this.forced) return;
+      this.forced = true;
+      const child = this.current;
+      if (child && !child.handle.exited() && child.handle.signalGroup) {
+        this.emit(
+          "warning",
+          `stop requested again: SIGKILL to ComfyUI pid ${child.handle.pid} now`,
+        );
+        child.handle.signalGroup("SIGKILL");
+      }
+      return;
+    }
     this.stopReason = reason;
     this.wake.abort();
   }
@@ -823,7 +840,7 @@ export class Supervisor {
     while (!outcome) {
       if (this.stopReason) {
         stopDeadline ??= this.deps.now() + this.settings.graceS * 1000;
-        if (this.deps.now() >= stopDeadline) {
+        if (this.forced || this.deps.now() >= stopDeadline) {
           this.emit(
             "warning",
             `stopping without waiting any longer for the sync of ${env.name} (still running)`,

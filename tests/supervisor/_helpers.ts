@@ -315,6 +315,12 @@ export class FakeChild implements ChildHandle {
     this.listening = false;
     this.resolve({ code, signal });
   }
+  signalGroup(signal: Deno.Signal): void {
+    if (signal === "SIGKILL" && !this.done) {
+      this.killed = true;
+      this.exit(137, "SIGKILL");
+    } else if (signal === "SIGTERM" && !this.ignoreTerm) this.exit(143, "SIGTERM");
+  }
   async terminate(graceMs: number) {
     if (this.done) return { status: await this.status, killed: false };
     this.terminations++;
@@ -322,9 +328,10 @@ export class FakeChild implements ChildHandle {
       this.exit(143, "SIGTERM");
       return { status: await this.status, killed: false };
     }
-    await new Promise((r) => setTimeout(r, graceMs));
-    this.killed = true;
-    this.exit(137, "SIGKILL");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.status, new Promise((r) => timer = setTimeout(r, graceMs))]);
+    clearTimeout(timer);
+    this.signalGroup("SIGKILL");
     return { status: await this.status, killed: true };
   }
 }

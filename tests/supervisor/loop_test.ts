@@ -298,6 +298,25 @@ Deno.test("stop() terminates the child, SIGKILL after the grace period when it i
   }
 });
 
+Deno.test("a second stop() SIGKILLs a ComfyUI that ignores SIGTERM without waiting the grace", async () => {
+  const h = await harness(["a"], {
+    settings: { ...FAST, graceS: 600 },
+    setup: (w) => w.onSpawn = (c) => c.ignoreTerm = true,
+  });
+  try {
+    const c = await h.world.waitChildren(1);
+    h.sup.stop("received SIGINT");
+    assertTrue(await waitFor(() => h.types().includes("stopping")));
+    assertTrue(!c.exited(), "the first stop waits for the grace period");
+    h.sup.stop("received SIGINT");
+    const r = await within(h.running, 20_000);
+    assertEquals([r.exitCode, r.reason, c.killed], [0, "received SIGINT", true]);
+    assertTrue(h.events.some((e) => /stop requested again: SIGKILL/.test(e.message)));
+  } finally {
+    await finish(h);
+  }
+});
+
 Deno.test("exit 43 switches to the requested environment, publishing every state", async () => {
   const h = await harness(["a", "b"]);
   try {

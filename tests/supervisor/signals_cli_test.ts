@@ -41,6 +41,30 @@ Deno.test("SIGTERM: a ComfyUI ignoring it and its grandchild are killed after th
   }
 });
 
+Deno.test("Ctrl-C twice: the second SIGINT SIGKILLs ComfyUI's group without waiting the grace", async () => {
+  const t = await makeWorkspace({ a: { fake: { ignore_sigterm: 1 } } }, { fakeComfy: true });
+  const g = startGov(["run", "--workspace", t.root, "--grace", "600", "--poll-interval", "100"]);
+  try {
+    assertTrue(await g.waitForLog(HEALTHY), g.stderr());
+    const [child] = await t.starts("a");
+    g.proc.kill("SIGINT");
+    assertTrue(await g.waitForLog(/stopping ComfyUI pid \d+ \(received SIGINT\)/), g.stderr());
+    assertTrue(await alive(child.pid), "SIGTERM is ignored: the grace period runs");
+    g.proc.kill("SIGINT");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((r) => timer = setTimeout(r, 20_000, "still running after 20 s"));
+    const exited = await Promise.race([g.done, late]);
+    clearTimeout(timer);
+    assertEquals(exited, 0, g.stderr());
+    assertMatch(g.stderr(), /stop requested again: SIGKILL to ComfyUI pid/);
+    assertTrue(!(await alive(child.pid)));
+    assertTrue(!(await isPortOpen(t.port)), "the port is free");
+  } finally {
+    await g.kill();
+    await t.cleanup();
+  }
+});
+
 Deno.test("gov run --detach prints the pid, logs to orchestrator.log, and gov stop --wait ends it", async () => {
   const t = await makeWorkspace({ a: {} }, { fakeComfy: true });
   try {

@@ -40,7 +40,8 @@ exit code after --crash-limit crashes within --crash-window, so systemd can take
 Restart requests (42, Manager) from a ComfyUI that never answered count as one crash per
 --crash-limit of them, so a node asking for a restart on every boot cannot loop forever.
 \`gov restart\`, \`gov stop\` and \`gov switch\` control a running supervisor; SIGTERM, SIGINT
-and SIGHUP stop ComfyUI's whole process group (SIGKILL after --grace) and exit 0. Should gov
+and SIGHUP stop ComfyUI's whole process group (SIGKILL after --grace, or at once on a second
+signal, e.g. Ctrl-C twice) and exit 0. Should gov
 itself be killed (SIGKILL, OOM), a small guard process ends ComfyUI's group the same way, so
 no ComfyUI is left holding the port and VRAM.
 
