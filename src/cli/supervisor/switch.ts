@@ -13,7 +13,7 @@ import { nowSeconds } from "../../ipc/files.ts";
 import { timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
 const HELP = `Usage: gov switch <env> [--workspace DIR] [--wait [--timeout S]] [--json]
-       gov switch --abort [--workspace DIR] [--wait]
+       gov switch --abort [--workspace DIR] [--wait] [--json]
 
 Switches the supervised ComfyUI to environment <env>: writes
 .metadata/.switch_request.json, which the running supervisor picks up (ComfyUI does not
@@ -35,6 +35,7 @@ Flags:
 
 Exit codes: 0 requested, joined or already running (with --wait: complete); 1 another
 switch in progress, the switch failed or was aborted; 2 unknown environment or bad usage.
+With --abort: 0 withdrawn or aborting (with --wait: aborted); 1 nothing to abort.
 `;
 
 function describe(s: SwitchStatus): string {
