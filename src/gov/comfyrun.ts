@@ -89,6 +89,9 @@ export function importFailures(log: string): string[] {
   return [...found].sort();
 }
 
+/** SIGTERM to SIGKILL for a test-started ComfyUI, from gov or from its orphan guard. */
+const TEST_START_GRACE_MS = 5000;
+
 /**
  * Starts ComfyUI's `main.py` with `python`, waits until it comes up, exits, or the timeout
  * passes, then stops it (process group: no orphan survives).
@@ -132,6 +135,8 @@ export async function testStartComfyUI(opts: {
           unsetEnv: ["VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH"],
           stdout: "piped",
           stderr: "piped",
+          // A gov killed mid test-start must not leave a candidate ComfyUI holding a GPU.
+          orphanGuard: { python: opts.python, graceMs: TEST_START_GRACE_MS },
         },
       );
     } catch (err) {
@@ -161,8 +166,9 @@ export async function testStartComfyUI(opts: {
       clearTimeout(timer);
     }
     let status: Deno.CommandStatus;
-    if (cameUp || timedOut) status = (await child.terminate(5000)).status;
-    else status = await child.status;
+    // terminate() also after a plain exit: it reaps stragglers and releases the guard.
+    if (cameUp || timedOut) status = (await child.terminate(TEST_START_GRACE_MS)).status;
+    else status = (await child.terminate(0)).status;
     await reading;
     const log = out.text + "\n" + errText.text;
     const outcome = cameUp ? "came-up" : timedOut ? "timeout" : "exited";

@@ -248,10 +248,14 @@ Deno.test("crash safety: SIGKILL at every journaled step", async (t) => {
         assertTrue(started, "ComfyUI test start never began");
         child.kill("SIGKILL");
         await child.output();
+        // The orphan guard ends the ComfyUI that gov can no longer stop (grace 5 s).
+        assertTrue(
+          await waitFor(() => !isPidAlive(comfyPid), 15_000),
+          `test-started ComfyUI ${comfyPid} outlived the SIGKILLed gov`,
+        );
       } finally {
-        // gov was SIGKILLed: the ComfyUI it started (its own process group) is the test's
-        // to clean up.
-        if (comfyPid) {
+        // Only when the assertion above failed: do not leak the process into other tests.
+        if (comfyPid && isPidAlive(comfyPid)) {
           try {
             Deno.kill(-comfyPid, "SIGKILL");
           } catch { /* gone */ }
