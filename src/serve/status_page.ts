@@ -137,7 +137,8 @@ const PAGE = `<!doctype html>
       body.appendChild(el("tr", null, [
         el("td", null, [el("b", { text: b.id }), el("div", { cls: "mono", text: b.host + ":" + b.port })]),
         el("td", null, [badge(b.state)]),
-        td(b.queue_remaining + " / " + b.max_queue),
+        // A down backend's last queue depth is stale: show none rather than a false 0.
+        td(b.state === "up" ? b.queue_remaining + " / " + b.max_queue : "\u2014"),
         td(b.in_flight),
         td(b.vram ? gib(b.vram.free) + " of " + gib(b.vram.total) : ""),
         td(b.comfyui_version || ""),
