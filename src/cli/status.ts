@@ -6,7 +6,7 @@
  * @module
  */
 import { GovError } from "../errors.ts";
-import { type EnvironmentStatus, environmentStatus } from "../gov/status.ts";
+import { type EnvironmentStatus, environmentStatus } from "../gov/mod.ts";
 import { type SupervisorStatus, supervisorStatus } from "../supervisor/status.ts";
 import {
   type Environment,

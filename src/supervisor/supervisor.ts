@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { exists, removeIfExists } from "../fs/atomic.ts";
 import { ConfigError, GovError, UsageError } from "../errors.ts";
-import { syncEnvironment } from "../gov/sync.ts";
+import { syncEnvironment } from "../gov/mod.ts";
 import { isPidAlive, signalPid, SpawnError, spawnProcess } from "../process/run.ts";
 import { type Environment, workspaceEnvironment } from "../workspace/environment.ts";
 import { listEnvironments, type Workspace } from "../workspace/root.ts";

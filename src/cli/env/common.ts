@@ -6,7 +6,7 @@
  */
 import type { Io } from "../io.ts";
 import { styles } from "../io.ts";
-import type { GovOptions } from "../../gov/context.ts";
+import type { GovOptions } from "../../gov/mod.ts";
 import type { StepEvent } from "../../uv/driver.ts";
 import { type Environment, selectEnvironment } from "../../workspace/environment.ts";
 

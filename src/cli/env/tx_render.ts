@@ -5,7 +5,7 @@
  */
 import type { Io } from "../io.ts";
 import { styles } from "../io.ts";
-import type { Transaction } from "../../gov/schema.ts";
+import type { Transaction } from "../../gov/mod.ts";
 
 /**
  * A stable multi-line summary of a transaction.

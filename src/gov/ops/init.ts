@@ -13,20 +13,20 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { GovError } from "../errors.ts";
-import { exists, readTextIfExists, writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
-import { type Environment, loadEnvironment } from "../workspace/environment.ts";
-import { type GovOptions, makeContext, withLockedEnv } from "./context.ts";
-import { syncProd } from "./prod.ts";
-import { requireGovManagedPython } from "./promote.ts";
+import { GovError } from "../../errors.ts";
+import { exists, readTextIfExists, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { type Environment, loadEnvironment } from "../../workspace/environment.ts";
+import { type GovContext, type GovOptions, makeContext } from "../steps/context.ts";
+import { syncProd } from "../steps/prod.ts";
+import { requireGovManagedPython } from "../steps/guards.ts";
 import {
   parseRequirementsText,
   projectNameFor,
   readPyproject,
   renderInitialPyproject,
-} from "./pyproject.ts";
-import { createSnapshot, readSnapshotIndex } from "./snapshots.ts";
-import { readPlugins } from "./store.ts";
+} from "../state/pyproject.ts";
+import { createSnapshot, readSnapshotIndex } from "../state/snapshots.ts";
+import { readPlugins } from "../state/store.ts";
 
 /** Flags of `gov init`. */
 export interface InitOptions {
@@ -78,19 +78,35 @@ function configTemplate(comfyuiDir?: string): string {
   ].join("\n");
 }
 
+/** What `gov init` settled before taking the lock. */
+export interface InitPlan {
+  /** The environment (its config.toml written when it was missing). */
+  env: Environment;
+  /** The uv it will use. */
+  uvPath: string;
+  /** The text of the requirements file given, if one was. */
+  reqText?: string;
+  /** Files created so far. */
+  created: string[];
+}
+
 /**
- * Initialises (or re-checks) the environment in folder `dir`.
+ * First half of `gov init`, before the lock exists: checks uv and the inputs, then writes
+ * config.toml when missing (the lock lives in the environment's folder).
  *
  * @example
  * ```ts
- * const r = await initEnvironment("/srv/comfy/environments/prod", {});
+ * import { prepareInit } from "@/gov/ops/init.ts";
+ *
+ * const plan = await prepareInit("/srv/comfy/environments/prod", {});
+ * console.log(plan.uvPath);
  * ```
  */
-export async function initEnvironment(
+export async function prepareInit(
   dir: string,
   opts: InitOptions,
   gopts: GovOptions = {},
-): Promise<InitResult> {
+): Promise<InitPlan> {
   const abs = resolve(dir);
   // uv must exist before anything is written: a failed init leaves no half layout.
   let env: Environment = loadEnvironment(abs);
@@ -115,83 +131,104 @@ export async function initEnvironment(
     created.push("config.toml");
     env = loadEnvironment(abs, env.workspace);
   }
-  return await withLockedEnv(env, "init", gopts, async (ctx) => {
-    const p = ctx.paths;
-    const warnings: string[] = [];
-    const already = (await exists(p.pyproject)) && (await exists(p.lock));
-    for (
-      const d of [
-        p.stateDir,
-        p.transactionsDir,
-        p.conflictsDir,
-        p.logsDir,
-        p.workDir,
-        p.snapshotsDir,
-        p.candidatesDir,
-      ]
-    ) {
-      if (!(await exists(d))) {
-        await Deno.mkdir(d, { recursive: true });
-        created.push(d.slice(p.dir.length + 1) + "/");
-      }
+  return { env, uvPath, reqText, created };
+}
+
+/**
+ * Second half of `gov init`, holding the lock: the layout, the truth files, `uv lock`,
+ * `.venv-prod` and the first snapshot.
+ *
+ * @example
+ * ```ts
+ * import { init, prepareInit } from "@/gov/ops/init.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ *
+ * const plan = await prepareInit("/srv/comfy/environments/prod", {});
+ * const r = await init(makeContext(plan.env), plan, {});
+ * ```
+ */
+export async function init(
+  ctx: GovContext,
+  plan: InitPlan,
+  opts: InitOptions,
+): Promise<InitResult> {
+  const { reqText, uvPath } = plan;
+  const created = [...plan.created];
+  const p = ctx.paths;
+  const warnings: string[] = [];
+  const already = (await exists(p.pyproject)) && (await exists(p.lock));
+  for (
+    const d of [
+      p.stateDir,
+      p.transactionsDir,
+      p.conflictsDir,
+      p.logsDir,
+      p.workDir,
+      p.snapshotsDir,
+      p.candidatesDir,
+    ]
+  ) {
+    if (!(await exists(d))) {
+      await Deno.mkdir(d, { recursive: true });
+      created.push(d.slice(p.dir.length + 1) + "/");
     }
-    if (!(await exists(p.plugins))) {
-      await writeJsonAtomic(p.plugins, { version: 1, plugins: {} });
-      created.push("state/plugins.json");
-    } else {
-      await readPlugins(p); // validate
+  }
+  if (!(await exists(p.plugins))) {
+    await writeJsonAtomic(p.plugins, { version: 1, plugins: {} });
+    created.push("state/plugins.json");
+  } else {
+    await readPlugins(p); // validate
+  }
+  if (!(await exists(p.snapshotsIndex))) {
+    await writeJsonAtomic(p.snapshotsIndex, { version: 1, snapshots: [] });
+    created.push("state/snapshots_index.json");
+  }
+  if (!(await exists(ctx.env.comfyuiDir))) {
+    warnings.push(`ComfyUI folder ${ctx.env.comfyuiDir} does not exist yet`);
+  } else if (!(await exists(join(ctx.env.comfyuiDir, "main.py")))) {
+    warnings.push(`${ctx.env.comfyuiDir} has no main.py: transactions cannot test-start ComfyUI`);
+  }
+  let base: string[] = [];
+  if (!(await exists(p.pyproject))) {
+    const source = reqText ??
+      await readTextIfExists(join(ctx.env.comfyuiDir, "requirements.txt"));
+    if (source !== undefined) {
+      const parsed = parseRequirementsText(source);
+      base = parsed.requirements;
+      for (const o of parsed.options) warnings.push(`ignored requirements option: ${o}`);
     }
-    if (!(await exists(p.snapshotsIndex))) {
-      await writeJsonAtomic(p.snapshotsIndex, { version: 1, snapshots: [] });
-      created.push("state/snapshots_index.json");
+    await writeFileAtomic(
+      p.pyproject,
+      renderInitialPyproject({
+        name: projectNameFor(ctx.env.name),
+        requirements: base,
+        requiresPython: opts.requiresPython ?? ">=3.10",
+        envName: ctx.env.name,
+      }),
+    );
+    created.push("pyproject.toml");
+  } else {
+    base = (await readPyproject(p.pyproject)).dependencies;
+    if (reqText !== undefined) {
+      warnings.push("pyproject.toml exists; --requirements was not applied to it");
     }
-    if (!(await exists(ctx.env.comfyuiDir))) {
-      warnings.push(`ComfyUI folder ${ctx.env.comfyuiDir} does not exist yet`);
-    } else if (!(await exists(join(ctx.env.comfyuiDir, "main.py")))) {
-      warnings.push(`${ctx.env.comfyuiDir} has no main.py: transactions cannot test-start ComfyUI`);
-    }
-    let base: string[] = [];
-    if (!(await exists(p.pyproject))) {
-      const source = reqText ??
-        await readTextIfExists(join(ctx.env.comfyuiDir, "requirements.txt"));
-      if (source !== undefined) {
-        const parsed = parseRequirementsText(source);
-        base = parsed.requirements;
-        for (const o of parsed.options) warnings.push(`ignored requirements option: ${o}`);
-      }
-      await writeFileAtomic(
-        p.pyproject,
-        renderInitialPyproject({
-          name: projectNameFor(ctx.env.name),
-          requirements: base,
-          requiresPython: opts.requiresPython ?? ">=3.10",
-          envName: ctx.env.name,
-        }),
-      );
-      created.push("pyproject.toml");
-    } else {
-      base = (await readPyproject(p.pyproject)).dependencies;
-      if (reqText !== undefined) {
-        warnings.push("pyproject.toml exists; --requirements was not applied to it");
-      }
-    }
-    const uv = ctx.uv();
-    await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
-    const prod = await syncProd(ctx);
-    let snapshot: string | null = null;
-    if ((await readSnapshotIndex(p)).snapshots.length === 0) {
-      snapshot = (await createSnapshot(p, "init", null, { retention: ctx.retention })).id;
-    }
-    return {
-      env: ctx.env.name,
-      dir: p.dir,
-      created,
-      already_initialised: already,
-      base_requirements: base,
-      prod,
-      snapshot,
-      warnings,
-      uv: uvPath,
-    };
-  });
+  }
+  const uv = ctx.uv();
+  await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
+  const prod = await syncProd(ctx);
+  let snapshot: string | null = null;
+  if ((await readSnapshotIndex(p)).snapshots.length === 0) {
+    snapshot = (await createSnapshot(p, "init", null, { retention: ctx.retention })).id;
+  }
+  return {
+    env: ctx.env.name,
+    dir: p.dir,
+    created,
+    already_initialised: already,
+    base_requirements: base,
+    prod,
+    snapshot,
+    warnings,
+    uv: uvPath,
+  };
 }

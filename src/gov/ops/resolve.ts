@@ -9,19 +9,23 @@
  */
 import { join } from "node:path";
 import { valid as validVersion } from "@renovatebot/pep440";
-import { GovError, NotFoundError, UsageError } from "../errors.ts";
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
-import { UvConflictError } from "../uv/errors.ts";
-import { type GovOptions, withLockedEnv, withReadEnv } from "./context.ts";
-import { NeedsResolutionError } from "./errors.ts";
-import { nodeGroup, requirementName } from "./pyproject.ts";
-import { nodeRequirements } from "./requirements.ts";
-import type { ConflictReport, Transaction } from "./schema.ts";
-import { nowIso, readConflict, readPlugins, readTx, writeTx } from "./store.ts";
-import { requireInitialised } from "./txrun.ts";
-import { applyNodePlan, dropWorkdir, freshWorkdir, lockDiff, recordConflict } from "./workdir.ts";
-import { coreImpact, corePackages } from "./freeze.ts";
+import { GovError, NotFoundError, UsageError } from "../../errors.ts";
+import { UvConflictError } from "../../uv/errors.ts";
+import type { GovContext } from "../steps/context.ts";
+import { NeedsResolutionError } from "../errors.ts";
+import { nodeGroup, requirementName } from "../state/pyproject.ts";
+import { nodeRequirements } from "../steps/requirements.ts";
+import type { ConflictReport, Transaction } from "../state/schema.ts";
+import { nowIso, readConflict, readPlugins, readTx, writeTx } from "../state/store.ts";
+import { requireInitialised } from "../steps/guards.ts";
+import {
+  applyNodePlan,
+  dropWorkdir,
+  freshWorkdir,
+  lockDiff,
+  recordConflict,
+} from "../steps/workdir.ts";
+import { coreImpact, corePackages } from "../state/freeze.ts";
 
 /** Statuses `gov resolve` accepts (seed 003 §4.4). */
 export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
@@ -31,7 +35,13 @@ export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
  *
  * @example
  * ```ts
- * requireResolvable(tx);
+ * import { requireResolvable } from "@/gov/ops/resolve.ts";
+ * import { readTx } from "@/gov/state/store.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * requireResolvable(await readTx(ctx.paths, "tx-20260101-120000-000-ab12"));
  * ```
  */
 export function requireResolvable(tx: Transaction): void {
@@ -54,7 +64,9 @@ export function requireResolvable(tx: Transaction): void {
  *
  * @example
  * ```ts
- * parsePin("numpy==1.26.4");
+ * import { parsePin } from "@/gov/ops/resolve.ts";
+ *
+ * parsePin("Numpy == 1.26.4"); // "numpy==1.26.4"
  * ```
  */
 export function parsePin(pin: string): string {
@@ -72,6 +84,8 @@ export function parsePin(pin: string): string {
  *
  * @example
  * ```ts
+ * import { mergePins } from "@/gov/ops/resolve.ts";
+ *
  * mergePins(["numpy==2.1.0"], ["numpy==1.26.4"]); // ["numpy==1.26.4"]
  * ```
  */
@@ -85,98 +99,99 @@ export function mergePins(old: string[], added: string[]): string[] {
  *
  * @example
  * ```ts
- * const report = await conflictReport(env, txid);
+ * import { conflictOf } from "@/gov/ops/resolve.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const { tx, report } = await conflictOf(ctx, "tx-20260101-120000-000-ab12");
  * ```
  */
-export async function conflictReport(
-  env: Environment,
+export async function conflictOf(
+  ctx: GovContext,
   txid: string,
-  gopts: GovOptions = {},
 ): Promise<{ tx: Transaction; report?: ConflictReport }> {
-  validateName("transaction id", txid);
-  return await withReadEnv(env, "resolve", gopts, async (ctx) => {
-    const tx = await readTx(ctx.paths, txid);
-    return { tx, report: await readConflict(ctx.paths, txid) };
-  });
+  const tx = await readTx(ctx.paths, txid);
+  return { tx, report: await readConflict(ctx.paths, txid) };
 }
 
 /**
- * Applies `pins` to transaction `txid` and retries the lock. The pins are kept in
- * `resolution_pins` only when the lock succeeds.
+ * Applies `pins` (checked with {@linkcode parsePin}) to transaction `txid` and retries the
+ * lock. The pins are kept in `resolution_pins` only when the lock succeeds.
  *
  * @example
  * ```ts
- * const tx = await resolveTransaction(env, txid, ["sortedcontainers==2.4.0"]);
+ * import { parsePin, resolve } from "@/gov/ops/resolve.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const tx = await resolve(ctx, "tx-20260101-120000-000-ab12", [parsePin("numpy==1.26.4")]);
  * ```
  */
-export async function resolveTransaction(
-  env: Environment,
+export async function resolve(
+  ctx: GovContext,
   txid: string,
-  pins: string[],
-  gopts: GovOptions = {},
+  parsed: string[],
 ): Promise<Transaction> {
-  validateName("transaction id", txid);
-  const parsed = pins.map(parsePin);
-  return await withLockedEnv(env, "resolve", gopts, async (ctx) => {
-    const tx = await readTx(ctx.paths, txid);
-    requireResolvable(tx);
-    await requireInitialised(ctx);
-    if (!(await readPlugins(ctx.paths)).plugins[tx.node_id]) {
-      throw new NotFoundError(
-        "custom node",
-        tx.node_id,
-        "it was removed; run `gov node add` again",
+  const tx = await readTx(ctx.paths, txid);
+  requireResolvable(tx);
+  await requireInitialised(ctx);
+  if (!(await readPlugins(ctx.paths)).plugins[tx.node_id]) {
+    throw new NotFoundError(
+      "custom node",
+      tx.node_id,
+      "it was removed; run `gov node add` again",
+    );
+  }
+  const merged = mergePins(tx.resolution_pins, parsed);
+  const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
+  const group = nodeGroup(tx.node_id);
+  const workdir = await freshWorkdir(ctx, txid);
+  try {
+    const plan = await applyNodePlan(ctx, workdir, {
+      group,
+      requirements: reqs.requirements,
+      pins: merged,
+    });
+    // Pins can move core packages the test run never touched (an override on torch):
+    // they join core_impact, so promote asks for --approve-core.
+    const change = await lockDiff(ctx, workdir);
+    const core = coreImpact(change, corePackages(ctx.env.config.tx.core_packages));
+    tx.core_impact = [...new Set([...tx.core_impact, ...core])].sort();
+    tx.status = "resolved";
+    tx.resolution_pins = merged;
+    tx.error = null;
+    tx.promotion_plan = {
+      group,
+      source: reqs.source,
+      requirements: reqs.requirements,
+      ignored_options: reqs.ignoredOptions,
+      overrides: plan.overrides,
+      pins: merged,
+      managed_deps: plan.managedDeps,
+      lock_diff: change,
+      resolved_at: nowIso(),
+    };
+    await writeTx(ctx.paths, tx);
+    return tx;
+  } catch (err) {
+    if (err instanceof UvConflictError) {
+      // Pins that did not work are not kept (the report records them): the next attempt
+      // starts from the pins that are known to be needed, not from a failed guess.
+      tx.status = "needs_resolution";
+      tx.conflict_report = await recordConflict(ctx, tx, err, "resolve", merged);
+      tx.error = err.message;
+      await writeTx(ctx.paths, tx);
+      throw new NeedsResolutionError(
+        txid,
+        tx.conflict_report.nodes,
+        tx.conflict_report.path,
+        tx.conflict_report.summary,
       );
     }
-    const merged = mergePins(tx.resolution_pins, parsed);
-    const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
-    const group = nodeGroup(tx.node_id);
-    const workdir = await freshWorkdir(ctx, txid);
-    try {
-      const plan = await applyNodePlan(ctx, workdir, {
-        group,
-        requirements: reqs.requirements,
-        pins: merged,
-      });
-      // Pins can move core packages the test run never touched (an override on torch):
-      // they join core_impact, so promote asks for --approve-core.
-      const change = await lockDiff(ctx, workdir);
-      const core = coreImpact(change, corePackages(ctx.env.config.tx.core_packages));
-      tx.core_impact = [...new Set([...tx.core_impact, ...core])].sort();
-      tx.status = "resolved";
-      tx.resolution_pins = merged;
-      tx.error = null;
-      tx.promotion_plan = {
-        group,
-        source: reqs.source,
-        requirements: reqs.requirements,
-        ignored_options: reqs.ignoredOptions,
-        overrides: plan.overrides,
-        pins: merged,
-        managed_deps: plan.managedDeps,
-        lock_diff: change,
-        resolved_at: nowIso(),
-      };
-      await writeTx(ctx.paths, tx);
-      return tx;
-    } catch (err) {
-      if (err instanceof UvConflictError) {
-        // Pins that did not work are not kept (the report records them): the next attempt
-        // starts from the pins that are known to be needed, not from a failed guess.
-        tx.status = "needs_resolution";
-        tx.conflict_report = await recordConflict(ctx, tx, err, "resolve", merged);
-        tx.error = err.message;
-        await writeTx(ctx.paths, tx);
-        throw new NeedsResolutionError(
-          txid,
-          tx.conflict_report.nodes,
-          tx.conflict_report.path,
-          tx.conflict_report.summary,
-        );
-      }
-      throw err;
-    } finally {
-      await dropWorkdir(ctx, txid);
-    }
-  });
+    throw err;
+  } finally {
+    await dropWorkdir(ctx, txid);
+  }
 }

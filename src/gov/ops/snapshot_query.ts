@@ -3,28 +3,26 @@
  *
  * @module
  */
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
-import { type GovOptions, withReadEnv } from "./context.ts";
-import { snapshotDir } from "./paths.ts";
-import type { SnapshotMeta } from "./schema.ts";
-import { readSnapshotIndex, readSnapshotMeta } from "./snapshots.ts";
+import { snapshotDir } from "../state/paths.ts";
+import type { SnapshotMeta } from "../state/schema.ts";
+import { readSnapshotIndex, readSnapshotMeta } from "../state/snapshots.ts";
+import type { GovContext } from "../steps/context.ts";
 
 /**
  * The snapshot index entries, oldest first.
  *
  * @example
  * ```ts
- * const snaps = await listSnapshots(env);
+ * import { snapshotList } from "@/gov/ops/snapshot_query.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const snaps = await snapshotList(ctx);
  * ```
  */
-export async function listSnapshots(
-  env: Environment,
-  gopts: GovOptions = {},
-): Promise<SnapshotMeta[]> {
-  return await withReadEnv(env, "snapshot list", gopts, async (ctx) => {
-    return (await readSnapshotIndex(ctx.paths)).snapshots;
-  });
+export async function snapshotList(ctx: GovContext): Promise<SnapshotMeta[]> {
+  return (await readSnapshotIndex(ctx.paths)).snapshots;
 }
 
 /**
@@ -32,16 +30,17 @@ export async function listSnapshots(
  *
  * @example
  * ```ts
- * const { meta, dir } = await inspectSnapshot(env, id);
+ * import { snapshotInspect } from "@/gov/ops/snapshot_query.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const { meta, dir } = await snapshotInspect(ctx, "snap-20260101-120000-000-ab12");
  * ```
  */
-export async function inspectSnapshot(
-  env: Environment,
+export async function snapshotInspect(
+  ctx: GovContext,
   id: string,
-  gopts: GovOptions = {},
 ): Promise<{ meta: SnapshotMeta; dir: string }> {
-  validateName("snapshot id", id);
-  return await withReadEnv(env, "snapshot inspect", gopts, async (ctx) => {
-    return { meta: await readSnapshotMeta(ctx.paths, id), dir: snapshotDir(ctx.paths, id) };
-  });
+  return { meta: await readSnapshotMeta(ctx.paths, id), dir: snapshotDir(ctx.paths, id) };
 }

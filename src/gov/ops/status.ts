@@ -6,15 +6,14 @@
  *
  * @module
  */
-import { exists } from "../fs/atomic.ts";
-import type { Environment } from "../workspace/environment.ts";
-import { type GovOptions, withReadEnv } from "./context.ts";
-import { readJournal } from "./journal.ts";
-import { readLockOwner } from "./lock.ts";
-import { prodState } from "./prod.ts";
-import { CLOSED_STATUSES, type SnapshotMeta } from "./schema.ts";
-import { readSnapshotIndex } from "./snapshots.ts";
-import { fileSha256, listTxs, readPlugins } from "./store.ts";
+import { exists } from "../../fs/atomic.ts";
+import type { GovContext } from "../steps/context.ts";
+import { readJournal } from "../state/journal.ts";
+import { readLockOwner } from "../state/lock.ts";
+import { prodState } from "../steps/prod.ts";
+import { CLOSED_STATUSES, type SnapshotMeta } from "../state/schema.ts";
+import { readSnapshotIndex } from "../state/snapshots.ts";
+import { fileSha256, listTxs, readPlugins } from "../state/store.ts";
 
 /** Governance state of an environment. */
 export interface EnvironmentStatus {
@@ -45,79 +44,80 @@ export interface EnvironmentStatus {
 }
 
 /**
- * Reports the governance state of `env`.
+ * Reports the governance state of the context's environment.
  *
  * @example
  * ```ts
- * const s = await environmentStatus(env);
+ * import { status } from "@/gov/ops/status.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const s = await status(ctx);
  * if (!s.prod.in_sync) console.log(s.prod.reason);
  * ```
  */
-export async function environmentStatus(
-  env: Environment,
-  gopts: GovOptions = {},
-): Promise<EnvironmentStatus> {
-  return await withReadEnv(env, "status", gopts, async (ctx) => {
-    const p = ctx.paths;
-    const [py, lock, plugins] = await Promise.all([
-      fileSha256(p.pyproject),
-      fileSha256(p.lock),
-      fileSha256(p.plugins),
-    ]);
-    const initialised = py !== null && lock !== null;
-    const prod = env.hostManagedPython
-      ? { inSync: null, reason: "host-managed Python: gov does not sync it" }
-      : initialised
-      ? await prodState(p)
-      : { inSync: false, reason: "not initialised (run `gov init`)" };
-    const txs = await listTxs(p);
-    const byStatus: Record<string, number> = {};
-    for (const t of txs) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
-    const idx = await readSnapshotIndex(p);
-    const journal = await readJournal(p);
-    const owner = await readLockOwner(p.lockFile);
-    const reg = (await exists(p.plugins)) ? await readPlugins(p) : { plugins: {} };
-    return {
-      name: env.name,
-      dir: env.dir,
-      initialised,
-      truth: {
-        pyproject: { path: p.pyproject, sha256: py },
-        lock: { path: p.lock, sha256: lock },
-        plugins: { path: p.plugins, sha256: plugins },
-      },
-      prod: {
-        venv: env.hostManagedPython ? env.python : p.prodVenv,
-        in_sync: prod.inSync,
-        reason: prod.reason,
-        host_managed: env.hostManagedPython,
-        synced_at: ("marker" in prod && prod.marker?.synced_at) || null,
-      },
-      nodes: Object.keys(reg.plugins).length,
-      transactions: { total: txs.length, by_status: byStatus },
-      open_transactions: txs
-        .filter((t) => !CLOSED_STATUSES.includes(t.status))
-        .map((t) => ({
-          txid: t.txid,
-          node_id: t.node_id,
-          status: t.status,
-          started_at: t.started_at,
-        })),
-      snapshots: idx.snapshots.length,
-      last_snapshot: idx.snapshots.at(-1) ?? null,
-      interrupted: journal
-        ? {
-          op: journal.op,
-          step: journal.step,
-          pid: journal.pid,
-          started_at: journal.started_at,
-        }
-        : null,
-      lock: {
-        held: !!owner,
-        pid: owner ? owner.pid : null,
-        command: owner ? owner.command : null,
-      },
-    };
-  });
+export async function status(ctx: GovContext): Promise<EnvironmentStatus> {
+  const env = ctx.env;
+  const p = ctx.paths;
+  const [py, lock, plugins] = await Promise.all([
+    fileSha256(p.pyproject),
+    fileSha256(p.lock),
+    fileSha256(p.plugins),
+  ]);
+  const initialised = py !== null && lock !== null;
+  const prod = env.hostManagedPython
+    ? { inSync: null, reason: "host-managed Python: gov does not sync it" }
+    : initialised
+    ? await prodState(p)
+    : { inSync: false, reason: "not initialised (run `gov init`)" };
+  const txs = await listTxs(p);
+  const byStatus: Record<string, number> = {};
+  for (const t of txs) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
+  const idx = await readSnapshotIndex(p);
+  const journal = await readJournal(p);
+  const owner = await readLockOwner(p.lockFile);
+  const reg = (await exists(p.plugins)) ? await readPlugins(p) : { plugins: {} };
+  return {
+    name: env.name,
+    dir: env.dir,
+    initialised,
+    truth: {
+      pyproject: { path: p.pyproject, sha256: py },
+      lock: { path: p.lock, sha256: lock },
+      plugins: { path: p.plugins, sha256: plugins },
+    },
+    prod: {
+      venv: env.hostManagedPython ? env.python : p.prodVenv,
+      in_sync: prod.inSync,
+      reason: prod.reason,
+      host_managed: env.hostManagedPython,
+      synced_at: ("marker" in prod && prod.marker?.synced_at) || null,
+    },
+    nodes: Object.keys(reg.plugins).length,
+    transactions: { total: txs.length, by_status: byStatus },
+    open_transactions: txs
+      .filter((t) => !CLOSED_STATUSES.includes(t.status))
+      .map((t) => ({
+        txid: t.txid,
+        node_id: t.node_id,
+        status: t.status,
+        started_at: t.started_at,
+      })),
+    snapshots: idx.snapshots.length,
+    last_snapshot: idx.snapshots.at(-1) ?? null,
+    interrupted: journal
+      ? {
+        op: journal.op,
+        step: journal.step,
+        pid: journal.pid,
+        started_at: journal.started_at,
+      }
+      : null,
+    lock: {
+      held: !!owner,
+      pid: owner ? owner.pid : null,
+      command: owner ? owner.command : null,
+    },
+  };
 }

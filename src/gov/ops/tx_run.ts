@@ -4,27 +4,33 @@
  * ComfyUI with it, and records the freezes, the diff, the core impact and the outcome in
  * `state/transactions/<txid>.json`. Production is never touched.
  *
- * The environment lock is held only while the truth files are copied and while the final
- * record is written, so a long test start does not block the supervisor's syncs.
+ * Three phases: the environment lock is held only while the run is begun (checks, record,
+ * workdir) and while the final record is written, so a long test start does not block the
+ * supervisor's syncs. mod.ts runs them in that order.
  *
  * @module
  */
 import { join } from "node:path";
-import { parse as parseToml } from "smol-toml";
-import { ConfigError, GovError, NotFoundError } from "../errors.ts";
-import { exists, writeFileAtomic } from "../fs/atomic.ts";
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
-import { UvConflictError } from "../uv/errors.ts";
-import { testStartComfyUI } from "./comfyrun.ts";
-import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
-import { coreImpact, corePackages, diffFreeze, freezeLines } from "./freeze.ts";
-import { candidatePath } from "./paths.ts";
-import { nodeGroup, readPyproject } from "./pyproject.ts";
-import { nodeRequirements } from "./requirements.ts";
-import type { Transaction } from "./schema.ts";
-import { newId, nowIso, readPlugins, readTx, writeTx } from "./store.ts";
-import { applyNodePlan, dropWorkdir, freshWorkdir, recordConflict } from "./workdir.ts";
+import { GovError, NotFoundError } from "../../errors.ts";
+import { exists, writeFileAtomic } from "../../fs/atomic.ts";
+import { isPidAlive } from "../../process/run.ts";
+import { UvConflictError } from "../../uv/errors.ts";
+import { testStartComfyUI } from "../steps/comfyrun.ts";
+import type { GovContext } from "../steps/context.ts";
+import { requireInitialised, requireNodeCode } from "../steps/guards.ts";
+import { coreImpact, corePackages, diffFreeze, freezeLines } from "../state/freeze.ts";
+import { candidatePath } from "../state/paths.ts";
+import { nodeGroup, readPyproject } from "../state/pyproject.ts";
+import { nodeRequirements } from "../steps/requirements.ts";
+import type { Transaction } from "../state/schema.ts";
+import { newId, nowIso, readPlugins, readTx, writeTx } from "../state/store.ts";
+import {
+  applyNodePlan,
+  dropWorkdir,
+  freshWorkdir,
+  listWorkdirs,
+  recordConflict,
+} from "../steps/workdir.ts";
 
 /** Cap of ComfyUI output kept inside the transaction JSON (the whole log is in state/logs). */
 export const OUTPUT_CAP = 64 * 1024;
@@ -35,151 +41,184 @@ function tail(text: string): string {
 }
 
 /**
- * Throws unless the environment was initialised (`gov init`) and its pyproject.toml and
- * uv.lock parse.
+ * First phase of `gov tx run`, holding the lock: checks the node and writes the
+ * transaction's `running` record and its workdir (which marks it running for recovery).
  *
  * @example
  * ```ts
- * await requireInitialised(ctx);
+ * import { beginTxRun, recordTxRun, testTxRun } from "@/gov/ops/tx_run.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const { tx, workdir } = await beginTxRun(ctx, "impact");
+ * const { failure } = await testTxRun(ctx, tx, workdir, { timeoutSec: 120 });
+ * await recordTxRun(ctx, tx);
+ * console.log(tx.status, tx.diff.added, failure);
  * ```
  */
-export async function requireInitialised(ctx: GovContext): Promise<void> {
-  if (!(await exists(ctx.paths.pyproject)) || !(await exists(ctx.paths.lock))) {
-    throw new GovError(`environment ${ctx.env.name} is not initialised (${ctx.paths.dir})`, {
-      hint: "run `gov init` in it first",
-    });
-  }
-  // Validate both before uv sees them: a hand-edited file gets an error naming it and the
-  // field, not a uv parse error half-way through an operation.
-  await readPyproject(ctx.paths.pyproject);
-  const lockText = await Deno.readTextFile(ctx.paths.lock);
-  let lock: Record<string, unknown>;
-  try {
-    lock = parseToml(lockText) as Record<string, unknown>;
-  } catch (err) {
-    throw new ConfigError(
-      ctx.paths.lock,
-      "",
-      `is not valid TOML (${(err as Error).message.split("\n")[0]})`,
+export async function beginTxRun(
+  ctx: GovContext,
+  nodeId: string,
+): Promise<{ tx: Transaction; workdir: string }> {
+  await requireInitialised(ctx);
+  const reg = await readPlugins(ctx.paths);
+  if (!reg.plugins[nodeId]) {
+    throw new NotFoundError(
+      "custom node",
+      nodeId,
+      "register it first with `gov node add <id> <git-url>` (see `gov node list`)",
     );
   }
-  if (typeof lock.version !== "number") {
-    throw new ConfigError(ctx.paths.lock, "version", "a number");
-  }
+  await requireNodeCode(ctx, nodeId);
+  ctx.uv(); // uv must exist before anything is recorded.
+  const txid = newId("tx");
+  const workdir = await freshWorkdir(ctx, txid);
+  const tx: Transaction = {
+    txid,
+    node_id: nodeId,
+    started_at: nowIso(),
+    ended_at: null,
+    candidate_env: candidatePath(ctx.paths, txid),
+    status: "running",
+    pre_freeze: [],
+    post_freeze: [],
+    diff: { added: [], removed: [], changed: [] },
+    core_impact: [],
+    stdout: "",
+    stderr: "",
+    run_exit_code: null,
+    conflict_report: null,
+    resolution_pins: [],
+    promotion_plan: null,
+    promotion: null,
+    pid: Deno.pid,
+    group: nodeGroup(nodeId),
+    requirements: [],
+    error: null,
+    run: null,
+  };
+  await writeTx(ctx.paths, tx);
+  return { tx, workdir };
 }
 
 /**
- * Throws unless the custom node's code folder exists (its requirements live there).
+ * Second phase, without the lock (a long test start must not block the supervisor's
+ * syncs): builds the candidate venv and test-starts ComfyUI with it. Never throws: the
+ * outcome is the transaction's status; `failure` is an error other than a dependency
+ * conflict, for the caller to raise once the record is written.
  *
  * @example
  * ```ts
- * await requireNodeCode(ctx, "impact");
- * ```
- */
-export async function requireNodeCode(ctx: GovContext, nodeId: string): Promise<void> {
-  const dir = join(ctx.paths.customNodesDir, nodeId);
-  if (!(await exists(dir))) {
-    throw new GovError(`the code of custom node ${nodeId} is missing (${dir})`, {
-      hint: (await exists(`${dir}.disabled`))
-        ? `it was disabled by \`gov node remove\`; remove and add it again with \`gov node add\``
-        : `remove it with \`gov node remove ${nodeId}\` and add it again with \`gov node add\``,
-    });
-  }
-}
-
-/**
- * Runs a transaction for custom node `nodeId` and returns its record.
+ * import { beginTxRun, recordTxRun, testTxRun } from "@/gov/ops/tx_run.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
  *
- * @example
- * ```ts
- * const tx = await runTransaction(env, "impact", { timeoutSec: 120 });
- * console.log(tx.status, tx.diff.added);
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const { tx, workdir } = await beginTxRun(ctx, "impact");
+ * const { failure } = await testTxRun(ctx, tx, workdir, { timeoutSec: 120 });
+ * await recordTxRun(ctx, tx);
+ * console.log(tx.status, tx.diff.added, failure);
  * ```
  */
-export async function runTransaction(
-  env: Environment,
-  nodeId: string,
+export async function testTxRun(
+  ctx: GovContext,
+  begun: Transaction,
+  workdir: string,
   opts: { timeoutSec?: number },
-  gopts: GovOptions = {},
-): Promise<Transaction> {
-  validateName("custom node id", nodeId);
-  const begun = await withLockedEnv(env, "tx run", gopts, async (ctx) => {
-    await requireInitialised(ctx);
-    const reg = await readPlugins(ctx.paths);
-    if (!reg.plugins[nodeId]) {
-      throw new NotFoundError(
-        "custom node",
-        nodeId,
-        "register it first with `gov node add <id> <git-url>` (see `gov node list`)",
-      );
-    }
-    await requireNodeCode(ctx, nodeId);
-    ctx.uv(); // uv must exist before anything is recorded.
-    const txid = newId("tx");
-    const workdir = await freshWorkdir(ctx, txid);
-    const tx: Transaction = {
-      txid,
-      node_id: nodeId,
-      started_at: nowIso(),
-      ended_at: null,
-      candidate_env: candidatePath(ctx.paths, txid),
-      status: "running",
-      pre_freeze: [],
-      post_freeze: [],
-      diff: { added: [], removed: [], changed: [] },
-      core_impact: [],
-      stdout: "",
-      stderr: "",
-      run_exit_code: null,
-      conflict_report: null,
-      resolution_pins: [],
-      promotion_plan: null,
-      promotion: null,
-      pid: Deno.pid,
-      group: nodeGroup(nodeId),
-      requirements: [],
-      error: null,
-      run: null,
-    };
-    await writeTx(ctx.paths, tx);
-    return { ctx, tx, workdir };
-  });
-  const { ctx, workdir } = begun;
-  let tx = begun.tx;
+): Promise<{ tx: Transaction; failure?: unknown }> {
+  let tx = begun;
   let failure: unknown;
   try {
     tx = await buildAndRun(ctx, tx, workdir, opts);
   } catch (err) {
-    failure = err;
     if (err instanceof UvConflictError) {
       tx.status = "needs_resolution";
       tx.conflict_report = await recordConflict(ctx, tx, err, "tx run");
       tx.error = err.message;
     } else {
+      failure = err;
       tx.status = "failed";
       tx.error = (err as Error)?.message ?? String(err);
     }
   }
   tx.ended_at = nowIso();
   delete tx.pid;
-  // The record must be written: wait for a long promotion rather than leave it "running".
-  await withLockedEnv(env, "tx run", {
-    ...gopts,
-    lockWaitMs: gopts.lockWaitMs ?? 10 * 60_000,
-  }, async (c) => {
-    // `gov tx abort` refuses a running transaction whose gov is alive, so nobody else
-    // wrote this record meanwhile; recovery would only have touched it had we died.
-    const current = await readTx(c.paths, tx.txid);
-    if (current.status !== "running") {
-      throw new GovError(`transaction ${tx.txid} was changed to ${current.status} meanwhile`);
+  return { tx, failure };
+}
+
+/**
+ * Last phase, holding the lock again: writes the final record and drops the workdir.
+ *
+ * @example
+ * ```ts
+ * import { beginTxRun, recordTxRun, testTxRun } from "@/gov/ops/tx_run.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const { tx, workdir } = await beginTxRun(ctx, "impact");
+ * const { failure } = await testTxRun(ctx, tx, workdir, { timeoutSec: 120 });
+ * await recordTxRun(ctx, tx);
+ * console.log(tx.status, tx.diff.added, failure);
+ * ```
+ */
+export async function recordTxRun(ctx: GovContext, tx: Transaction): Promise<void> {
+  // `gov tx abort` refuses a running transaction whose gov is alive, so nobody else
+  // wrote this record meanwhile; recovery would only have touched it had we died.
+  const current = await readTx(ctx.paths, tx.txid);
+  if (current.status !== "running") {
+    throw new GovError(`transaction ${tx.txid} was changed to ${current.status} meanwhile`);
+  }
+  await writeTx(ctx.paths, tx);
+  // The workdir marks a running transaction (see recoverTxRuns); its job is done.
+  await dropWorkdir(ctx, tx.txid);
+}
+
+/**
+ * Recovery of `tx run`: workdirs of `tx run` exist only while it runs; one whose gov is
+ * gone means the run was killed: the transaction becomes `failed` ("interrupted").
+ * Leftover workdirs of other operations go too (their journal was handled first).
+ *
+ * @example
+ * ```ts
+ * import { recoverTxRuns } from "@/gov/ops/tx_run.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * await recoverTxRuns(makeContext(loadEnvironment("/srv/comfy/environments/prod")));
+ * ```
+ */
+export async function recoverTxRuns(ctx: GovContext): Promise<void> {
+  const names = await listWorkdirs(ctx);
+  for (const name of names) {
+    if (!name.startsWith("tx-")) {
+      // remove-<id> workdirs belong to a journaled removal, finished before this.
+      await dropWorkdir(ctx, name);
+      continue;
     }
-    await writeTx(c.paths, tx);
-    // The workdir marks a running transaction (see recovery.ts); its job is done.
-    await dropWorkdir(c, tx.txid);
-  });
-  // A conflict is a normal outcome with its own status; other failures are errors.
-  if (failure && !(failure instanceof UvConflictError)) throw failure;
-  return tx;
+    let tx;
+    try {
+      tx = await readTx(ctx.paths, name);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // Killed between creating the workdir and writing the record: nothing to mark.
+      await dropWorkdir(ctx, name);
+      continue;
+    }
+    if (tx.status === "running") {
+      if (tx.pid !== undefined && isPidAlive(tx.pid)) continue;
+      tx.status = "failed";
+      tx.error = `interrupted (gov pid ${tx.pid ?? "?"} died during the test run)`;
+      tx.ended_at = nowIso();
+      delete tx.pid;
+      await writeTx(ctx.paths, tx);
+      ctx.note(
+        `recovery: transaction ${tx.txid} was interrupted during its test run; marked failed`,
+      );
+    }
+    await dropWorkdir(ctx, name);
+  }
 }
 
 /**

@@ -6,9 +6,9 @@
  * @module
  */
 import { parse as parseToml } from "smol-toml";
-import { ConfigError } from "../errors.ts";
-import { DEFAULT_CORE_PACKAGES } from "../workspace/config.ts";
-import type { InstalledPackage } from "../uv/driver.ts";
+import { ConfigError } from "../../errors.ts";
+import { DEFAULT_CORE_PACKAGES } from "../../workspace/config.ts";
+import type { InstalledPackage } from "../../uv/driver.ts";
 import { canonicalName } from "./pyproject.ts";
 import type { TxDiff } from "./schema.ts";
 

@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
-import { removeIfExists } from "../fs/atomic.ts";
+import { writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
+import { removeIfExists } from "../../fs/atomic.ts";
 import type { GovPaths } from "./paths.ts";
 import { type Journal, type JournalOp, validateJournal } from "./schema.ts";
 import { newId, nowIso } from "./store.ts";

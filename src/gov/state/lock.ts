@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { LockedError } from "../errors.ts";
-import { removeIfExists, syncDir } from "../fs/atomic.ts";
-import { isPidAlive, runProcess } from "../process/run.ts";
+import { LockedError } from "../../errors.ts";
+import { removeIfExists, syncDir } from "../../fs/atomic.ts";
+import { isPidAlive, runProcess } from "../../process/run.ts";
 import { dirname } from "node:path";
 
 /** Who holds a lock. */

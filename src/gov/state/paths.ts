@@ -11,8 +11,8 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
+import type { Environment } from "../../workspace/environment.ts";
+import { validateName } from "../../workspace/names.ts";
 
 /** Absolute paths of one environment's governance files. */
 export interface GovPaths {
@@ -124,7 +124,7 @@ export function candidatePath(p: GovPaths, txid: string): string {
  * The isolated working copy of the truth files for one operation. It sits beside the
  * environment folder (`<parent>/.<env>.gov-work.<name>`), at the same depth, because uv
  * records local find-links folders in uv.lock relative to the project (`registry =
- * "../wheels"`): a lock made one or two folders deeper would name a different folder once
+ * "../../wheels"`): a lock made one or two folders deeper would name a different folder once
  * copied into the environment. `state/work/<name>` is the fallback when the parent folder
  * is not writable (then only index URLs and absolute find-links lock portably).
  *

@@ -11,7 +11,7 @@
  * @module
  */
 import { parse as parseToml } from "smol-toml";
-import { ConfigError, GovError } from "../errors.ts";
+import { ConfigError, GovError } from "../../errors.ts";
 
 /** The parts of pyproject.toml gov reads. */
 export interface Pyproject {

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { check } from "../fs/json.ts";
-import { isValidName } from "../workspace/names.ts";
+import { ConfigError } from "../../errors.ts";
+import { check } from "../../fs/json.ts";
+import { isValidName } from "../../workspace/names.ts";
 import { nodeGroup } from "./pyproject.ts";
 
 /** Every transaction status of seed §3.4. */

@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "node:path";
-import { ConfigError, GovError, NotFoundError } from "../errors.ts";
-import { exists, syncDir, writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
+import { ConfigError, GovError, NotFoundError } from "../../errors.ts";
+import { exists, syncDir, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
 import { type GovPaths, snapshotDir } from "./paths.ts";
 import { parsePyproject } from "./pyproject.ts";
 import {
@@ -21,7 +21,7 @@ import {
   validateSnapshotMeta,
 } from "./schema.ts";
 import { newId, nowIso, sha256 } from "./store.ts";
-import { isValidName } from "../workspace/names.ts";
+import { isValidName } from "../../workspace/names.ts";
 
 /**
  * The truth files a snapshot holds, and where each lives in the environment.

@@ -5,10 +5,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ConfigError, NotFoundError } from "../errors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
-import { validateName } from "../workspace/names.ts";
+import { ConfigError, NotFoundError } from "../../errors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
+import { validateName } from "../../workspace/names.ts";
 import { conflictPath, type GovPaths, txPath } from "./paths.ts";
 import {
   type ConflictReport,

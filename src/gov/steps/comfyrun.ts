@@ -21,10 +21,10 @@
  * @module
  */
 import { join } from "node:path";
-import { exists } from "../fs/atomic.ts";
-import { SpawnError, spawnProcess } from "../process/run.ts";
-import { type OnStep, timedStep } from "../uv/driver.ts";
-import { freeLoopbackPort, isPortOpen } from "../net/port.ts";
+import { exists } from "../../fs/atomic.ts";
+import { SpawnError, spawnProcess } from "../../process/run.ts";
+import { type OnStep, timedStep } from "../../uv/driver.ts";
+import { freeLoopbackPort, isPortOpen } from "../../net/port.ts";
 
 /** Result of a test start. */
 export interface ComfyRunResult {

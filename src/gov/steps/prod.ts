@@ -14,12 +14,12 @@
  * @module
  */
 import { join } from "node:path";
-import { exists, removeIfExists, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
+import { exists, removeIfExists, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
 import type { GovContext } from "./context.ts";
-import type { GovPaths } from "./paths.ts";
-import { type SyncMarker, validateSyncMarker } from "./schema.ts";
-import { fileSha256, nowIso, sha256 } from "./store.ts";
+import type { GovPaths } from "../state/paths.ts";
+import { type SyncMarker, validateSyncMarker } from "../state/schema.ts";
+import { fileSha256, nowIso, sha256 } from "../state/store.ts";
 
 /**
  * The site-packages folder of a venv, or undefined when there is none.

@@ -6,10 +6,10 @@
  */
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { ConfigError } from "../errors.ts";
-import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
-import { parseRequirementsText } from "./pyproject.ts";
-import { sha256 } from "./store.ts";
+import { ConfigError } from "../../errors.ts";
+import { readTextIfExists, writeFileAtomic } from "../../fs/atomic.ts";
+import { parseRequirementsText } from "../state/pyproject.ts";
+import { sha256 } from "../state/store.ts";
 
 /** What a node declares. */
 export interface NodeRequirements {

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { runProcess, SpawnError } from "../process/run.ts";
-import { timedStep } from "../uv/driver.ts";
+import { runProcess, SpawnError } from "../../process/run.ts";
+import { timedStep } from "../../uv/driver.ts";
 import type { GovContext } from "./context.ts";
-import { requirementName } from "./pyproject.ts";
+import { requirementName } from "../state/pyproject.ts";
 
 /** Outcome of the smoke test. */
 export interface SmokeResult {

@@ -6,16 +6,16 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { isValidName } from "../workspace/names.ts";
-import { exists, writeFileAtomic } from "../fs/atomic.ts";
-import type { UvConflictError } from "../uv/errors.ts";
+import { isValidName } from "../../workspace/names.ts";
+import { exists, writeFileAtomic } from "../../fs/atomic.ts";
+import type { UvConflictError } from "../../uv/errors.ts";
 import type { GovContext } from "./context.ts";
-import { readPyproject, removeGroup, setOverrides } from "./pyproject.ts";
+import { readPyproject, removeGroup, setOverrides } from "../state/pyproject.ts";
 import { writeRequirementsFile } from "./requirements.ts";
-import type { ConflictRef, Transaction, TxDiff } from "./schema.ts";
-import { diffFreeze, lockFreeze } from "./freeze.ts";
-import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "./store.ts";
-import { workPath, workPrefix } from "./paths.ts";
+import type { ConflictRef, Transaction, TxDiff } from "../state/schema.ts";
+import { diffFreeze, lockFreeze } from "../state/freeze.ts";
+import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "../state/store.ts";
+import { workPath, workPrefix } from "../state/paths.ts";
 
 /** Files copied into a workdir: the two uv truth files and uv's interpreter pin. */
 const WORK_FILES = ["pyproject.toml", "uv.lock", ".python-version"];
