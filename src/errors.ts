@@ -18,6 +18,8 @@ export const EXIT_USAGE = 2;
  *
  * @example
  * ```ts
+ * import { GovError } from "@/errors.ts";
+ *
  * throw new GovError("environment 'prod' not found", { hint: "list them with `gov env list`" });
  * ```
  */
@@ -39,6 +41,8 @@ export class GovError extends Error {
  *
  * @example
  * ```ts
+ * import { UsageError } from "@/errors.ts";
+ *
  * throw new UsageError("unknown flag --colour", { hint: "see `gov run --help`" });
  * ```
  */
@@ -57,6 +61,8 @@ export class UsageError extends GovError {
  *
  * @example
  * ```ts
+ * import { ConfigError } from "@/errors.ts";
+ *
  * throw new ConfigError("/ws/environments/prod/config.toml", "paths.comfyui_dir", "a string");
  * ```
  */
@@ -83,6 +89,8 @@ export class ConfigError extends GovError {
  *
  * @example
  * ```ts
+ * import { NotFoundError } from "@/errors.ts";
+ *
  * throw new NotFoundError("transaction", "tx-20260101-abc", "list them with `gov tx list`");
  * ```
  */
@@ -99,6 +107,8 @@ export class NotFoundError extends GovError {
  *
  * @example
  * ```ts
+ * import { LockedError } from "@/errors.ts";
+ *
  * throw new LockedError("/ws/.metadata/.switch.lock", 4242);
  * ```
  */
@@ -123,6 +133,8 @@ export class LockedError extends GovError {
  *
  * @example
  * ```ts
+ * import { ToolError } from "@/errors.ts";
+ *
  * throw new ToolError("uv", 2, "error: ...", "install uv or set [tools] uv");
  * ```
  */

@@ -58,8 +58,17 @@ export interface Candidate {
  *
  * @example
  * ```ts
+ * import { NoBackendError, selectBackend } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ * declare const req: Request;
+ *
  * try { selectBackend(req, backends, monitor.statuses()); }
- * catch (e) { if (e instanceof NoBackendError && e.retryable) requeueLater(); }
+ * function shouldRequeue(e: unknown): boolean {
+ *   return e instanceof NoBackendError && e.retryable;
+ * }
  * ```
  */
 export class NoBackendError extends GovError {
@@ -105,6 +114,13 @@ function list(items: string[], max = 5): string {
  *
  * @example
  * ```ts
+ * import { refusalFor } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const monitor: HealthMonitor;
+ * declare const req: Request;
+ *
  * const why = refusalFor(req, backend, monitor.status(backend.id));
  * if (why) console.log(why.reason);
  * ```
@@ -163,6 +179,10 @@ export function refusalFor(
  *
  * @example
  * ```ts
+ * import { loadOf } from "@/backends/scheduler.ts";
+ * import { type BackendStatus } from "@/backends/types.ts";
+ * declare const status: BackendStatus;
+ *
  * loadOf({ ...status, queueRemaining: 2, inFlight: 3 }); // 3
  * ```
  */
@@ -175,6 +195,11 @@ export function loadOf(status: BackendStatus): number {
  *
  * @example
  * ```ts
+ * import { scoreOf } from "@/backends/scheduler.ts";
+ * import { type BackendConfig, type BackendStatus } from "@/backends/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const status: BackendStatus;
+ *
  * scoreOf(backend, status);
  * ```
  */
@@ -197,6 +222,13 @@ function compare(a: Candidate, b: Candidate): number {
  *
  * @example
  * ```ts
+ * import { rankBackends } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ * declare const req: Request;
+ *
  * const { candidates, refusals } = rankBackends(req, backends, monitor.statuses());
  * ```
  */
@@ -254,6 +286,13 @@ export function rankBackends(
  *
  * @example
  * ```ts
+ * import { selectBackend } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * import { promptRequirements } from "@/workflow/requirements.ts";
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ *
  * const backend = selectBackend(promptRequirements(prompt), backends, monitor.statuses());
  * ```
  */

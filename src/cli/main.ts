@@ -78,6 +78,9 @@ function groupHelp(all: Command[], group: string): string {
  *
  * @example
  * ```ts
+ * import { runCli } from "@/cli/main.ts";
+ * import { processIo } from "@/cli/io.ts";
+ *
  * const code = await runCli(["--version"], processIo());
  * ```
  */

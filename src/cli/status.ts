@@ -130,6 +130,10 @@ function ago(seconds: number): string {
  *
  * @example
  * ```ts
+ * import { formatStatus } from "@/cli/status.ts";
+ * import { type Io, styles } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * io.out(formatStatus(await hostStatus(), styles(io)));
  * ```
  */

@@ -11,6 +11,8 @@ import { GovError } from "../errors.ts";
  *
  * @example
  * ```ts
+ * import { NeedsResolutionError } from "@/gov/errors.ts";
+ *
  * throw new NeedsResolutionError("tx-1", ["alpha", "beta"], "state/conflicts/tx-1.json", "...");
  * ```
  */
@@ -47,6 +49,8 @@ export class NeedsResolutionError extends GovError {
  *
  * @example
  * ```ts
+ * import { PromoteFailedError } from "@/gov/errors.ts";
+ *
  * throw new PromoteFailedError("tx-1", "smoke test failed", "snap-1");
  * ```
  */
@@ -75,6 +79,8 @@ export class PromoteFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { RollbackFailedError } from "@/gov/errors.ts";
+ *
  * throw new RollbackFailedError("snap-1", "uv sync failed", "snap-2");
  * ```
  */
@@ -97,6 +103,8 @@ export class RollbackFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { RemoveFailedError } from "@/gov/errors.ts";
+ *
  * throw new RemoveFailedError("impact", "uv lock failed", "snap-1");
  * ```
  */
@@ -119,6 +127,8 @@ export class RemoveFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { CoreImpactError } from "@/gov/errors.ts";
+ *
  * throw new CoreImpactError("tx-1", ["torch 2.1.0 -> 2.3.1"]);
  * ```
  */

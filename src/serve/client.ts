@@ -47,6 +47,10 @@ export interface GatewayHealth {
  *
  * @example
  * ```ts
+ * import { GatewayClient } from "@/serve/client.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const workflow: ApiPrompt;
+ *
  * const gw = new GatewayClient("http://127.0.0.1:8190");
  * const job = await gw.submit({ workflow, set: [["seed", "1"]] });
  * ```
@@ -111,6 +115,9 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   *
    * if (await gw.health()) console.log("up");
    * ```
    */
@@ -133,6 +140,11 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const gw: GatewayClient;
+   * declare const workflow: ApiPrompt;
+   *
    * const job = await gw.submit({ workflow, set: [["steps", "20"]] });
    * ```
    */
@@ -147,6 +159,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * const job = await gw.job(id);
    * ```
    */
@@ -159,6 +175,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * await gw.cancel(id);
    * ```
    */
@@ -174,6 +194,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * const done = await gw.follow(id, (e) => console.error(e.type));
    * ```
    */
@@ -241,6 +265,9 @@ export class GatewayClient {
  *
  * @example
  * ```ts
+ * import { parseSse } from "@/serve/client.ts";
+ * declare const res: Response;
+ *
  * for await (const e of parseSse(res.body!)) console.log(e.event, e.data);
  * ```
  */

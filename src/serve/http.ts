@@ -83,6 +83,8 @@ function iso(ms: number | null): string | null {
  *
  * @example
  * ```ts
+ * import { jobView } from "@/serve/http.ts";
+ *
  * return json(jobView(job));
  * ```
  */
@@ -124,6 +126,10 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import { backendView } from "@/serve/http.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * declare const monitor: HealthMonitor;
+ *
  * backendView(config, monitor.status(config.id));
  * ```
  */
@@ -238,6 +244,10 @@ async function readJsonBody(req: Request): Promise<unknown> {
  *
  * @example
  * ```ts
+ * import { createHandler } from "@/serve/http.ts";
+ * import { type GatewayContext } from "@/serve/http.ts";
+ * declare const ctx: GatewayContext;
+ *
  * const api = createHandler(ctx);
  * const server = Deno.serve({ port: 8190 }, api.handler);
  * // ...

@@ -249,6 +249,11 @@ export interface PanelInstall {
  *
  * @example
  * ```ts
+ * import { installPanel } from "@/supervisor/panel.ts";
+ * import { workspaceEnvironment } from "@/workspace/environment.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const { path } = await installPanel(workspaceEnvironment(ws, "prod"));
  * ```
  */

@@ -36,6 +36,8 @@ export interface Environment {
  *
  * @example
  * ```ts
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
  * const env = loadEnvironment("/srv/comfy/environments/prod");
  * console.log(env.python); // /srv/comfy/environments/prod/.venv-prod/bin/python
  * ```
@@ -71,6 +73,9 @@ export function loadEnvironment(dir: string, workspace?: Workspace): Environment
  *
  * @example
  * ```ts
+ * import { workspaceEnvironment } from "@/workspace/environment.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const env = workspaceEnvironment(workspaceAt("/srv/comfy"), "prod");
  * ```
  */
@@ -111,6 +116,8 @@ export interface EnvironmentSelector {
  *
  * @example
  * ```ts
+ * import { selectEnvironment } from "@/workspace/environment.ts";
+ *
  * const env = selectEnvironment({ env: "prod", cwd: Deno.cwd(), getenv: Deno.env.get });
  * ```
  */

@@ -33,6 +33,8 @@ function isDir(p: string): boolean {
  *
  * @example
  * ```ts
+ * import { findWorkspaceRoot } from "@/workspace/root.ts";
+ *
  * const root = findWorkspaceRoot({ cwd: Deno.cwd(), env: Deno.env.get });
  * ```
  */
@@ -68,6 +70,8 @@ export interface Workspace {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const ws = workspaceAt("/srv/comfy");
  * console.log(ws.metadataDir); // /srv/comfy/.metadata
  * ```
@@ -87,6 +91,10 @@ export function workspaceAt(root: string): Workspace {
  *
  * @example
  * ```ts
+ * import { resolveWorkspace } from "@/workspace/root.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
  * ```
  */
@@ -120,6 +128,8 @@ export function resolveWorkspace(flag: string | undefined, ctx: DiscoveryContext
  *
  * @example
  * ```ts
+ * import { listEnvironments, workspaceAt } from "@/workspace/root.ts";
+ *
  * listEnvironments(workspaceAt("/srv/comfy")); // ["prod", "staging"]
  * ```
  */
@@ -151,6 +161,8 @@ export interface Detection {
  *
  * @example
  * ```ts
+ * import { detectEnvironmentType } from "@/workspace/root.ts";
+ *
  * const d = detectEnvironmentType({ cwd: "/srv/comfy/environments/prod/ComfyUI", env: Deno.env.get });
  * // { managed: true, workspace: {...}, environment: "prod" }
  * ```

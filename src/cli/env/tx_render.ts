@@ -12,6 +12,12 @@ import type { Transaction } from "../../gov/mod.ts";
  *
  * @example
  * ```ts
+ * import { renderTx } from "@/cli/env/tx_render.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { type Transaction } from "@/gov/state/schema.ts";
+ * declare const io: Io;
+ * declare const tx: Transaction;
+ *
  * io.out(renderTx(io, tx));
  * ```
  */

@@ -17,6 +17,10 @@ export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w"
  *
  * @example
  * ```ts
+ * import { workspaceFor } from "@/cli/supervisor/common.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * const ws = workspaceFor(values.workspace, io);
  * ```
  */
@@ -41,6 +45,10 @@ export const SETTING_FLAGS = {
  *
  * @example
  * ```ts
+ * import { settingsWithFlags } from "@/cli/supervisor/common.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const settings = await settingsWithFlags("run", ws, { grace: "5" });
  * ```
  */
@@ -66,6 +74,8 @@ export async function settingsWithFlags(
  *
  * @example
  * ```ts
+ * import { timeoutMs } from "@/cli/supervisor/common.ts";
+ *
  * const ms = timeoutMs("stop", values.timeout, 60);
  * ```
  */

@@ -73,6 +73,13 @@ Flags:
  *
  * @example
  * ```ts
+ * import { renderParameters } from "@/cli/workflow/params.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { listParameters } from "@/workflow/params.ts";
+ * declare const info: ObjectInfo;
+ * declare const io: Io;
+ *
  * io.out(renderParameters(io, listParameters(prompt, info)));
  * ```
  */

@@ -42,6 +42,10 @@ export interface GovPaths {
  *
  * @example
  * ```ts
+ * import { govPaths } from "@/gov/state/paths.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const p = govPaths(env);
  * console.log(p.plugins); // <env>/state/plugins.json
  * ```
@@ -77,6 +81,10 @@ export function govPaths(env: Environment): GovPaths {
  *
  * @example
  * ```ts
+ * import { txPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * txPath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -89,6 +97,10 @@ export function txPath(p: GovPaths, txid: string): string {
  *
  * @example
  * ```ts
+ * import { conflictPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * conflictPath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -101,6 +113,10 @@ export function conflictPath(p: GovPaths, txid: string): string {
  *
  * @example
  * ```ts
+ * import { snapshotDir } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * snapshotDir(p, "snap-20260101T120000000-ab12");
  * ```
  */
@@ -113,6 +129,10 @@ export function snapshotDir(p: GovPaths, id: string): string {
  *
  * @example
  * ```ts
+ * import { candidatePath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * candidatePath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -130,6 +150,10 @@ export function candidatePath(p: GovPaths, txid: string): string {
  *
  * @example
  * ```ts
+ * import { workPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * workPath(p, "tx-20260101-120000-ab12"); // "/srv/envs/.prod.gov-work.tx-20260101-120000-ab12"
  * ```
  */
@@ -144,6 +168,10 @@ export function workPath(p: GovPaths, name: string, fallback = false): string {
  *
  * @example
  * ```ts
+ * import { workPrefix } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * workPrefix(p); // ".prod.gov-work."
  * ```
  */

@@ -52,6 +52,8 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
  *
  * @example
  * ```ts
+ * import { testArgs } from "@/gov/steps/comfyrun.ts";
+ *
  * testArgs(["--listen", "0.0.0.0", "--port", "8188", "--cpu"]); // ["--cpu"]
  * ```
  */
@@ -76,6 +78,7 @@ export function testArgs(args: string[]): string[] {
  *
  * @example
  * ```ts
+ * import { importFailures } from "@/gov/steps/comfyrun.ts";
  * importFailures("0.0 seconds (IMPORT FAILED): /c/custom_nodes/foo\n"); // ["foo"]
  * ```
  */
@@ -98,6 +101,10 @@ const TEST_START_GRACE_MS = 5000;
  *
  * @example
  * ```ts
+ * import { testStartComfyUI } from "@/gov/steps/comfyrun.ts";
+ * declare const comfyuiDir: string;
+ * declare const python: string;
+ *
  * const r = await testStartComfyUI({ python, comfyuiDir, args: [], timeoutMs: 120_000 });
  * ```
  */

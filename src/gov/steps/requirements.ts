@@ -28,6 +28,8 @@ export interface NodeRequirements {
  *
  * @example
  * ```ts
+ * import { nodeRequirements } from "@/gov/steps/requirements.ts";
+ *
  * const r = await nodeRequirements("/env/ComfyUI/custom_nodes/impact");
  * ```
  */
@@ -78,6 +80,9 @@ export async function nodeRequirements(nodeDir: string): Promise<NodeRequirement
  *
  * @example
  * ```ts
+ * import { writeRequirementsFile } from "@/gov/steps/requirements.ts";
+ * declare const workdir: string;
+ *
  * const file = await writeRequirementsFile(workdir, "node-impact", ["opencv-python"]);
  * ```
  */

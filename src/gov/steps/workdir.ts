@@ -26,6 +26,11 @@ const WORK_FILES = ["pyproject.toml", "uv.lock", ".python-version"];
  *
  * @example
  * ```ts
+ * import { freshWorkdir } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const txid: string;
+ *
  * const work = await freshWorkdir(ctx, txid);
  * ```
  */
@@ -51,6 +56,11 @@ export async function freshWorkdir(ctx: GovContext, name: string): Promise<strin
  *
  * @example
  * ```ts
+ * import { dropWorkdir } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const txid: string;
+ *
  * await dropWorkdir(ctx, txid);
  * ```
  */
@@ -64,6 +74,10 @@ export async function dropWorkdir(ctx: GovContext, name: string): Promise<void> 
  *
  * @example
  * ```ts
+ * import { listWorkdirs } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ *
  * for (const name of await listWorkdirs(ctx)) console.log(name);
  * ```
  */
@@ -102,6 +116,11 @@ export interface PlanResult {
  *
  * @example
  * ```ts
+ * import { applyNodePlan } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const work: string;
+ *
  * await applyNodePlan(ctx, work, { group: "node-x", requirements: ["tqdm"], pins: [] });
  * ```
  */
@@ -135,6 +154,13 @@ export async function applyNodePlan(
  *
  * @example
  * ```ts
+ * import { recordConflict } from "@/gov/steps/workdir.ts";
+ * import { type Transaction } from "@/gov/state/schema.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const err: unknown;
+ * declare const tx: Transaction;
+ *
  * tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
  * ```
  */
@@ -173,6 +199,11 @@ export async function recordConflict(
  *
  * @example
  * ```ts
+ * import { lockDiff } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const work: string;
+ *
  * const change = await lockDiff(ctx, work); // {changed: [{name: "torch", ...}], ...}
  * ```
  */
