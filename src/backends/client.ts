@@ -611,6 +611,8 @@ export class ComfyUISocket {
  * @example
  * ```ts
  * import { ComfyUIClient } from "@/backends/client.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
  *
  * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
  * const { queueRemaining } = await client.probe();
@@ -810,6 +812,9 @@ export class ComfyUIClient {
    * @example
    * ```ts
    * import { type ComfyUIClient } from "@/backends/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
    * declare const client: ComfyUIClient;
    * declare const clientId: string;
    * declare const promptId: string;
@@ -1041,6 +1046,9 @@ export class ComfyUIClient {
    * @example
    * ```ts
    * import { type ComfyUIClient } from "@/backends/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
    * declare const client: ComfyUIClient;
    * declare const clientId: string;
    * declare const promptId: string;

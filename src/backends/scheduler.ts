@@ -60,14 +60,15 @@ export interface Candidate {
  * ```ts
  * import { NoBackendError, selectBackend } from "@/backends/scheduler.ts";
  * import { type HealthMonitor } from "@/backends/health.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
  * declare const backends: BackendConfig[];
  * declare const monitor: HealthMonitor;
- * declare const req: Request;
+ * declare const req: PromptRequirements;
  *
- * try { selectBackend(req, backends, monitor.statuses()); }
- * function shouldRequeue(e: unknown): boolean {
- *   return e instanceof NoBackendError && e.retryable;
+ * try {
+ *   selectBackend(req, backends, monitor.statuses());
+ * } catch (e) {
+ *   if (e instanceof NoBackendError && e.retryable) console.log("requeue later");
  * }
  * ```
  */
@@ -116,10 +117,10 @@ function list(items: string[], max = 5): string {
  * ```ts
  * import { refusalFor } from "@/backends/scheduler.ts";
  * import { type HealthMonitor } from "@/backends/health.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
  * declare const backend: BackendConfig;
  * declare const monitor: HealthMonitor;
- * declare const req: Request;
+ * declare const req: PromptRequirements;
  *
  * const why = refusalFor(req, backend, monitor.status(backend.id));
  * if (why) console.log(why.reason);
@@ -224,10 +225,10 @@ function compare(a: Candidate, b: Candidate): number {
  * ```ts
  * import { rankBackends } from "@/backends/scheduler.ts";
  * import { type HealthMonitor } from "@/backends/health.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
  * declare const backends: BackendConfig[];
  * declare const monitor: HealthMonitor;
- * declare const req: Request;
+ * declare const req: PromptRequirements;
  *
  * const { candidates, refusals } = rankBackends(req, backends, monitor.statuses());
  * ```
@@ -290,6 +291,9 @@ export function rankBackends(
  * import { type HealthMonitor } from "@/backends/health.ts";
  * import { type BackendConfig } from "@/backends/types.ts";
  * import { promptRequirements } from "@/workflow/requirements.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * declare const backends: BackendConfig[];
  * declare const monitor: HealthMonitor;
  *

@@ -98,7 +98,7 @@ export function positionalArgs(command: string, positionals: string[], names: st
  * ```ts
  * import { numberFlag } from "@/cli/command.ts";
  *
- * const timeout = numberFlag("tx run", "--timeout", values.timeout, 120, { min: 1 });
+ * const timeout = numberFlag("tx run", "--timeout", "90", 120, { min: 1 }); // 90
  * ```
  */
 export function numberFlag(

@@ -130,11 +130,13 @@ function ago(seconds: number): string {
  *
  * @example
  * ```ts
- * import { formatStatus } from "@/cli/status.ts";
+ * import { formatStatus, type HostStatus } from "@/cli/status.ts";
  * import { type Io, styles } from "@/cli/io.ts";
  * declare const io: Io;
  *
- * io.out(formatStatus(await hostStatus(), styles(io)));
+ * declare const status: HostStatus;
+ *
+ * io.out(formatStatus(status, styles(io)));
  * ```
  */
 export function formatStatus(s: HostStatus, st: Styles): string {

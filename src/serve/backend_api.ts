@@ -134,10 +134,9 @@ export function viewUrl(b: BackendConfig, out: JobOutput): string {
  * @example
  * ```ts
  * import { mergeObjectInfo } from "@/serve/backend_api.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
  * import { type ObjectInfo } from "@/workflow/object_info.ts";
  * declare const a: ObjectInfo;
- * declare const b: BackendConfig;
+ * declare const b: ObjectInfo;
  *
  * const info = mergeObjectInfo([a, b]);
  * ```

@@ -186,9 +186,9 @@ function sleep(ms: number): Promise<void> {
  * import { Dispatcher } from "@/serve/dispatcher.ts";
  * import { type HealthMonitor } from "@/backends/health.ts";
  * import { type JobStore } from "@/serve/store.ts";
- * import { type Job } from "@/serve/types.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
  * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const list: Job[];
+ * declare const list: BackendConfig[];
  * declare const monitor: HealthMonitor;
  * declare const store: JobStore;
  * declare const workflow: ApiPrompt;
@@ -492,6 +492,9 @@ export class Dispatcher {
    * @example
    * ```ts
    * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
    * declare const dispatcher: Dispatcher;
    *
    * const v = dispatcher.placeFor(prompt, null, []);

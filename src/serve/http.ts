@@ -85,7 +85,10 @@ function iso(ms: number | null): string | null {
  * ```ts
  * import { jobView } from "@/serve/http.ts";
  *
- * return json(jobView(job));
+ * import { type Job } from "@/serve/types.ts";
+ * declare const job: Job;
+ *
+ * const body = JSON.stringify(jobView(job));
  * ```
  */
 export function jobView(job: Job, full = false): Record<string, unknown> {
@@ -128,6 +131,9 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
  * ```ts
  * import { backendView } from "@/serve/http.ts";
  * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const config: BackendConfig;
+ *
  * declare const monitor: HealthMonitor;
  *
  * backendView(config, monitor.status(config.id));

@@ -91,10 +91,10 @@ function absolute(view: JobView, base: string): JobView {
  *
  * @example
  * ```ts
- * import { submitToGateway } from "@/serve/submit.ts";
+ * import { submitToGateway, type SubmitRequest } from "@/serve/submit.ts";
  * import { type GatewayClient } from "@/serve/client.ts";
  * declare const gw: GatewayClient;
- * declare const req: Request;
+ * declare const req: SubmitRequest;
  *
  * const out = await submitToGateway(gw, req, { wait: true, onEvent: console.error });
  * ```
@@ -123,9 +123,9 @@ export async function submitToGateway(
  *
  * @example
  * ```ts
- * import { submitLocally } from "@/serve/submit.ts";
+ * import { submitLocally, type SubmitRequest } from "@/serve/submit.ts";
  * import { type Workspace } from "@/workspace/root.ts";
- * declare const req: Request;
+ * declare const req: SubmitRequest;
  * declare const ws: Workspace;
  *
  * const out = await submitLocally(ws, req, { wait: true, onEvent: (e) => console.error(e.type) });

@@ -290,10 +290,9 @@ export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
  * ```ts
  * import { waitForSwitch } from "@/supervisor/control.ts";
  * import { type Workspace } from "@/workspace/root.ts";
- * declare const req: Request;
  * declare const ws: Workspace;
  *
- * const final = await waitForSwitch(ws, { since: req.timestamp, onUpdate: (s) => console.log(s.state) });
+ * const final = await waitForSwitch(ws, { since: Date.now() / 1000, onUpdate: (s) => console.log(s.state) });
  * ```
  */
 export async function waitForSwitch(

@@ -156,6 +156,8 @@ export function httpHealthProbe(opts: HttpProbeOptions = {}): HealthProbe {
  * @example
  * ```ts
  * import { HealthTracker, httpHealthProbe } from "@/supervisor/health.ts";
+ * import { type HealthTarget } from "@/supervisor/health.ts";
+ * declare const target: HealthTarget;
  *
  * const tracker = new HealthTracker(httpHealthProbe(), target, 3);
  * while (!(await tracker.probe())) await new Promise((r) => setTimeout(r, 250));
@@ -206,6 +208,9 @@ export type HealthWait = "healthy" | "died" | "timeout";
  * import { waitForHealth } from "@/supervisor/health.ts";
  * import { type SpawnedProcess } from "@/process/run.ts";
  * import { type HealthProbe } from "@/supervisor/health.ts";
+ * import { type HealthTarget } from "@/supervisor/health.ts";
+ * declare const target: HealthTarget;
+ *
  * declare const child: SpawnedProcess;
  * declare const probe: HealthProbe;
  *

@@ -215,7 +215,7 @@ export class UvNotFoundError extends ToolError {
  * declare const dir: string;
  * declare const uv: Uv;
  *
- * try { await uv.lock(dir); } catch (e) { if (e instanceof UvError) console.log(e.failure.kind); }
+ * try { await uv.lock({ cwd: dir }); } catch (e) { if (e instanceof UvError) console.log(e.failure.kind); }
  * ```
  */
 export class UvError extends ToolError {

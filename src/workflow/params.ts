@@ -48,6 +48,9 @@ export interface Parameter {
  * ```ts
  * import { listParameters } from "@/workflow/params.ts";
  * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * declare const info: ObjectInfo;
  *
  * for (const p of listParameters(prompt, info)) console.log(p.key, p.type, p.value);

@@ -42,6 +42,9 @@ export interface ResolvedKey {
  * ```ts
  * import { patchPrompt } from "@/workflow/patch.ts";
  * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * declare const info: ObjectInfo;
  *
  * const next = patchPrompt(prompt, [["seed", "random"], ["KSampler.steps", "30"]], info);
@@ -114,6 +117,8 @@ export function parseSet(arg: string): [string, string] {
  * @example
  * ```ts
  * import { resolveKey } from "@/workflow/patch.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
  *
  * resolveKey(prompt, "KSampler.seed"); // { nodeId: "3", input: "seed" }
  * ```
@@ -217,6 +222,8 @@ function defaultFor(spec: InputInfo | undefined): unknown {
  * @example
  * ```ts
  * import { coerceValue } from "@/workflow/patch.ts";
+ * import { type Parameter } from "@/workflow/params.ts";
+ * declare const stepsParam: Parameter;
  *
  * coerceValue("steps", stepsParam, "30", Math.random); // 30
  * ```

@@ -45,6 +45,8 @@ const MODEL_FILE = /\.(safetensors|ckpt|pt|pth|bin|gguf|sft|onnx|pkl)$/i;
  * @example
  * ```ts
  * import { promptRequirements } from "@/workflow/requirements.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
  *
  * promptRequirements(prompt);
  * // { classTypes: ["CheckpointLoaderSimple", "KSampler", ...],

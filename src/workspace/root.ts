@@ -95,7 +95,7 @@ export function workspaceAt(root: string): Workspace {
  * import { type Io } from "@/cli/io.ts";
  * declare const io: Io;
  *
- * const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+ * const ws = resolveWorkspace("/srv/comfy", { cwd: io.cwd(), env: io.env });
  * ```
  */
 export function resolveWorkspace(flag: string | undefined, ctx: DiscoveryContext): Workspace {

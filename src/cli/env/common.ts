@@ -34,7 +34,7 @@ export const ENV_FLAGS_HELP = [
  * import { type Io } from "@/cli/io.ts";
  * declare const io: Io;
  *
- * const env = envFromFlags(values, io);
+ * const env = envFromFlags({ env: "prod" }, io);
  * ```
  */
 export function envFromFlags(

@@ -21,7 +21,7 @@ export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w"
  * import { type Io } from "@/cli/io.ts";
  * declare const io: Io;
  *
- * const ws = workspaceFor(values.workspace, io);
+ * const ws = workspaceFor("/srv/comfy", io);
  * ```
  */
 export function workspaceFor(flag: string | undefined, io: Io): Workspace {
@@ -76,7 +76,7 @@ export async function settingsWithFlags(
  * ```ts
  * import { timeoutMs } from "@/cli/supervisor/common.ts";
  *
- * const ms = timeoutMs("stop", values.timeout, 60);
+ * const ms = timeoutMs("stop", "30", 60); // 30000
  * ```
  */
 export function timeoutMs(command: string, raw: unknown, fallbackS: number): number {

@@ -77,6 +77,9 @@ Flags:
  * import { type Io } from "@/cli/io.ts";
  * import { type ObjectInfo } from "@/workflow/object_info.ts";
  * import { listParameters } from "@/workflow/params.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * declare const info: ObjectInfo;
  * declare const io: Io;
  *

@@ -100,7 +100,7 @@ export async function objectInfoFrom(
  * import { type Io } from "@/cli/io.ts";
  * declare const io: Io;
  *
- * await writeJsonOutput(io, prompt, values.output);
+ * await writeJsonOutput(io, { "3": { class_type: "KSampler", inputs: {} } }, "prompt.json");
  * ```
  */
 export async function writeJsonOutput(
@@ -126,6 +126,9 @@ export async function writeJsonOutput(
  * ```ts
  * import { promptRequest } from "@/cli/workflow/shared.ts";
  * import { type UiWorkflow } from "@/workflow/types.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * declare const uiWorkflow: UiWorkflow;
  *
  * const body = promptRequest(prompt, uiWorkflow);

@@ -118,10 +118,9 @@ function table(v: unknown, file: string, field: string): Record<string, unknown>
  * @example
  * ```ts
  * import { parsePyproject } from "@/gov/state/pyproject.ts";
- * import { type GovPaths } from "@/gov/state/paths.ts";
- * declare const p: GovPaths;
  *
- * const py = parsePyproject(await Deno.readTextFile(p), p);
+ * const file = "/srv/comfy/environments/prod/pyproject.toml";
+ * const py = parsePyproject(await Deno.readTextFile(file), file);
  * console.log(Object.keys(py.groups));
  * ```
  */
@@ -395,7 +394,12 @@ export function projectNameFor(envName: string): string {
  * ```ts
  * import { renderInitialPyproject } from "@/gov/state/pyproject.ts";
  *
- * renderInitialPyproject({ name: "comfyui-env-prod", requirements: ["torch"], requiresPython: ">=3.10" });
+ * renderInitialPyproject({
+ *   name: "comfyui-env-prod",
+ *   requirements: ["torch"],
+ *   requiresPython: ">=3.10",
+ *   envName: "prod",
+ * });
  * ```
  */
 export function renderInitialPyproject(opts: {

@@ -157,8 +157,9 @@ export async function applyNodePlan(
  * import { recordConflict } from "@/gov/steps/workdir.ts";
  * import { type Transaction } from "@/gov/state/schema.ts";
  * import { type GovContext } from "@/gov/steps/context.ts";
+ * import { type UvConflictError } from "@/uv/errors.ts";
  * declare const ctx: GovContext;
- * declare const err: unknown;
+ * declare const err: UvConflictError;
  * declare const tx: Transaction;
  *
  * tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
