@@ -267,7 +267,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * const off = store.onEvent((e, job) => console.log(e.type, job.state));
    * ```
    */
@@ -305,7 +304,6 @@ export class JobStore {
    * import { type Job } from "@/serve/types.ts";
    * declare const job: Job;
    * declare const store: JobStore;
-   *
    * store.create(job);
    * ```
    */
@@ -332,7 +330,6 @@ export class JobStore {
    * import { type JobStore } from "@/serve/store.ts";
    * declare const id: string;
    * declare const store: JobStore;
-   *
    * store.update(id, { set: { state: "cancelled" }, event: { type: "cancelled" }, from: ["queued"] });
    * ```
    */
@@ -364,7 +361,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * const job = store.get("lx2k3j4a-9f3e1c");
    * ```
    */
@@ -380,7 +376,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
    */
@@ -410,7 +405,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
    * ```
    */
@@ -435,7 +429,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * const orphans = store.inFlight();
    * ```
    */
@@ -454,7 +447,6 @@ export class JobStore {
    * import { type Job } from "@/serve/types.ts";
    * declare const job: Job;
    * declare const store: JobStore;
-   *
    * const history = store.events(job.id);
    * ```
    */
@@ -477,7 +469,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * store.countByState().queued;
    * ```
    */
@@ -496,7 +487,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * store.countEvents().retry;
    * ```
    */
@@ -523,7 +513,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * store.prune(Date.now() - 7 * 86_400_000);
    * ```
    */
@@ -555,7 +544,6 @@ export class JobStore {
    * import { isPidAlive } from "@/process/run.ts";
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * const other = store.claim(Deno.pid, isPidAlive);
    * if (other) throw new Error(`gov serve ${other} owns this store`);
    * ```
@@ -579,7 +567,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * store.release(Deno.pid);
    * ```
    */
@@ -596,7 +583,6 @@ export class JobStore {
    * ```ts
    * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
-   *
    * store.close();
    * ```
    */
