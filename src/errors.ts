@@ -55,6 +55,31 @@ export class UsageError extends GovError {
 }
 
 /**
+ * A file or folder the user named does not exist. Exit code 2; nothing was changed.
+ * `input` says what the user named ("workspace folder", "environment folder",
+ * "requirements file"), so the CLI can word the fix as the flag that named it.
+ *
+ * @example
+ * ```ts
+ * import { MissingInputError } from "@/errors.ts";
+ *
+ * throw new MissingInputError("requirements file", "/tmp/req.txt", "pass an existing file");
+ * ```
+ */
+export class MissingInputError extends UsageError {
+  /** What the user named. */
+  input: string;
+  /** The path that does not exist. */
+  path: string;
+  constructor(input: string, path: string, hint: string) {
+    super(`${input} ${path} does not exist`, { hint });
+    this.name = "MissingInputError";
+    this.input = input;
+    this.path = path;
+  }
+}
+
+/**
  * A configuration or state file is missing a key, has the wrong type, or does not parse.
  * Names the file and the field. Exit code 2: the user must fix the file; gov overwrote
  * nothing.

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { GovError } from "../errors.ts";
+import { GovError, UsageError } from "../errors.ts";
 import type { Refusal } from "../backends/types.ts";
 import { JobInputError } from "./dispatcher.ts";
 import type { JobState } from "./types.ts";
@@ -104,8 +104,10 @@ export class GatewayClient {
         hint: "pass --token T or set GOV_SERVE_TOKEN",
       });
     }
-    const err = new GovError(`gov serve at ${this.url}: ${msg}`, { hint });
-    if (res.status === 404) err.exitCode = 2;
+    // A 404 is an id the user gave that the gateway does not know: bad input, exit 2.
+    const err = res.status === 404
+      ? new UsageError(`gov serve at ${this.url}: ${msg}`, { hint })
+      : new GovError(`gov serve at ${this.url}: ${msg}`, { hint });
     throw err;
   }
 

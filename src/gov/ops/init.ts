@@ -13,7 +13,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { GovError } from "../../errors.ts";
+import { MissingInputError } from "../../errors.ts";
 import { exists, readTextIfExists, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
 import { type Environment, loadEnvironment } from "../../workspace/environment.ts";
 import { type GovContext, type GovOptions, makeContext } from "../steps/context.ts";
@@ -117,11 +117,11 @@ export async function prepareInit(
   if (opts.requirementsFile !== undefined) {
     reqText = await readTextIfExists(opts.requirementsFile);
     if (reqText === undefined) {
-      const err = new GovError(`requirements file ${opts.requirementsFile} does not exist`, {
-        hint: "pass an existing file to --requirements",
-      });
-      err.exitCode = 2;
-      throw err;
+      throw new MissingInputError(
+        "requirements file",
+        opts.requirementsFile,
+        "pass an existing requirements file",
+      );
     }
   }
   const created: string[] = [];
@@ -210,7 +210,7 @@ export async function init(
   } else {
     base = (await readPyproject(p.pyproject)).dependencies;
     if (reqText !== undefined) {
-      warnings.push("pyproject.toml exists; --requirements was not applied to it");
+      warnings.push("pyproject.toml exists; the requirements file was not applied to it");
     }
   }
   const uv = ctx.uv();

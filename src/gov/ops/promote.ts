@@ -27,7 +27,12 @@ import { join } from "node:path";
 import { GovError, NotFoundError } from "../../errors.ts";
 import { isEnvironmentFailure, UvConflictError } from "../../uv/errors.ts";
 import type { GovContext } from "../steps/context.ts";
-import { CoreImpactError, NeedsResolutionError, PromoteFailedError } from "../errors.ts";
+import {
+  CoreImpactError,
+  NeedsResolutionError,
+  PromoteFailedError,
+  PromoteGateError,
+} from "../errors.ts";
 import { coreImpact, corePackages, describeDiff } from "../state/freeze.ts";
 import { beginJournal, type JournalHandle } from "../state/journal.ts";
 import { candidatePath, conflictPath } from "../state/paths.ts";
@@ -73,21 +78,11 @@ export interface PromoteOptions {
 function gateStatus(tx: Transaction, opts: PromoteOptions): void {
   if (tx.status === "completed" || tx.status === "resolved") return;
   if (tx.status === "failed" && opts.allowFailedRun) return;
-  const hints: Record<string, string> = {
-    failed: `its ComfyUI test start failed (${
-      tx.error ?? `exit ${tx.run_exit_code}`
-    }); promote anyway with --allow-failed-run`,
-    needs_resolution:
-      `resolve the conflict first: gov resolve ${tx.txid} --pin <package>==<version>`,
-    promote_failed:
-      `relock it first with \`gov resolve ${tx.txid}\` (pins optional), or run a new transaction`,
-    promoted: "it is already in production",
-    aborted: "it was aborted; run a new transaction with `gov tx run`",
-    running: "its test run has not finished",
-  };
-  throw new GovError(`transaction ${tx.txid} is ${tx.status}; it cannot be promoted`, {
-    hint: hints[tx.status],
-  });
+  throw new PromoteGateError(
+    tx.txid,
+    tx.status,
+    tx.status === "failed" ? (tx.error ?? `exit ${tx.run_exit_code}`) : undefined,
+  );
 }
 
 /**
@@ -112,14 +107,7 @@ export async function promote(
   let tx = await readTx(ctx.paths, txid);
   gateStatus(tx, opts);
   if (tx.core_impact.length && !opts.approveCore) {
-    throw new GovError(
-      `transaction ${txid} changes core packages: ${
-        tx.core_impact.join(", ")
-      }; nothing was changed`,
-      {
-        hint: `review \`gov tx inspect ${txid}\`, then rerun with --approve-core to accept it`,
-      },
-    );
+    throw new PromoteGateError(txid, "core", tx.core_impact.join(", "));
   }
   requireGovManagedPython(ctx);
   await requireInitialised(ctx);
