@@ -14,7 +14,7 @@
  *
  * "IMPORT FAILED" lines ComfyUI logs are collected per custom node folder; `gov tx run`
  * fails the transaction for each of them except registered nodes still waiting for their
- * own promotion (see txrun.ts): a dependency change that breaks some node's import is
+ * own promotion (see ops/tx_run.ts): a dependency change that breaks some node's import is
  * exactly what a transaction must catch (`--allow-failed-run` lets an operator promote
  * anyway).
  *
