@@ -80,6 +80,31 @@ export class MissingInputError extends UsageError {
 }
 
 /**
+ * A value the user gave is malformed (a git ref starting with "-", ...). Exit code 2;
+ * nothing was changed. `input` says what the value is, so the CLI can name the flag that
+ * gave it.
+ *
+ * @example
+ * ```ts
+ * import { InvalidInputError } from "@/errors.ts";
+ *
+ * throw new InvalidInputError("git ref", "--orphan", "pass a branch, tag or commit");
+ * ```
+ */
+export class InvalidInputError extends UsageError {
+  /** What the value is. */
+  input: string;
+  /** The value as given. */
+  value: string;
+  constructor(input: string, value: string, hint: string) {
+    super(`invalid ${input} '${value}'`, { hint });
+    this.name = "InvalidInputError";
+    this.input = input;
+    this.value = value;
+  }
+}
+
+/**
  * A configuration or state file is missing a key, has the wrong type, or does not parse.
  * Names the file and the field. Exit code 2: the user must fix the file; gov overwrote
  * nothing.

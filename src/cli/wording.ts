@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type GovError, MissingInputError } from "../errors.ts";
+import { type GovError, InvalidInputError, MissingInputError } from "../errors.ts";
 import {
   CoreImpactError,
   NeedsResolutionError,
@@ -20,6 +20,11 @@ const INPUT_FLAGS: Record<string, string> = {
   "workspace folder": "--workspace",
   "environment folder": "--env-dir",
   "requirements file": "--requirements",
+};
+
+/** The flag that gives each input of {@linkcode InvalidInputError}. */
+const VALUE_FLAGS: Record<string, string> = {
+  "git ref": "--ref",
 };
 
 /**
@@ -42,6 +47,10 @@ export function cliWording(err: GovError): { message: string; hint?: string } {
     if (!flag) return own;
     const what = err.input.endsWith("file") ? "file" : "folder";
     return { ...own, hint: `pass an existing ${what} to ${flag}` };
+  }
+  if (err instanceof InvalidInputError) {
+    const flag = VALUE_FLAGS[err.input];
+    return flag ? { ...own, message: `invalid ${flag} '${err.value}'` } : own;
   }
   if (err instanceof EnvironmentSelectionError) {
     switch (err.reason) {

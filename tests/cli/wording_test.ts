@@ -1,7 +1,8 @@
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { memoryIo } from "../../src/cli/io.ts";
-import { MissingInputError, UsageError } from "../../src/errors.ts";
+import { InvalidInputError, MissingInputError, UsageError } from "../../src/errors.ts";
+import { checkNodeAdd } from "../../src/gov/ops/node_add.ts";
 import { EnvironmentSelectionError, selectEnvironment } from "../../src/workspace/environment.ts";
 import { resolveWorkspace } from "../../src/workspace/root.ts";
 import { PromoteGateError } from "../../src/gov/errors.ts";
@@ -63,4 +64,11 @@ Deno.test("a promote gate names the way past it without flags; the CLI adds the 
   assertNotMatch(core.hint ?? "", /--/);
   assertMatch(cliWording(core).hint ?? "", /--approve-core/);
   assertEquals(cliWording(core).message, core.message);
+});
+
+Deno.test("a malformed git ref: the gov layer says git ref, the CLI says --ref", () => {
+  const err = thrown(() => checkNodeAdd("impact", { url: "https://example.org/r", ref: "-x" }));
+  assertTrue(err instanceof InvalidInputError);
+  assertEquals(err.message, "invalid git ref '-x'");
+  assertEquals(cliWording(err).message, "invalid --ref '-x'");
 });

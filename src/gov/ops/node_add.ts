@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, ToolError, UsageError } from "../../errors.ts";
+import { GovError, InvalidInputError, ToolError, UsageError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess, SpawnError } from "../../process/run.ts";
 import { validateName } from "../../workspace/names.ts";
@@ -76,7 +76,7 @@ export function checkNodeAdd(id: string, src: NodeSource): void {
     });
   }
   if (src.ref !== undefined && (!src.ref || src.ref.startsWith("-") || /\s/.test(src.ref))) {
-    throw new UsageError(`invalid git ref '${src.ref}'`, { hint: "pass a branch, tag or commit" });
+    throw new InvalidInputError("git ref", src.ref, "pass a branch, tag or commit");
   }
 }
 
