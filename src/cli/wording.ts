@@ -11,7 +11,7 @@ import {
   NeedsResolutionError,
   PromoteFailedError,
   PromoteGateError,
-} from "../gov/errors.ts";
+} from "../gov/mod.ts";
 import { EnvironmentSelectionError } from "../workspace/environment.ts";
 import { WorkspaceNotFoundError } from "../workspace/root.ts";
 

@@ -57,6 +57,14 @@ export type {
   SyncProgress,
   Transaction,
 };
+export {
+  CoreImpactError,
+  NeedsResolutionError,
+  PromoteFailedError,
+  PromoteGateError,
+  RemoveFailedError,
+  RollbackFailedError,
+} from "./errors.ts";
 export { mergePins, parsePin, requireResolvable } from "./ops/resolve.ts";
 export { type TxSummary, txSummary } from "./ops/tx_list.ts";
 

@@ -14,7 +14,7 @@ import type { Transaction } from "../../gov/mod.ts";
  * ```ts
  * import { renderTx } from "@/cli/env/tx_render.ts";
  * import { type Io } from "@/cli/io.ts";
- * import { type Transaction } from "@/gov/state/schema.ts";
+ * import { type Transaction } from "@/gov/mod.ts";
  * declare const io: Io;
  * declare const tx: Transaction;
  *
