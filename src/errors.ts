@@ -18,6 +18,8 @@ export const EXIT_USAGE = 2;
  *
  * @example
  * ```ts
+ * import { GovError } from "@/errors.ts";
+ *
  * throw new GovError("environment 'prod' not found", { hint: "list them with `gov env list`" });
  * ```
  */
@@ -39,6 +41,8 @@ export class GovError extends Error {
  *
  * @example
  * ```ts
+ * import { UsageError } from "@/errors.ts";
+ *
  * throw new UsageError("unknown flag --colour", { hint: "see `gov run --help`" });
  * ```
  */
@@ -51,12 +55,64 @@ export class UsageError extends GovError {
 }
 
 /**
+ * A file or folder the user named does not exist. Exit code 2; nothing was changed.
+ * `input` says what the user named ("workspace folder", "environment folder",
+ * "requirements file"), so the CLI can word the fix as the flag that named it.
+ *
+ * @example
+ * ```ts
+ * import { MissingInputError } from "@/errors.ts";
+ *
+ * throw new MissingInputError("requirements file", "/tmp/req.txt", "pass an existing file");
+ * ```
+ */
+export class MissingInputError extends UsageError {
+  /** What the user named. */
+  input: string;
+  /** The path that does not exist. */
+  path: string;
+  constructor(input: string, path: string, hint: string) {
+    super(`${input} ${path} does not exist`, { hint });
+    this.name = "MissingInputError";
+    this.input = input;
+    this.path = path;
+  }
+}
+
+/**
+ * A value the user gave is malformed (a git ref starting with "-", ...). Exit code 2;
+ * nothing was changed. `input` says what the value is, so the CLI can name the flag that
+ * gave it.
+ *
+ * @example
+ * ```ts
+ * import { InvalidInputError } from "@/errors.ts";
+ *
+ * throw new InvalidInputError("git ref", "--orphan", "pass a branch, tag or commit");
+ * ```
+ */
+export class InvalidInputError extends UsageError {
+  /** What the value is. */
+  input: string;
+  /** The value as given. */
+  value: string;
+  constructor(input: string, value: string, hint: string) {
+    super(`invalid ${input} '${value}'`, { hint });
+    this.name = "InvalidInputError";
+    this.input = input;
+    this.value = value;
+  }
+}
+
+/**
  * A configuration or state file is missing a key, has the wrong type, or does not parse.
  * Names the file and the field. Exit code 2: the user must fix the file; gov overwrote
  * nothing.
  *
  * @example
  * ```ts
+ * import { ConfigError } from "@/errors.ts";
+ *
  * throw new ConfigError("/ws/environments/prod/config.toml", "paths.comfyui_dir", "a string");
  * ```
  */
@@ -83,6 +139,8 @@ export class ConfigError extends GovError {
  *
  * @example
  * ```ts
+ * import { NotFoundError } from "@/errors.ts";
+ *
  * throw new NotFoundError("transaction", "tx-20260101-abc", "list them with `gov tx list`");
  * ```
  */
@@ -99,6 +157,8 @@ export class NotFoundError extends GovError {
  *
  * @example
  * ```ts
+ * import { LockedError } from "@/errors.ts";
+ *
  * throw new LockedError("/ws/.metadata/.switch.lock", 4242);
  * ```
  */
@@ -123,6 +183,8 @@ export class LockedError extends GovError {
  *
  * @example
  * ```ts
+ * import { ToolError } from "@/errors.ts";
+ *
  * throw new ToolError("uv", 2, "error: ...", "install uv or set [tools] uv");
  * ```
  */

@@ -10,14 +10,16 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runProcess } from "../../src/process/run.ts";
-import { environmentStatus } from "../../src/gov/status.ts";
-import { initEnvironment } from "../../src/gov/init.ts";
-import { addNode } from "../../src/gov/nodes.ts";
-import { runTransaction } from "../../src/gov/txrun.ts";
-import { promoteTransaction } from "../../src/gov/promote.ts";
-import type { GovOptions } from "../../src/gov/context.ts";
+import {
+  addNode,
+  environmentStatus,
+  type GovOptions,
+  initEnvironment,
+  promoteTransaction,
+  runTransaction,
+} from "../../src/gov/mod.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
-import { renderInitialPyproject } from "../../src/gov/pyproject.ts";
+import { renderInitialPyproject } from "../../src/gov/state/pyproject.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const GOV = join(root, "scripts/gov");

@@ -21,6 +21,8 @@ const FILE_LIKE = /\.[A-Za-z0-9_-]{1,16}$/;
  *
  * @example
  * ```ts
+ * import { comboChoices } from "@/backends/capabilities.ts";
+ *
  * comboChoices([["a.safetensors"], {}]); // ["a.safetensors"]
  * comboChoices(["INT", { min: 0 }]); // undefined
  * ```
@@ -43,6 +45,8 @@ export function comboChoices(spec: unknown): string[] | undefined {
  *
  * @example
  * ```ts
+ * import { isModelInput } from "@/backends/capabilities.ts";
+ *
  * isModelInput("ckpt_name", [["v1-5.safetensors"]]); // true
  * isModelInput("sampler_name", [["euler"]]); // false
  * ```
@@ -62,6 +66,10 @@ export function isModelInput(name: string, spec: unknown): boolean {
  *
  * @example
  * ```ts
+ * import { modelsFromObjectInfo } from "@/backends/capabilities.ts";
+ * import { type ComfyUIClient } from "@/backends/client.ts";
+ * declare const client: ComfyUIClient;
+ *
  * const models = modelsFromObjectInfo(await client.objectInfo());
  * console.log(models.ckpt_name);
  * ```
@@ -90,6 +98,8 @@ export function modelsFromObjectInfo(info: BackendObjectInfo): Record<string, st
  *
  * @example
  * ```ts
+ * import { nodeClassesFromObjectInfo } from "@/backends/capabilities.ts";
+ *
  * nodeClassesFromObjectInfo({ KSampler: {}, SaveImage: {} }); // ["KSampler", "SaveImage"]
  * ```
  */
@@ -103,6 +113,8 @@ export function nodeClassesFromObjectInfo(info: BackendObjectInfo): string[] {
  *
  * @example
  * ```ts
+ * import { sameModelName } from "@/backends/capabilities.ts";
+ *
  * sameModelName("SDXL\\x.safetensors", "SDXL/x.safetensors"); // true
  * ```
  */

@@ -163,6 +163,11 @@ export interface WsMessage {
  *
  * @example
  * ```ts
+ * import { BackendUnreachableError } from "@/backends/client.ts";
+ * import { type ComfyUIClient } from "@/backends/client.ts";
+ * declare const client: ComfyUIClient;
+ * declare const failover: () => void;
+ *
  * try { await client.probe(); } catch (e) { if (e instanceof BackendUnreachableError) failover(); }
  * ```
  */
@@ -189,6 +194,9 @@ export class BackendUnreachableError extends GovError {
  *
  * @example
  * ```ts
+ * import { PromptLostError } from "@/backends/client.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof PromptLostError) console.log(`${err.promptId} vanished`);
  * ```
  */
@@ -211,6 +219,9 @@ export class PromptLostError extends BackendUnreachableError {
  *
  * @example
  * ```ts
+ * import { BackendHttpError } from "@/backends/client.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof BackendHttpError && err.status === 401) console.log("bad token");
  * ```
  */
@@ -254,6 +265,8 @@ export type NodeErrors = Record<string, {
  *
  * @example
  * ```ts
+ * import { summariseNodeErrors } from "@/backends/client.ts";
+ *
  * summariseNodeErrors({ "3": { class_type: "KSampler", errors: [{ message: "Value bigger than max", details: "steps" }] } });
  * ```
  */
@@ -275,7 +288,11 @@ export function summariseNodeErrors(nodeErrors: NodeErrors): string {
  *
  * @example
  * ```ts
- * catch (e) { if (e instanceof PromptRejectedError) console.log(e.nodeErrors); }
+ * import { PromptRejectedError } from "@/backends/client.ts";
+ *
+ * function report(e: unknown): void {
+ *   if (e instanceof PromptRejectedError) console.log(e.nodeErrors);
+ * }
  * ```
  */
 export class PromptRejectedError extends GovError {
@@ -301,7 +318,11 @@ export class PromptRejectedError extends GovError {
  *
  * @example
  * ```ts
- * catch (e) { if (e instanceof PromptDetachedError) persistForLater(e.promptId); }
+ * import { PromptDetachedError } from "@/backends/client.ts";
+ *
+ * function report(e: unknown): void {
+ *   if (e instanceof PromptDetachedError) console.log("detached:", e.promptId);
+ * }
  * ```
  */
 export class PromptDetachedError extends GovError {
@@ -373,6 +394,10 @@ function outputsFromNode(nodeId: string, out: Record<string, unknown>): OutputRe
  *
  * @example
  * ```ts
+ * import { resultFromHistory } from "@/backends/client.ts";
+ * import { type ComfyUIClient } from "@/backends/client.ts";
+ * declare const client: ComfyUIClient;
+ *
  * const r = resultFromHistory("p1", await client.history("p1") ?? {}, "poll");
  * ```
  */
@@ -478,6 +503,8 @@ export class ComfyUISocket {
    *
    * @example
    * ```ts
+   * import { ComfyUISocket } from "@/backends/client.ts";
+   *
    * const s = await ComfyUISocket.open("ws://127.0.0.1:8188/ws?clientId=x", {}, { onMessage: console.log }, 5000, "gpu1");
    * await s.close();
    * ```
@@ -583,6 +610,10 @@ export class ComfyUISocket {
  *
  * @example
  * ```ts
+ * import { ComfyUIClient } from "@/backends/client.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
  * const { queueRemaining } = await client.probe();
  * const result = await client.runPrompt(prompt, {
@@ -707,6 +738,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const { queueRemaining } = await client.probe(2000);
    * ```
    */
@@ -733,6 +767,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const s = await client.systemStats();
    * console.log(s.system.comfyui_version, s.devices[0]?.vram_free);
    * ```
@@ -752,6 +789,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const info = await client.objectInfo();
    * console.log(Object.keys(info).length, "node classes");
    * ```
@@ -771,6 +811,14 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
+   * declare const client: ComfyUIClient;
+   * declare const clientId: string;
+   * declare const promptId: string;
+   *
    * const { prompt_id, number } = await client.queuePrompt(prompt, { promptId, clientId });
    * ```
    */
@@ -825,6 +873,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const { running, pending } = await client.queue();
    * ```
    */
@@ -846,6 +897,10 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   * declare const promptId: string;
+   *
    * const entry = await client.history(promptId);
    * if (entry) console.log(entry.status?.status_str);
    * ```
@@ -866,6 +921,10 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   * declare const promptId: string;
+   *
    * if (await client.locate(promptId) === undefined) console.log("not there");
    * ```
    */
@@ -883,6 +942,10 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   * declare const promptId: string;
+   *
    * const { deleted, interrupted } = await client.cancel(promptId);
    * ```
    */
@@ -911,6 +974,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const png = await client.view({ filename: "ComfyUI_00001_.png", subfolder: "", type: "output" });
    * ```
    */
@@ -943,6 +1009,9 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * declare const client: ComfyUIClient;
+   *
    * const s = await client.connect("monitor-1", { onMessage: (m) => console.log(m.type) });
    * await s.close();
    * ```
@@ -976,6 +1045,14 @@ export class ComfyUIClient {
    *
    * @example
    * ```ts
+   * import { type ComfyUIClient } from "@/backends/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
+   * declare const client: ComfyUIClient;
+   * declare const clientId: string;
+   * declare const promptId: string;
+   *
    * const r = await client.runPrompt(prompt, { promptId, clientId, onEvent: console.log });
    * if (r.status === "error") console.log(r.error?.message);
    * ```

@@ -99,6 +99,11 @@ function signature(s: BackendStatus): string {
  *
  * @example
  * ```ts
+ * import { HealthMonitor } from "@/backends/health.ts";
+ * import { readBackends } from "@/backends/registry.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const monitor = new HealthMonitor(await readBackends(ws), { intervalMs: 2000 });
  * monitor.onChange((s) => console.log(s.id, s.state, s.queueRemaining));
  * monitor.start();
@@ -152,6 +157,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * monitor.start();
    * ```
    */
@@ -175,6 +183,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * await monitor.stop();
    * ```
    */
@@ -197,6 +208,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * await monitor.probeAll();
    * console.log(monitor.statuses());
    * ```
@@ -210,6 +224,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * const up = monitor.statuses().filter((s) => s.state === "up");
    * ```
    */
@@ -222,6 +239,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * console.log(monitor.status("gpu1")?.state);
    * ```
    */
@@ -235,6 +255,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * const info = monitor.objectInfo("gpu1");
    * ```
    */
@@ -247,6 +270,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * await monitor.client("gpu1")?.probe();
    * ```
    */
@@ -261,6 +287,12 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * import { readBackends } from "@/backends/registry.ts";
+   * import { type Workspace } from "@/workspace/root.ts";
+   * declare const monitor: HealthMonitor;
+   * declare const ws: Workspace;
+   *
    * monitor.setBackends(await readBackends(ws));
    * ```
    */
@@ -293,6 +325,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * monitor.markDown("gpu1", "connection refused while running job j-12");
    * ```
    */
@@ -313,6 +348,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * monitor.adjustInFlight("gpu1", +1);
    * // ... job ends
    * monitor.adjustInFlight("gpu1", -1);
@@ -331,6 +369,9 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { type HealthMonitor } from "@/backends/health.ts";
+   * declare const monitor: HealthMonitor;
+   *
    * const off = monitor.onChange((s) => console.log(s.id, s.state));
    * off();
    * ```

@@ -55,6 +55,9 @@ export interface NewBackend {
  *
  * @example
  * ```ts
+ * import { backendsFile } from "@/backends/registry.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * backendsFile(workspaceAt("/srv/comfy")); // "/srv/comfy/backends.toml"
  * ```
  */
@@ -87,6 +90,8 @@ function fieldError(file: string, i: number, key: string, expected: string): Con
  *
  * @example
  * ```ts
+ * import { validateBackend } from "@/backends/registry.ts";
+ *
  * const b = validateBackend({ id: "gpu1", host: "10.0.0.5", port: 8188 }, "backends.toml", 0);
  * console.log(b.max_queue); // 4
  * ```
@@ -203,6 +208,9 @@ async function readRegistry(ws: Workspace): Promise<RegistryDoc> {
  *
  * @example
  * ```ts
+ * import { readBackends } from "@/backends/registry.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const backends = await readBackends(workspaceAt("/srv/comfy"));
  * for (const b of backends) console.log(b.id, `${b.host}:${b.port}`);
  * ```
@@ -224,6 +232,8 @@ function tomlValue(v: unknown): string {
  *
  * @example
  * ```ts
+ * import { renderBackends } from "@/backends/registry.ts";
+ *
  * const text = renderBackends([{ id: "gpu1", name: "gpu1", host: "h", port: 8188,
  *   weight: 1, tags: [], max_queue: 4 }]);
  * ```
@@ -291,6 +301,10 @@ async function withRegistryLock<T>(ws: Workspace, fn: () => Promise<T>): Promise
  *
  * @example
  * ```ts
+ * import { addBackend } from "@/backends/registry.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const b = await addBackend(ws, { id: "gpu1", host: "10.0.0.5", port: 8188, tags: ["sdxl"] });
  * ```
  */
@@ -335,6 +349,10 @@ export async function addBackend(ws: Workspace, partial: NewBackend): Promise<Ba
  *
  * @example
  * ```ts
+ * import { removeBackend } from "@/backends/registry.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * await removeBackend(ws, "gpu1");
  * ```
  */
@@ -355,6 +373,10 @@ export async function removeBackend(ws: Workspace, id: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import { getBackend } from "@/backends/registry.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const b = await getBackend(ws, "gpu1");
  * ```
  */

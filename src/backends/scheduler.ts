@@ -58,8 +58,18 @@ export interface Candidate {
  *
  * @example
  * ```ts
- * try { selectBackend(req, backends, monitor.statuses()); }
- * catch (e) { if (e instanceof NoBackendError && e.retryable) requeueLater(); }
+ * import { NoBackendError, selectBackend } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ * declare const req: PromptRequirements;
+ *
+ * try {
+ *   selectBackend(req, backends, monitor.statuses());
+ * } catch (e) {
+ *   if (e instanceof NoBackendError && e.retryable) console.log("requeue later");
+ * }
  * ```
  */
 export class NoBackendError extends GovError {
@@ -105,6 +115,13 @@ function list(items: string[], max = 5): string {
  *
  * @example
  * ```ts
+ * import { refusalFor } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const monitor: HealthMonitor;
+ * declare const req: PromptRequirements;
+ *
  * const why = refusalFor(req, backend, monitor.status(backend.id));
  * if (why) console.log(why.reason);
  * ```
@@ -163,6 +180,10 @@ export function refusalFor(
  *
  * @example
  * ```ts
+ * import { loadOf } from "@/backends/scheduler.ts";
+ * import { type BackendStatus } from "@/backends/types.ts";
+ * declare const status: BackendStatus;
+ *
  * loadOf({ ...status, queueRemaining: 2, inFlight: 3 }); // 3
  * ```
  */
@@ -175,6 +196,11 @@ export function loadOf(status: BackendStatus): number {
  *
  * @example
  * ```ts
+ * import { scoreOf } from "@/backends/scheduler.ts";
+ * import { type BackendConfig, type BackendStatus } from "@/backends/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const status: BackendStatus;
+ *
  * scoreOf(backend, status);
  * ```
  */
@@ -197,6 +223,13 @@ function compare(a: Candidate, b: Candidate): number {
  *
  * @example
  * ```ts
+ * import { rankBackends } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig, type PromptRequirements } from "@/backends/types.ts";
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ * declare const req: PromptRequirements;
+ *
  * const { candidates, refusals } = rankBackends(req, backends, monitor.statuses());
  * ```
  */
@@ -254,6 +287,16 @@ export function rankBackends(
  *
  * @example
  * ```ts
+ * import { selectBackend } from "@/backends/scheduler.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * import { promptRequirements } from "@/workflow/requirements.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
+ * declare const backends: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ *
  * const backend = selectBackend(promptRequirements(prompt), backends, monitor.statuses());
  * ```
  */

@@ -27,6 +27,9 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  *
  * @example
  * ```ts
+ * import { parseFlags } from "@/cli/command.ts";
+ * declare const args: string[];
+ *
  * const { values, positionals } = parseFlags("tx run", args, {
  *   timeout: { type: "string" },
  *   json: { type: "boolean" },
@@ -63,6 +66,9 @@ export function parseFlags<O extends Options>(
  *
  * @example
  * ```ts
+ * import { positionalArgs } from "@/cli/command.ts";
+ * declare const positionals: string[];
+ *
  * const [txid] = positionalArgs("tx promote", positionals, ["<txid>"]);
  * ```
  */
@@ -90,7 +96,9 @@ export function positionalArgs(command: string, positionals: string[], names: st
  *
  * @example
  * ```ts
- * const timeout = numberFlag("tx run", "--timeout", values.timeout, 120, { min: 1 });
+ * import { numberFlag } from "@/cli/command.ts";
+ *
+ * const timeout = numberFlag("tx run", "--timeout", "90", 120, { min: 1 }); // 90
  * ```
  */
 export function numberFlag(
@@ -124,6 +132,10 @@ export function numberFlag(
  *
  * @example
  * ```ts
+ * import { printJson } from "@/cli/command.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * printJson(io, { state: "idle" });
  * ```
  */

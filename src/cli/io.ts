@@ -35,6 +35,8 @@ export interface Io {
  *
  * @example
  * ```ts
+ * import { processIo } from "@/cli/io.ts";
+ *
  * const io = processIo();
  * io.out("hello\n");
  * ```
@@ -84,6 +86,8 @@ function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array)
  *
  * @example
  * ```ts
+ * import { memoryIo } from "@/cli/io.ts";
+ *
  * const io = memoryIo({ env: { NO_COLOR: "1" } });
  * io.out("x");
  * console.assert(io.stdout === "x");
@@ -134,6 +138,8 @@ export interface Styles {
  *
  * @example
  * ```ts
+ * import { processIo, styles } from "@/cli/io.ts";
+ *
  * const s = styles(processIo());
  * console.log(s.green("healthy"));
  * ```

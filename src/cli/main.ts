@@ -15,6 +15,7 @@ import { commands as workflowCommands } from "./workflow/mod.ts";
 import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
 import { statusCommand } from "./status.ts";
+import { cliWording } from "./wording.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
@@ -78,6 +79,9 @@ function groupHelp(all: Command[], group: string): string {
  *
  * @example
  * ```ts
+ * import { runCli } from "@/cli/main.ts";
+ * import { processIo } from "@/cli/io.ts";
+ *
  * const code = await runCli(["--version"], processIo());
  * ```
  */
@@ -125,8 +129,9 @@ export async function runCli(
     return await command.run(rest, io);
   } catch (err) {
     if (err instanceof GovError) {
-      io.err(`${s.red("error:")} ${err.message}\n`);
-      if (err.hint) io.err(`  ${err.hint}\n`);
+      const { message, hint } = cliWording(err);
+      io.err(`${s.red("error:")} ${message}\n`);
+      if (hint) io.err(`  ${hint}\n`);
       return err.exitCode;
     }
     const e = err as Error;

@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { GovError } from "../errors.ts";
-import { type EnvironmentStatus, environmentStatus } from "../gov/status.ts";
+import { UsageError } from "../errors.ts";
+import { type EnvironmentStatus, environmentStatus } from "../gov/mod.ts";
 import { type SupervisorStatus, supervisorStatus } from "../supervisor/status.ts";
 import {
   type Environment,
+  EnvironmentSelectionError,
   loadEnvironment,
   selectEnvironment,
   workspaceEnvironment,
@@ -70,7 +71,7 @@ function pickEnvironment(
   try {
     return selectEnvironment({ workspace: ws?.root, cwd: io.cwd(), getenv: io.env });
   } catch (err) {
-    if (err instanceof GovError && err.message === "no environment selected") return undefined;
+    if (err instanceof EnvironmentSelectionError && err.reason === "none") return undefined;
     throw err;
   }
 }
@@ -84,11 +85,9 @@ async function run(args: string[], io: Io): Promise<number> {
   });
   positionalArgs("status", positionals, []);
   if (values.env !== undefined && values["env-dir"] !== undefined) {
-    const err = new GovError("gov status: --env and --env-dir exclude each other", {
+    throw new UsageError("gov status: --env and --env-dir exclude each other", {
       hint: "pass one of them",
     });
-    err.exitCode = 2;
-    throw err;
   }
   let ws: Workspace | undefined;
   if (values.workspace !== undefined) {
@@ -101,11 +100,9 @@ async function run(args: string[], io: Io): Promise<number> {
   const env = pickEnvironment(values, io, ws, supervisor) ??
     (values["env-dir"] ? loadEnvironment(resolve(io.cwd(), values["env-dir"])) : undefined);
   if (!ws && !env) {
-    const err = new GovError("no gov workspace or environment found here", {
+    throw new UsageError("no gov workspace or environment found here", {
       hint: "pass --workspace DIR, --env-dir DIR, or set COMFYGIT_HOME",
     });
-    err.exitCode = 2;
-    throw err;
   }
   const status: HostStatus = {
     supervisor,
@@ -130,7 +127,13 @@ function ago(seconds: number): string {
  *
  * @example
  * ```ts
- * io.out(formatStatus(await hostStatus(), styles(io)));
+ * import { formatStatus, type HostStatus } from "@/cli/status.ts";
+ * import { type Io, styles } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * declare const status: HostStatus;
+ *
+ * io.out(formatStatus(status, styles(io)));
  * ```
  */
 export function formatStatus(s: HostStatus, st: Styles): string {

@@ -15,6 +15,8 @@ let counter = 0;
  *
  * @example
  * ```ts
+ * import { writeFileAtomic } from "@/fs/atomic.ts";
+ *
  * await writeFileAtomic("/ws/.metadata/.orchestrator.pid", "4242\n");
  * ```
  */
@@ -57,6 +59,8 @@ export async function writeFileAtomic(
  *
  * @example
  * ```ts
+ * import { writeJsonAtomic } from "@/fs/atomic.ts";
+ *
  * await writeJsonAtomic("/ws/.metadata/.switch_status.json", { state: "idle", progress: 0 });
  * ```
  */
@@ -70,6 +74,8 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
  *
  * @example
  * ```ts
+ * import { syncDir } from "@/fs/atomic.ts";
+ *
  * await syncDir("/ws/.metadata");
  * ```
  */
@@ -91,6 +97,8 @@ export async function syncDir(dir: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import { readTextIfExists } from "@/fs/atomic.ts";
+ *
  * const pid = await readTextIfExists("/ws/.metadata/.orchestrator.pid");
  * ```
  */
@@ -108,6 +116,8 @@ export async function readTextIfExists(path: string): Promise<string | undefined
  *
  * @example
  * ```ts
+ * import { removeIfExists } from "@/fs/atomic.ts";
+ *
  * await removeIfExists("/ws/.metadata/.cmd");
  * ```
  */
@@ -126,6 +136,8 @@ export async function removeIfExists(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import { exists } from "@/fs/atomic.ts";
+ *
  * if (await exists("/ws/.metadata")) console.log("workspace");
  * ```
  */

@@ -16,6 +16,9 @@ export type Validator<T> = (value: unknown, file: string) => T;
  *
  * @example
  * ```ts
+ * import { readJsonFile } from "@/fs/json.ts";
+ * import { validateTransaction } from "@/gov/state/schema.ts";
+ *
  * const tx = await readJsonFile("/env/state/transactions/tx-1.json", validateTransaction);
  * ```
  */

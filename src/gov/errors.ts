@@ -11,14 +11,20 @@ import { GovError } from "../errors.ts";
  *
  * @example
  * ```ts
+ * import { NeedsResolutionError } from "@/gov/errors.ts";
+ *
  * throw new NeedsResolutionError("tx-1", ["alpha", "beta"], "state/conflicts/tx-1.json", "...");
  * ```
  */
 export class NeedsResolutionError extends GovError {
+  /** The transaction. */
+  txid: string;
   /** Custom nodes involved. */
   nodes: string[];
   /** The conflict report file. */
   reportPath: string;
+  /** The line of uv's report that says why. */
+  uvSays: string;
   constructor(
     txid: string,
     nodes: string[],
@@ -26,16 +32,19 @@ export class NeedsResolutionError extends GovError {
     summary: string,
     packages: string[] = [],
   ) {
+    const uvSays = summary.split("\n").slice(-2, -1)[0] ?? summary.split("\n")[0];
     super(
       `dependency conflict between custom nodes ${nodes.join(", ")}${
         packages.length ? ` over ${packages.join(", ")}` : ""
       }: transaction ${txid} needs resolution; production unchanged`,
       {
-        hint: `uv says: ${summary.split("\n").slice(-2, -1)[0] ?? summary.split("\n")[0]}\n  ` +
-          `full report: ${reportPath}\n  then pin versions: gov resolve ${txid} --pin <package>==<version>`,
+        hint: `uv says: ${uvSays}\n  full report: ${reportPath}\n  ` +
+          `then pin versions (<package>==<version>) with \`gov resolve ${txid}\``,
       },
     );
     this.name = "NeedsResolutionError";
+    this.txid = txid;
+    this.uvSays = uvSays;
     this.nodes = nodes;
     this.reportPath = reportPath;
   }
@@ -47,10 +56,16 @@ export class NeedsResolutionError extends GovError {
  *
  * @example
  * ```ts
+ * import { PromoteFailedError } from "@/gov/errors.ts";
+ *
  * throw new PromoteFailedError("tx-1", "smoke test failed", "snap-1");
  * ```
  */
 export class PromoteFailedError extends GovError {
+  /** The transaction. */
+  txid: string;
+  /** Why re-syncing production failed too, when it did. */
+  resyncError?: string;
   constructor(txid: string, reason: string, restored: string | null, resyncError?: string) {
     super(
       `promotion of ${txid} failed: ${reason}; ${
@@ -63,10 +78,12 @@ export class PromoteFailedError extends GovError {
       {
         hint: resyncError
           ? "fix the problem uv reports, then run `gov init` to re-sync .venv-prod"
-          : `see \`gov tx inspect ${txid}\`; after fixing the cause, retry with \`gov resolve ${txid}\` (add --pin P==V to change pins) and \`gov tx promote ${txid}\``,
+          : `see \`gov tx inspect ${txid}\`; after fixing the cause, retry with \`gov resolve ${txid}\` (pins optional) and \`gov tx promote ${txid}\``,
       },
     );
     this.name = "PromoteFailedError";
+    this.txid = txid;
+    this.resyncError = resyncError;
   }
 }
 
@@ -75,6 +92,8 @@ export class PromoteFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { RollbackFailedError } from "@/gov/errors.ts";
+ *
  * throw new RollbackFailedError("snap-1", "uv sync failed", "snap-2");
  * ```
  */
@@ -97,6 +116,8 @@ export class RollbackFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { RemoveFailedError } from "@/gov/errors.ts";
+ *
  * throw new RemoveFailedError("impact", "uv lock failed", "snap-1");
  * ```
  */
@@ -119,10 +140,14 @@ export class RemoveFailedError extends GovError {
  *
  * @example
  * ```ts
+ * import { CoreImpactError } from "@/gov/errors.ts";
+ *
  * throw new CoreImpactError("tx-1", ["torch 2.1.0 -> 2.3.1"]);
  * ```
  */
 export class CoreImpactError extends GovError {
+  /** The transaction. */
+  txid: string;
   /** The core changes, e.g. "torch 2.1.0 -> 2.3.1". */
   changes: string[];
   constructor(txid: string, changes: string[]) {
@@ -132,10 +157,58 @@ export class CoreImpactError extends GovError {
       }; nothing was changed`,
       {
         hint:
-          `the lock built for it (with its pins) moves them; review \`gov tx inspect ${txid}\`, then rerun with --approve-core to accept it`,
+          `the lock built for it (with its pins) moves them; review \`gov tx inspect ${txid}\`, then promote it again approving the core change`,
       },
     );
     this.name = "CoreImpactError";
+    this.txid = txid;
     this.changes = changes;
+  }
+}
+
+/**
+ * A transaction cannot be promoted as it is: its status does not allow it (`status`), or it
+ * changes core packages the operator has not approved (`core`). Nothing was changed. The
+ * hint names no command-line flag; the CLI words the way past the gate in its flags.
+ *
+ * @example
+ * ```ts
+ * import { PromoteGateError } from "@/gov/errors.ts";
+ *
+ * throw new PromoteGateError("tx-1", "failed", "ComfyUI exited with code 1");
+ * ```
+ */
+export class PromoteGateError extends GovError {
+  /** The transaction. */
+  txid: string;
+  /** Its status, or "core" when the gate is the core-package approval. */
+  gate: string;
+  /** What the gate is about: the failed run's error, or the core packages changed. */
+  detail?: string;
+  constructor(txid: string, gate: string, detail?: string) {
+    super(
+      gate === "core"
+        ? `transaction ${txid} changes core packages: ${detail}; nothing was changed`
+        : `transaction ${txid} is ${gate}; it cannot be promoted`,
+      { hint: PromoteGateError.hintFor(txid, gate, detail) },
+    );
+    this.name = "PromoteGateError";
+    this.txid = txid;
+    this.gate = gate;
+    this.detail = detail;
+  }
+
+  private static hintFor(txid: string, gate: string, detail?: string): string | undefined {
+    const hints: Record<string, string> = {
+      core: `review \`gov tx inspect ${txid}\`, then promote it approving the core change`,
+      failed: `its ComfyUI test start failed (${detail}); it can be promoted allowing a failed run`,
+      needs_resolution: `resolve the conflict first with \`gov resolve ${txid}\` and exact pins`,
+      promote_failed:
+        `relock it first with \`gov resolve ${txid}\` (pins optional), or run a new transaction`,
+      promoted: "it is already in production",
+      aborted: "it was aborted; run a new transaction with `gov tx run`",
+      running: "its test run has not finished",
+    };
+    return hints[gate];
   }
 }

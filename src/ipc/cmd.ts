@@ -32,6 +32,8 @@ export interface SupervisorCommand {
  *
  * @example
  * ```ts
+ * import { writeCommand } from "@/ipc/cmd.ts";
+ *
  * await writeCommand("/ws/.metadata", "restart");
  * ```
  */
@@ -75,6 +77,8 @@ let takeCounter = 0;
  *
  * @example
  * ```ts
+ * import { takeCommand } from "@/ipc/cmd.ts";
+ *
  * const c = await takeCommand("/ws/.metadata");
  * if (c && "command" in c && c.command === "shutdown") console.log("stopping");
  * ```
@@ -115,6 +119,9 @@ export async function takeCommand(
  *
  * @example
  * ```ts
+ * import { clearCommand } from "@/ipc/cmd.ts";
+ * declare const pidFile: string;
+ *
  * await clearCommand("/ws/.metadata", { olderThanMs: (await Deno.stat(pidFile)).mtime!.getTime() });
  * ```
  */

@@ -47,6 +47,8 @@ export interface MetadataPaths {
  *
  * @example
  * ```ts
+ * import { metadataPaths } from "@/ipc/files.ts";
+ *
  * const p = metadataPaths("/srv/comfy/.metadata");
  * console.log(p.pid); // /srv/comfy/.metadata/.orchestrator.pid
  * ```
@@ -71,6 +73,8 @@ export function metadataPaths(metadataDir: string): MetadataPaths {
  *
  * @example
  * ```ts
+ * import { nowSeconds } from "@/ipc/files.ts";
+ *
  * const ts = nowSeconds(); // 1767225600.123
  * ```
  */
@@ -84,6 +88,8 @@ export function nowSeconds(): number {
  *
  * @example
  * ```ts
+ * import { withGuard } from "@/ipc/files.ts";
+ *
  * await withGuard("/ws/.metadata/.gov.guard", async () => {
  *   // read-check-write of a lock file, safe from other gov processes
  * });

@@ -43,6 +43,8 @@ export interface LockOptions {
  *
  * @example
  * ```ts
+ * import { readSwitchLock } from "@/ipc/lock.ts";
+ *
  * const lock = await readSwitchLock("/ws/.metadata");
  * if (lock && !lock.stale) console.log(`held by ${lock.pid}`);
  * ```
@@ -107,6 +109,8 @@ async function createLock(path: string, pid: number, extra: Record<string, unkno
  *
  * @example
  * ```ts
+ * import { acquireSwitchLock, releaseSwitchLock } from "@/ipc/lock.ts";
+ *
  * if (!await acquireSwitchLock("/ws/.metadata")) throw new Error("switch in progress");
  * try {
  *   // ... switch ...
@@ -158,6 +162,8 @@ async function touch(path: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import { refreshSwitchLock } from "@/ipc/lock.ts";
+ *
  * await refreshSwitchLock("/ws/.metadata");
  * ```
  */
@@ -174,6 +180,8 @@ export async function refreshSwitchLock(metadataDir: string, pid = Deno.pid): Pr
  *
  * @example
  * ```ts
+ * import { releaseSwitchLock } from "@/ipc/lock.ts";
+ *
  * await releaseSwitchLock("/ws/.metadata");
  * ```
  */
@@ -198,6 +206,8 @@ export async function releaseSwitchLock(
  *
  * @example
  * ```ts
+ * import { isSwitchLocked } from "@/ipc/lock.ts";
+ *
  * if (await isSwitchLocked("/ws/.metadata")) console.log("switch in progress");
  * ```
  */

@@ -26,6 +26,8 @@ export class SupervisorRunningError extends GovError {
  *
  * @example
  * ```ts
+ * import { writeOrchestratorPid } from "@/ipc/pid.ts";
+ *
  * await writeOrchestratorPid("/ws/.metadata");
  * ```
  */
@@ -38,6 +40,8 @@ export async function writeOrchestratorPid(metadataDir: string, pid = Deno.pid):
  *
  * @example
  * ```ts
+ * import { readOrchestratorPid } from "@/ipc/pid.ts";
+ *
  * const pid = await readOrchestratorPid("/ws/.metadata");
  * ```
  */
@@ -56,6 +60,8 @@ export async function readOrchestratorPid(metadataDir: string): Promise<number |
  *
  * @example
  * ```ts
+ * import { cleanupOrchestratorPid } from "@/ipc/pid.ts";
+ *
  * await cleanupOrchestratorPid("/ws/.metadata", { onlyIf: Deno.pid });
  * ```
  */
@@ -76,6 +82,8 @@ export async function cleanupOrchestratorPid(
  *
  * @example
  * ```ts
+ * import { liveOrchestratorPid } from "@/ipc/pid.ts";
+ *
  * const pid = await liveOrchestratorPid("/ws/.metadata");
  * if (pid) console.log(`supervised by ${pid}`);
  * ```
@@ -95,6 +103,8 @@ export async function liveOrchestratorPid(
  *
  * @example
  * ```ts
+ * import { claimOrchestratorPid } from "@/ipc/pid.ts";
+ *
  * const { previous } = await claimOrchestratorPid("/ws/.metadata");
  * if (previous) console.log(`took over from dead supervisor ${previous}`);
  * ```

@@ -25,6 +25,8 @@ export interface StartupState {
  *
  * @example
  * ```ts
+ * import { writeStartupState } from "@/ipc/startup.ts";
+ *
  * await writeStartupState("/ws/.metadata", { environment_name: "prod", port: 8188 });
  * ```
  */
@@ -43,6 +45,8 @@ export async function writeStartupState(
  *
  * @example
  * ```ts
+ * import { readStartupState } from "@/ipc/startup.ts";
+ *
  * const last = await readStartupState("/ws/.metadata");
  * console.log(last?.environment_name);
  * ```

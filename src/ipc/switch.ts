@@ -24,6 +24,8 @@ export interface SwitchRequest {
  *
  * @example
  * ```ts
+ * import { writeSwitchRequest } from "@/ipc/switch.ts";
+ *
  * await writeSwitchRequest("/ws/.metadata", "staging", "prod");
  * ```
  */
@@ -68,6 +70,8 @@ function parseRequest(text: string | undefined): SwitchRequest | undefined {
  *
  * @example
  * ```ts
+ * import { readSwitchRequest } from "@/ipc/switch.ts";
+ *
  * const req = await readSwitchRequest("/ws/.metadata");
  * if (req) console.log(`switching to ${req.target_env}`);
  * ```
@@ -85,6 +89,8 @@ export async function readSwitchRequest(metadataDir: string): Promise<SwitchRequ
  *
  * @example
  * ```ts
+ * import { peekSwitchRequest } from "@/ipc/switch.ts";
+ *
  * if (await peekSwitchRequest("/ws/.metadata")) console.log("a switch is pending");
  * ```
  */
@@ -97,6 +103,8 @@ export async function peekSwitchRequest(metadataDir: string): Promise<SwitchRequ
  *
  * @example
  * ```ts
+ * import { cleanupSwitchRequest } from "@/ipc/switch.ts";
+ *
  * await cleanupSwitchRequest("/ws/.metadata");
  * ```
  */
@@ -142,6 +150,8 @@ export interface SwitchStatus {
  *
  * @example
  * ```ts
+ * import { isActiveSwitchState } from "@/ipc/switch.ts";
+ *
  * isActiveSwitchState("syncing"); // true
  * isActiveSwitchState("complete"); // false
  * ```
@@ -155,6 +165,8 @@ export function isActiveSwitchState(state: string): boolean {
  *
  * @example
  * ```ts
+ * import { writeSwitchStatus } from "@/ipc/switch.ts";
+ *
  * await writeSwitchStatus("/ws/.metadata", "syncing", { target_env: "staging" });
  * ```
  */
@@ -206,6 +218,8 @@ function defaultMessage(state: SwitchState, target?: string): string {
  *
  * @example
  * ```ts
+ * import { idleSwitchStatus } from "@/ipc/switch.ts";
+ *
  * idleSwitchStatus(); // { state: "idle", progress: 0, message: "", updated_at: 0 }
  * ```
  */
@@ -219,6 +233,8 @@ export function idleSwitchStatus(): SwitchStatus {
  *
  * @example
  * ```ts
+ * import { readSwitchStatus } from "@/ipc/switch.ts";
+ *
  * const s = await readSwitchStatus("/ws/.metadata");
  * console.log(s.state, s.progress);
  * ```
@@ -247,6 +263,8 @@ export async function readSwitchStatus(metadataDir: string): Promise<SwitchStatu
  *
  * @example
  * ```ts
+ * import { cleanupSwitchStatus } from "@/ipc/switch.ts";
+ *
  * await cleanupSwitchStatus("/ws/.metadata");
  * ```
  */

@@ -11,6 +11,8 @@
  *
  * @example
  * ```ts
+ * import { freeLoopbackPort } from "@/net/port.ts";
+ *
  * const port = freeLoopbackPort();
  * ```
  */
@@ -27,6 +29,8 @@ export function freeLoopbackPort(): number {
  *
  * @example
  * ```ts
+ * import { isPortOpen } from "@/net/port.ts";
+ *
  * if (await isPortOpen("127.0.0.1", 8188)) console.log("port in use");
  * ```
  */

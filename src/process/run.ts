@@ -59,6 +59,9 @@ function buildEnv(opts: ProcessOptions): Record<string, string> | undefined {
  *
  * @example
  * ```ts
+ * import { runProcess } from "@/process/run.ts";
+ * declare const envDir: string;
+ *
  * const r = await runProcess("uv", ["lock"], { cwd: envDir, timeoutMs: 600_000 });
  * if (r.code !== 0) console.error(r.stderr);
  * ```
@@ -221,6 +224,9 @@ function startOrphanGuard(pgid: number, guard: OrphanGuardOptions): Deno.ChildPr
  *
  * @example
  * ```ts
+ * import { spawnProcess } from "@/process/run.ts";
+ * declare const comfyDir: string;
+ *
  * const p = spawnProcess("python3", ["main.py", "--port", "8188"], { cwd: comfyDir });
  * const { status } = await p.terminate(10_000);
  * ```
@@ -316,6 +322,8 @@ export function spawnProcess(
  *
  * @example
  * ```ts
+ * import { isPidAlive } from "@/process/run.ts";
+ *
  * if (!isPidAlive(4242)) console.log("stale pid file");
  * ```
  */
@@ -334,6 +342,8 @@ export function isPidAlive(pid: number): boolean {
  *
  * @example
  * ```ts
+ * import { signalPid } from "@/process/run.ts";
+ *
  * signalPid(4242, "SIGTERM");
  * ```
  */

@@ -11,6 +11,9 @@ import { fileURLToPath as fromFileUrl } from "node:url";
  *
  * @example
  * ```ts
+ * import { selfCommand } from "@/process/self.ts";
+ * import { spawnProcess } from "@/process/run.ts";
+ *
  * const { command, args } = selfCommand();
  * spawnProcess(command, [...args, "run", "--detach"]);
  * ```

@@ -53,6 +53,11 @@ export type { ApiPrompt, ObjectInfo, RunEvent, RunResult };
  *
  * @example
  * ```ts
+ * import { clientFor } from "@/serve/backend_api.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const detach: AbortController;
+ *
  * const client = clientFor(backend, detach.signal);
  * ```
  */
@@ -67,6 +72,12 @@ export function clientFor(b: BackendConfig, signal?: AbortSignal): ComfyUIClient
  *
  * @example
  * ```ts
+ * import { viewResponse } from "@/serve/backend_api.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type Job } from "@/serve/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const job: Job;
+ *
  * const res = await viewResponse(backend, job.outputs[0]);
  * ```
  */
@@ -96,6 +107,12 @@ export async function viewResponse(b: BackendConfig, out: JobOutput): Promise<Re
  *
  * @example
  * ```ts
+ * import { viewUrl } from "@/serve/backend_api.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type Job } from "@/serve/types.ts";
+ * declare const backend: BackendConfig;
+ * declare const job: Job;
+ *
  * viewUrl(backend, job.outputs[0]); // http://10.0.0.5:8188/view?filename=...
  * ```
  */
@@ -116,6 +133,11 @@ export function viewUrl(b: BackendConfig, out: JobOutput): string {
  *
  * @example
  * ```ts
+ * import { mergeObjectInfo } from "@/serve/backend_api.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * declare const a: ObjectInfo;
+ * declare const b: ObjectInfo;
+ *
  * const info = mergeObjectInfo([a, b]);
  * ```
  */
@@ -173,6 +195,10 @@ function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
  *
  * @example
  * ```ts
+ * import { learnedObjectInfo } from "@/serve/backend_api.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * declare const monitor: HealthMonitor;
+ *
  * const info = learnedObjectInfo(monitor, "gpu1");
  * ```
  */
@@ -186,6 +212,10 @@ export function learnedObjectInfo(monitor: HealthMonitor, id: string): ObjectInf
  *
  * @example
  * ```ts
+ * import { isUnreachable } from "@/serve/backend_api.ts";
+ * declare const err: unknown;
+ * declare const failover: () => void;
+ *
  * if (isUnreachable(err)) failover();
  * ```
  */

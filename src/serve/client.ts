@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { GovError } from "../errors.ts";
+import { GovError, UsageError } from "../errors.ts";
 import type { Refusal } from "../backends/types.ts";
 import { JobInputError } from "./dispatcher.ts";
 import type { JobState } from "./types.ts";
@@ -47,6 +47,10 @@ export interface GatewayHealth {
  *
  * @example
  * ```ts
+ * import { GatewayClient } from "@/serve/client.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const workflow: ApiPrompt;
+ *
  * const gw = new GatewayClient("http://127.0.0.1:8190");
  * const job = await gw.submit({ workflow, set: [["seed", "1"]] });
  * ```
@@ -100,8 +104,10 @@ export class GatewayClient {
         hint: "pass --token T or set GOV_SERVE_TOKEN",
       });
     }
-    const err = new GovError(`gov serve at ${this.url}: ${msg}`, { hint });
-    if (res.status === 404) err.exitCode = 2;
+    // A 404 is an id the user gave that the gateway does not know: bad input, exit 2.
+    const err = res.status === 404
+      ? new UsageError(`gov serve at ${this.url}: ${msg}`, { hint })
+      : new GovError(`gov serve at ${this.url}: ${msg}`, { hint });
     throw err;
   }
 
@@ -111,6 +117,9 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   *
    * if (await gw.health()) console.log("up");
    * ```
    */
@@ -133,6 +142,11 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const gw: GatewayClient;
+   * declare const workflow: ApiPrompt;
+   *
    * const job = await gw.submit({ workflow, set: [["steps", "20"]] });
    * ```
    */
@@ -147,6 +161,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * const job = await gw.job(id);
    * ```
    */
@@ -159,6 +177,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * await gw.cancel(id);
    * ```
    */
@@ -174,6 +196,10 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { type GatewayClient } from "@/serve/client.ts";
+   * declare const gw: GatewayClient;
+   * declare const id: string;
+   *
    * const done = await gw.follow(id, (e) => console.error(e.type));
    * ```
    */
@@ -241,6 +267,9 @@ export class GatewayClient {
  *
  * @example
  * ```ts
+ * import { parseSse } from "@/serve/client.ts";
+ * declare const res: Response;
+ *
  * for await (const e of parseSse(res.body!)) console.log(e.event, e.data);
  * ```
  */

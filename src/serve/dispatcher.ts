@@ -79,6 +79,8 @@ export interface JobRequest {
  *
  * @example
  * ```ts
+ * import { JobInputError } from "@/serve/dispatcher.ts";
+ *
  * throw new JobInputError("unknown parameter 'sead'");
  * ```
  */
@@ -98,6 +100,8 @@ export class JobInputError extends UsageError {
  *
  * @example
  * ```ts
+ * import { JobStateError } from "@/serve/dispatcher.ts";
+ *
  * throw new JobStateError("job 'x' is already completed");
  * ```
  */
@@ -179,6 +183,16 @@ function sleep(ms: number): Promise<void> {
  *
  * @example
  * ```ts
+ * import { Dispatcher } from "@/serve/dispatcher.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type JobStore } from "@/serve/store.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const list: BackendConfig[];
+ * declare const monitor: HealthMonitor;
+ * declare const store: JobStore;
+ * declare const workflow: ApiPrompt;
+ *
  * const d = new Dispatcher({ store, monitor, backends: () => list });
  * d.start();
  * const job = d.submit({ workflow, sets: [["seed", "42"]] });
@@ -236,6 +250,9 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * declare const dispatcher: Dispatcher;
+   *
    * dispatcher.start();
    * ```
    */
@@ -252,6 +269,9 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * declare const dispatcher: Dispatcher;
+   *
    * await dispatcher.stop();
    * ```
    */
@@ -274,6 +294,9 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * declare const dispatcher: Dispatcher;
+   *
    * const info = dispatcher.objectInfo();
    * ```
    */
@@ -293,6 +316,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const dispatcher: Dispatcher;
+   * declare const workflow: ApiPrompt;
+   *
    * const job = dispatcher.submit({ workflow, sets: [["steps", "30"]] });
    * ```
    */
@@ -360,6 +388,9 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * declare const dispatcher: Dispatcher;
+   *
    * const job = await dispatcher.cancel("lx2k3j4a-9f3e1c");
    * ```
    */
@@ -403,6 +434,9 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * declare const dispatcher: Dispatcher;
+   *
    * dispatcher.kick();
    * ```
    */
@@ -457,6 +491,12 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { type Dispatcher } from "@/serve/dispatcher.ts";
+   * import { type ApiPrompt } from "@/workflow/types.ts";
+   * declare const prompt: ApiPrompt;
+   *
+   * declare const dispatcher: Dispatcher;
+   *
    * const v = dispatcher.placeFor(prompt, null, []);
    * if (v.kind === "ok") console.log(v.backend.id);
    * ```

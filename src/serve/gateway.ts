@@ -42,6 +42,10 @@ export interface ServerRecord {
  *
  * @example
  * ```ts
+ * import { serveDir } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * serveDir(ws); // /srv/comfy/.metadata/serve
  * ```
  */
@@ -54,6 +58,10 @@ export function serveDir(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { jobsDbPath } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * jobsDbPath(ws); // /srv/comfy/.metadata/serve/jobs.sqlite
  * ```
  */
@@ -66,6 +74,10 @@ export function jobsDbPath(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { serverFilePath } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * serverFilePath(ws); // /srv/comfy/.metadata/serve/server.json
  * ```
  */
@@ -79,6 +91,10 @@ export function serverFilePath(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { workspaceId } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * workspaceId(ws); // "3f2a9c0d1b7e"
  * ```
  */
@@ -92,6 +108,10 @@ export function workspaceId(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { readServerRecord } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const rec = await readServerRecord(ws);
  * if (rec) console.log(rec.url);
  * ```
@@ -113,6 +133,8 @@ export async function readServerRecord(ws: Workspace): Promise<ServerRecord | un
  *
  * @example
  * ```ts
+ * import { isLoopback } from "@/serve/gateway.ts";
+ *
  * isLoopback("127.0.0.1"); // true
  * isLoopback("0.0.0.0");   // false
  * ```
@@ -177,6 +199,10 @@ function urlHost(hostname: string): string {
  *
  * @example
  * ```ts
+ * import { startGateway } from "@/serve/gateway.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const gw = await startGateway({ workspace: ws, port: 0 });
  * console.log(gw.url);
  * await gw.close();

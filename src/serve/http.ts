@@ -83,7 +83,12 @@ function iso(ms: number | null): string | null {
  *
  * @example
  * ```ts
- * return json(jobView(job));
+ * import { jobView } from "@/serve/http.ts";
+ *
+ * import { type Job } from "@/serve/types.ts";
+ * declare const job: Job;
+ *
+ * const body = JSON.stringify(jobView(job));
  * ```
  */
 export function jobView(job: Job, full = false): Record<string, unknown> {
@@ -124,6 +129,13 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import { backendView } from "@/serve/http.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const config: BackendConfig;
+ *
+ * declare const monitor: HealthMonitor;
+ *
  * backendView(config, monitor.status(config.id));
  * ```
  */
@@ -238,6 +250,10 @@ async function readJsonBody(req: Request): Promise<unknown> {
  *
  * @example
  * ```ts
+ * import { createHandler } from "@/serve/http.ts";
+ * import { type GatewayContext } from "@/serve/http.ts";
+ * declare const ctx: GatewayContext;
+ *
  * const api = createHandler(ctx);
  * const server = Deno.serve({ port: 8190 }, api.handler);
  * // ...

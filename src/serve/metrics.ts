@@ -10,6 +10,8 @@
  *
  * @example
  * ```ts
+ * import { Histogram } from "@/serve/metrics.ts";
+ *
  * const h = new Histogram([0.01, 0.1, 1]);
  * h.observe(0.05);
  * ```
@@ -84,6 +86,8 @@ function num(n: number): string {
  *
  * @example
  * ```ts
+ * import { MetricsWriter } from "@/serve/metrics.ts";
+ *
  * const m = new MetricsWriter();
  * m.family("gov_jobs_in_queue", "gauge", "Jobs waiting for a backend.");
  * m.sample("gov_jobs_in_queue", 3);

@@ -23,6 +23,8 @@ export interface SseStream {
  *
  * @example
  * ```ts
+ * import { SseHub } from "@/serve/sse.ts";
+ *
  * const hub = new SseHub();
  * const { response, stream } = hub.open();
  * stream.send("queued", { id: "x" }, 1);
@@ -47,6 +49,10 @@ export class SseHub {
    *
    * @example
    * ```ts
+   * import { type SseHub } from "@/serve/sse.ts";
+   * declare const hub: SseHub;
+   * declare const unsubscribe: () => void;
+   *
    * const { response, stream } = hub.open(() => unsubscribe());
    * ```
    */

@@ -268,6 +268,8 @@ const PAGE = `<!doctype html>
  *
  * @example
  * ```ts
+ * import { statusPageHtml } from "@/serve/status_page.ts";
+ *
  * new Response(statusPageHtml(), { headers: { "content-type": "text/html" } });
  * ```
  */
@@ -281,6 +283,8 @@ export function statusPageHtml(): string {
  *
  * @example
  * ```ts
+ * import { signInPageHtml } from "@/serve/status_page.ts";
+ *
  * new Response(signInPageHtml(false), { status: 401, headers: { "content-type": "text/html" } });
  * ```
  */

@@ -184,6 +184,8 @@ export interface JobQuery {
  *
  * @example
  * ```ts
+ * import { JobStore } from "@/serve/store.ts";
+ *
  * const store = JobStore.open("/ws/.metadata/serve/jobs.sqlite");
  * const job = store.get("lx2k3j4a-9f3e1c");
  * store.close();
@@ -225,6 +227,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "@/serve/store.ts";
+   *
    * const store = JobStore.open(":memory:");
    * ```
    */
@@ -261,6 +265,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * const off = store.onEvent((e, job) => console.log(e.type, job.state));
    * ```
    */
@@ -294,6 +300,10 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * import { type Job } from "@/serve/types.ts";
+   * declare const job: Job;
+   * declare const store: JobStore;
    * store.create(job);
    * ```
    */
@@ -317,6 +327,9 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const id: string;
+   * declare const store: JobStore;
    * store.update(id, { set: { state: "cancelled" }, event: { type: "cancelled" }, from: ["queued"] });
    * ```
    */
@@ -346,6 +359,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * const job = store.get("lx2k3j4a-9f3e1c");
    * ```
    */
@@ -359,6 +374,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
    */
@@ -386,6 +403,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
    * ```
    */
@@ -408,6 +427,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * const orphans = store.inFlight();
    * ```
    */
@@ -422,6 +443,10 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * import { type Job } from "@/serve/types.ts";
+   * declare const job: Job;
+   * declare const store: JobStore;
    * const history = store.events(job.id);
    * ```
    */
@@ -442,6 +467,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * store.countByState().queued;
    * ```
    */
@@ -458,6 +485,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * store.countEvents().retry;
    * ```
    */
@@ -482,6 +511,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * store.prune(Date.now() - 7 * 86_400_000);
    * ```
    */
@@ -510,6 +541,9 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { isPidAlive } from "@/process/run.ts";
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * const other = store.claim(Deno.pid, isPidAlive);
    * if (other) throw new Error(`gov serve ${other} owns this store`);
    * ```
@@ -531,6 +565,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * store.release(Deno.pid);
    * ```
    */
@@ -545,6 +581,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { type JobStore } from "@/serve/store.ts";
+   * declare const store: JobStore;
    * store.close();
    * ```
    */

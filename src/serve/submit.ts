@@ -44,6 +44,10 @@ export interface SubmitOutcome {
  *
  * @example
  * ```ts
+ * import { findGateway } from "@/serve/submit.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const gw = await findGateway({ workspace: ws });
  * ```
  */
@@ -87,6 +91,11 @@ function absolute(view: JobView, base: string): JobView {
  *
  * @example
  * ```ts
+ * import { submitToGateway, type SubmitRequest } from "@/serve/submit.ts";
+ * import { type GatewayClient } from "@/serve/client.ts";
+ * declare const gw: GatewayClient;
+ * declare const req: SubmitRequest;
+ *
  * const out = await submitToGateway(gw, req, { wait: true, onEvent: console.error });
  * ```
  */
@@ -114,6 +123,11 @@ export async function submitToGateway(
  *
  * @example
  * ```ts
+ * import { submitLocally, type SubmitRequest } from "@/serve/submit.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const req: SubmitRequest;
+ * declare const ws: Workspace;
+ *
  * const out = await submitLocally(ws, req, { wait: true, onEvent: (e) => console.error(e.type) });
  * ```
  */

@@ -33,6 +33,8 @@ export const TERMINAL_STATES: readonly JobState[] = ["completed", "failed", "can
  *
  * @example
  * ```ts
+ * import { isTerminal } from "@/serve/types.ts";
+ *
  * isTerminal("failed"); // true
  * ```
  */

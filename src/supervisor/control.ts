@@ -57,6 +57,10 @@ export class NoSupervisorError extends GovError {
  *
  * @example
  * ```ts
+ * import { shouldSpawnSupervisorForSwitch } from "@/supervisor/control.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * if (await shouldSpawnSupervisorForSwitch(ws, Deno.env.get)) console.log("will start gov run");
  * ```
  */
@@ -95,6 +99,10 @@ export interface SwitchRequestResult {
  *
  * @example
  * ```ts
+ * import { requestSwitch, waitForSwitch } from "@/supervisor/control.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const r = await requestSwitch(ws, "staging");
  * if (r.outcome !== "already") await waitForSwitch(ws, { since: r.since });
  * ```
@@ -231,6 +239,11 @@ export interface AbortResult {
  *
  * @example
  * ```ts
+ * import { abortSwitch, waitForSwitch } from "@/supervisor/control.ts";
+ * import { nowSeconds } from "@/ipc/files.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const r = await abortSwitch(ws);
  * if (r.outcome === "aborting") await waitForSwitch(ws, { since: nowSeconds() });
  * ```
@@ -275,7 +288,11 @@ export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
  *
  * @example
  * ```ts
- * const final = await waitForSwitch(ws, { since: req.timestamp, onUpdate: (s) => console.log(s.state) });
+ * import { waitForSwitch } from "@/supervisor/control.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
+ * const final = await waitForSwitch(ws, { since: Date.now() / 1000, onUpdate: (s) => console.log(s.state) });
  * ```
  */
 export async function waitForSwitch(
@@ -324,6 +341,10 @@ export async function waitForSwitch(
  *
  * @example
  * ```ts
+ * import { sendSupervisorCommand } from "@/supervisor/control.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const pid = await sendSupervisorCommand(ws, "restart");
  * ```
  */
@@ -342,6 +363,8 @@ export async function sendSupervisorCommand(
  *
  * @example
  * ```ts
+ * import { waitForExit } from "@/supervisor/control.ts";
+ *
  * if (!await waitForExit(4242, 30_000)) console.log("still running");
  * ```
  */
@@ -360,6 +383,12 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
  *
  * @example
  * ```ts
+ * import { sendSupervisorCommand, waitForRestart } from "@/supervisor/control.ts";
+ * import { readSupervisorState } from "@/supervisor/state.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const pid: number;
+ * declare const ws: Workspace;
+ *
  * const before = (await readSupervisorState(ws.metadataDir))?.starts ?? 0;
  * await sendSupervisorCommand(ws, "restart");
  * await waitForRestart(ws, pid, before, 600_000);
@@ -398,6 +427,10 @@ export async function waitForRestart(
  *
  * @example
  * ```ts
+ * import { startDetachedSupervisor } from "@/supervisor/control.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const { pid, logFile } = await startDetachedSupervisor(ws, ["--env", "prod"]);
  * ```
  */

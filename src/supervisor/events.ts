@@ -47,6 +47,8 @@ export interface SupervisorEvent {
  *
  * @example
  * ```ts
+ * import { formatEvent } from "@/supervisor/events.ts";
+ *
  * formatEvent({ type: "healthy", time: 0, message: "ComfyUI answers on 127.0.0.1:8188" });
  * // "1970-01-01T00:00:00.000Z healthy ComfyUI answers on 127.0.0.1:8188"
  * ```
@@ -61,6 +63,8 @@ export function formatEvent(e: SupervisorEvent): string {
  *
  * @example
  * ```ts
+ * import { parseEventLine } from "@/supervisor/events.ts";
+ *
  * const e = parseEventLine("2026-01-01T00:00:00.000Z healthy ComfyUI answers");
  * console.log(e?.type); // "healthy"
  * ```

@@ -25,6 +25,8 @@ export const COMFYUI_DEFAULT_PORT = 8188;
  *
  * @example
  * ```ts
+ * import { listenTarget } from "@/supervisor/health.ts";
+ *
  * listenTarget(["--listen", "0.0.0.0", "--port", "8190"]); // { host: "127.0.0.1", port: 8190 }
  * ```
  */
@@ -97,6 +99,8 @@ export interface HttpProbeOptions {
  *
  * @example
  * ```ts
+ * import { httpHealthProbe } from "@/supervisor/health.ts";
+ *
  * const probe = httpHealthProbe();
  * const r = await probe({ host: "127.0.0.1", port: 8188, childPid: 4242, portWasBusy: false });
  * ```
@@ -151,6 +155,10 @@ export function httpHealthProbe(opts: HttpProbeOptions = {}): HealthProbe {
  *
  * @example
  * ```ts
+ * import { HealthTracker, httpHealthProbe } from "@/supervisor/health.ts";
+ * import { type HealthTarget } from "@/supervisor/health.ts";
+ * declare const target: HealthTarget;
+ *
  * const tracker = new HealthTracker(httpHealthProbe(), target, 3);
  * while (!(await tracker.probe())) await new Promise((r) => setTimeout(r, 250));
  * ```
@@ -197,6 +205,15 @@ export type HealthWait = "healthy" | "died" | "timeout";
  *
  * @example
  * ```ts
+ * import { waitForHealth } from "@/supervisor/health.ts";
+ * import { type SpawnedProcess } from "@/process/run.ts";
+ * import { type HealthProbe } from "@/supervisor/health.ts";
+ * import { type HealthTarget } from "@/supervisor/health.ts";
+ * declare const target: HealthTarget;
+ *
+ * declare const child: SpawnedProcess;
+ * declare const probe: HealthProbe;
+ *
  * const r = await waitForHealth(probe, target, {
  *   childExited: () => child.exited(),
  *   exitedPromise: child.status,

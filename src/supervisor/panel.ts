@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
-import { GovError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { Environment } from "../workspace/environment.ts";
 
 /** Version of the panel source; bumped when the Python changes. */
@@ -249,6 +249,11 @@ export interface PanelInstall {
  *
  * @example
  * ```ts
+ * import { installPanel } from "@/supervisor/panel.ts";
+ * import { workspaceEnvironment } from "@/workspace/environment.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const { path } = await installPanel(workspaceEnvironment(ws, "prod"));
  * ```
  */
@@ -258,11 +263,9 @@ export async function installPanel(env: Environment): Promise<PanelInstall> {
     const st = await Deno.stat(env.comfyuiDir);
     if (!st.isDirectory) throw new Deno.errors.NotFound();
   } catch {
-    const err = new GovError(`no ComfyUI folder at ${env.comfyuiDir}`, {
+    throw new UsageError(`no ComfyUI folder at ${env.comfyuiDir}`, {
       hint: `set [paths] comfyui_dir in ${env.configPath}`,
     });
-    err.exitCode = 2;
-    throw err;
   }
   const path = join(customNodes, PANEL_DIR_NAME, "__init__.py");
   if ((await readTextIfExists(path)) === PANEL_SOURCE) return { path, changed: false };

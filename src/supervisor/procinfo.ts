@@ -26,6 +26,8 @@ export interface ProcessInfo {
  *
  * @example
  * ```ts
+ * import { processInfo } from "@/supervisor/procinfo.ts";
+ *
  * const info = await processInfo(4242);
  * if (info?.args.includes("main.py")) console.log("a ComfyUI");
  * ```
@@ -57,6 +59,8 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
  *
  * @example
  * ```ts
+ * import { processRunning } from "@/supervisor/procinfo.ts";
+ *
  * if (!(await processRunning(4242))) console.log("gone");
  * ```
  */
@@ -72,6 +76,8 @@ export async function processRunning(pid: number): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import { portListenerPids } from "@/supervisor/procinfo.ts";
+ *
  * const pids = await portListenerPids(8188); // [4242]
  * ```
  */
@@ -92,6 +98,10 @@ export async function portListenerPids(port: number): Promise<number[] | undefin
  *
  * @example
  * ```ts
+ * import { portOwnedByGroup } from "@/supervisor/procinfo.ts";
+ * import { type SpawnedProcess } from "@/process/run.ts";
+ * declare const child: SpawnedProcess;
+ *
  * if (await portOwnedByGroup(8188, child.pid) === false) console.log("a stale process answers");
  * ```
  */

@@ -87,6 +87,8 @@ const NUMERIC_KEYS: Record<string, { key: NumKey; min: number; integer?: boolean
  *
  * @example
  * ```ts
+ * import { parseSupervisorSettings } from "@/supervisor/settings.ts";
+ *
  * const s = parseSupervisorSettings("[supervisor]\ngrace = 5\n", "gov.toml");
  * console.log(s.graceS); // 5
  * ```
@@ -150,6 +152,9 @@ export function parseSupervisorSettings(
  *
  * @example
  * ```ts
+ * import { loadSupervisorSettings } from "@/supervisor/settings.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const settings = await loadSupervisorSettings(workspaceAt("/srv/comfy"));
  * ```
  */
@@ -165,6 +170,8 @@ export async function loadSupervisorSettings(ws: Workspace): Promise<SupervisorS
  *
  * @example
  * ```ts
+ * import { crashDelayS, DEFAULT_SUPERVISOR_SETTINGS } from "@/supervisor/settings.ts";
+ *
  * crashDelayS(DEFAULT_SUPERVISOR_SETTINGS, 1); // 10
  * crashDelayS(DEFAULT_SUPERVISOR_SETTINGS, 2); // 20
  * ```

@@ -54,6 +54,10 @@ export interface SupervisorState {
  *
  * @example
  * ```ts
+ * import { writeSupervisorState } from "@/supervisor/state.ts";
+ * import { type SupervisorState } from "@/supervisor/state.ts";
+ * declare const state: SupervisorState;
+ *
  * await writeSupervisorState("/ws/.metadata", state);
  * ```
  */
@@ -69,6 +73,8 @@ export async function writeSupervisorState(
  *
  * @example
  * ```ts
+ * import { readSupervisorState } from "@/supervisor/state.ts";
+ *
  * const s = await readSupervisorState("/ws/.metadata");
  * console.log(s?.environment, s?.healthy);
  * ```

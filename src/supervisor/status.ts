@@ -55,6 +55,9 @@ export interface SupervisorStatus {
  *
  * @example
  * ```ts
+ * import { isSupervisorAlive } from "@/supervisor/status.ts";
+ * import { readSupervisorState } from "@/supervisor/state.ts";
+ *
  * const alive = await isSupervisorAlive(4242, await readSupervisorState("/ws/.metadata"));
  * ```
  */
@@ -82,6 +85,10 @@ const identityCache = new Map<string, boolean>();
  *
  * @example
  * ```ts
+ * import { runningSupervisorPid } from "@/supervisor/status.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const pid = await runningSupervisorPid(ws);
  * ```
  */
@@ -97,6 +104,9 @@ export async function runningSupervisorPid(ws: Workspace): Promise<number | unde
  *
  * @example
  * ```ts
+ * import { supervisorStatus } from "@/supervisor/status.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const s = await supervisorStatus(workspaceAt("/srv/comfy"));
  * if (s.running) console.log(`${s.environment} on port ${s.port}, healthy: ${s.healthy}`);
  * ```

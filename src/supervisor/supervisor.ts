@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { exists, removeIfExists } from "../fs/atomic.ts";
 import { ConfigError, GovError, UsageError } from "../errors.ts";
-import { syncEnvironment } from "../gov/sync.ts";
+import { syncEnvironment } from "../gov/mod.ts";
 import { isPidAlive, signalPid, SpawnError, spawnProcess } from "../process/run.ts";
 import { type Environment, workspaceEnvironment } from "../workspace/environment.ts";
 import { listEnvironments, type Workspace } from "../workspace/root.ts";
@@ -104,6 +104,9 @@ export interface SupervisorDeps {
  *
  * @example
  * ```ts
+ * import { defaultSpawn } from "@/supervisor/supervisor.ts";
+ * declare const cwd: string;
+ *
  * const child = defaultSpawn({ command: "python3", args: ["main.py"], cwd, env: {} });
  * ```
  */
@@ -204,6 +207,10 @@ export interface StartChoice {
  *
  * @example
  * ```ts
+ * import { chooseStartEnvironment } from "@/supervisor/supervisor.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const choice = await chooseStartEnvironment(ws, { explicit: undefined });
  * console.log(choice.name, choice.from);
  * ```
@@ -288,6 +295,9 @@ const LOCK_WAIT_MS = 15_000;
  *
  * @example
  * ```ts
+ * import { Supervisor } from "@/supervisor/supervisor.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const sup = new Supervisor({ workspace: workspaceAt("/srv/comfy"), env: "prod" });
  * Deno.addSignalListener("SIGTERM", () => sup.stop("SIGTERM"));
  * const { exitCode } = await sup.run();

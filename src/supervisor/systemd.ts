@@ -36,6 +36,8 @@ export interface UnitCommand {
  *
  * @example
  * ```ts
+ * import { systemdQuote } from "@/supervisor/systemd.ts";
+ *
  * systemdQuote("/srv/my comfy"); // "\"/srv/my comfy\""
  * ```
  */
@@ -51,6 +53,8 @@ export function systemdQuote(word: string): string {
  *
  * @example
  * ```ts
+ * import { unitGovCommand } from "@/supervisor/systemd.ts";
+ *
  * const { command } = unitGovCommand();
  * ```
  */
@@ -66,6 +70,8 @@ export function unitGovCommand(): UnitCommand {
  *
  * @example
  * ```ts
+ * import { systemdUnit } from "@/supervisor/systemd.ts";
+ *
  * const text = systemdUnit({ workspace: "/srv/comfy", env: "prod", graceS: 10 });
  * await Deno.writeTextFile("/etc/systemd/system/comfyui.service", text);
  * ```

@@ -30,6 +30,13 @@ export type OnStep = (event: StepEvent) => void;
  *
  * @example
  * ```ts
+ * import { timedStep } from "@/uv/driver.ts";
+ * import { runProcess } from "@/process/run.ts";
+ * import { type OnStep } from "@/uv/driver.ts";
+ * declare const dir: string;
+ * declare const onStep: OnStep;
+ * declare const url: string;
+ *
  * await timedStep(onStep, "git clone", () => runProcess("git", ["clone", url, dir]));
  * ```
  */
@@ -73,6 +80,10 @@ function isExecutable(path: string): boolean {
  *
  * @example
  * ```ts
+ * import { locateUv } from "@/uv/driver.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const uv = locateUv({ configured: env.config.tools.uv, baseDir: env.dir, getenv: Deno.env.get });
  * ```
  */
@@ -139,6 +150,10 @@ export interface InstalledPackage {
  *
  * @example
  * ```ts
+ * import { locateUv, Uv } from "@/uv/driver.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const uv = new Uv(locateUv({ baseDir: env.dir, getenv: Deno.env.get }));
  * await uv.lock({ cwd: env.dir });
  * console.log(uv.totalMs);
@@ -170,6 +185,9 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   *
    * const r = await uv.exec(["--version"], { cwd: "/" });
    * ```
    */
@@ -211,6 +229,10 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   * declare const workdir: string;
+   *
    * await uv.run(["lock"], { cwd: workdir });
    * ```
    */
@@ -235,6 +257,10 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   * declare const workdir: string;
+   *
    * await uv.lock({ cwd: workdir, projectEnvironment: `${workdir}/.venv` });
    * ```
    */
@@ -249,6 +275,11 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * import { type Environment } from "@/workspace/environment.ts";
+   * declare const env: Environment;
+   * declare const uv: Uv;
+   *
    * await uv.sync({ cwd: env.dir, projectEnvironment: `${env.dir}/.venv-prod` });
    * ```
    */
@@ -263,6 +294,10 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   * declare const workdir: string;
+   *
    * await uv.addGroup("node-impact", "/work/requirements.txt", { cwd: workdir });
    * ```
    */
@@ -279,6 +314,10 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   * declare const workdir: string;
+   *
    * await uv.venv("/env/.venv-candidate/tx-1", { cwd: workdir, seed: true });
    * ```
    */
@@ -297,6 +336,11 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * import { type Environment } from "@/workspace/environment.ts";
+   * declare const env: Environment;
+   * declare const uv: Uv;
+   *
    * const pkgs = await uv.pipList("/env/.venv-prod/bin/python", { cwd: env.dir });
    * ```
    */
@@ -329,6 +373,9 @@ export class Uv {
    *
    * @example
    * ```ts
+   * import { type Uv } from "@/uv/driver.ts";
+   * declare const uv: Uv;
+   *
    * console.log(await uv.version());
    * ```
    */

@@ -42,6 +42,8 @@ const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
  *
  * @example
  * ```ts
+ * import { stripAnsi } from "@/uv/errors.ts";
+ *
  * stripAnsi("\x1b[31merror\x1b[0m"); // "error"
  * ```
  */
@@ -81,6 +83,9 @@ const ENVIRONMENT_PATTERNS = [
  *
  * @example
  * ```ts
+ * import { classifyUvFailure } from "@/uv/errors.ts";
+ * declare const stderr: string;
+ *
  * const f = classifyUvFailure(stderr, 1, ["alpha", "beta"]);
  * if (f.kind === "conflict") console.log(f.nodes); // ["alpha", "beta"]
  * ```
@@ -181,6 +186,8 @@ function packagesIn(summary: string): string[] {
  *
  * @example
  * ```ts
+ * import { UvNotFoundError } from "@/uv/errors.ts";
+ *
  * throw new UvNotFoundError("uv", "not on PATH");
  * ```
  */
@@ -203,7 +210,12 @@ export class UvNotFoundError extends ToolError {
  *
  * @example
  * ```ts
- * try { await uv.lock(dir); } catch (e) { if (e instanceof UvError) console.log(e.failure.kind); }
+ * import { UvError } from "@/uv/errors.ts";
+ * import { type Uv } from "@/uv/driver.ts";
+ * declare const dir: string;
+ * declare const uv: Uv;
+ *
+ * try { await uv.lock({ cwd: dir }); } catch (e) { if (e instanceof UvError) console.log(e.failure.kind); }
  * ```
  */
 export class UvError extends ToolError {
@@ -236,6 +248,9 @@ export class UvError extends ToolError {
  *
  * @example
  * ```ts
+ * import { UvConflictError } from "@/uv/errors.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof UvConflictError) console.log(err.failure.nodes);
  * ```
  */
@@ -256,6 +271,9 @@ export class UvConflictError extends UvError {
  *
  * @example
  * ```ts
+ * import { UvEnvironmentError } from "@/uv/errors.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof UvEnvironmentError) console.log("fix the host, then retry");
  * ```
  */
@@ -284,6 +302,9 @@ export class UvEnvironmentError extends UvError {
  *
  * @example
  * ```ts
+ * import { UvUnavailableError } from "@/uv/errors.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof UvUnavailableError) console.log(err.failure.packages);
  * ```
  */
@@ -309,6 +330,9 @@ export class UvUnavailableError extends UvError {
  *
  * @example
  * ```ts
+ * import { UvStaleLockError } from "@/uv/errors.ts";
+ * declare const err: unknown;
+ *
  * if (err instanceof UvStaleLockError) console.log("relock first");
  * ```
  */
@@ -331,6 +355,10 @@ export class UvStaleLockError extends UvError {
  *
  * @example
  * ```ts
+ * import { uvErrorFor } from "@/uv/errors.ts";
+ * import { type ProcessResult } from "@/process/run.ts";
+ * declare const r: ProcessResult;
+ *
  * throw uvErrorFor("lock", r.code, r.stdout, r.stderr, ["alpha"]);
  * ```
  */
@@ -362,6 +390,9 @@ export function uvErrorFor(
  *
  * @example
  * ```ts
+ * import { isEnvironmentFailure } from "@/uv/errors.ts";
+ * declare const err: unknown;
+ *
  * if (isEnvironmentFailure(err)) console.log("not a conflict");
  * ```
  */

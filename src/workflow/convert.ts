@@ -130,6 +130,8 @@ export interface ConvertOptions {
  *
  * @example
  * ```ts
+ * import { isApiPrompt } from "@/workflow/convert.ts";
+ *
  * isApiPrompt({ "3": { class_type: "KSampler", inputs: {} } }); // true
  * isApiPrompt({ nodes: [], links: [] }); // false
  * ```
@@ -146,6 +148,8 @@ export function isApiPrompt(x: unknown): x is ApiPrompt {
  *
  * @example
  * ```ts
+ * import { isUiWorkflow } from "@/workflow/convert.ts";
+ *
  * isUiWorkflow({ nodes: [], links: [] }); // true
  * ```
  */
@@ -159,6 +163,12 @@ export function isUiWorkflow(x: unknown): boolean {
  *
  * @example
  * ```ts
+ * import { needsObjectInfo } from "@/workflow/convert.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type UiWorkflow } from "@/workflow/types.ts";
+ * declare const doc: UiWorkflow;
+ * declare const info: ObjectInfo;
+ *
  * if (needsObjectInfo(doc) && !info) throw new Error("pass --object-info");
  * ```
  */
@@ -175,6 +185,10 @@ export function needsObjectInfo(doc: unknown): boolean {
  *
  * @example
  * ```ts
+ * import { toApiPrompt } from "@/workflow/convert.ts";
+ * import { loadObjectInfo } from "@/workflow/object_info.ts";
+ * declare const text: string;
+ *
  * const prompt = toApiPrompt(JSON.parse(text), await loadObjectInfo("object_info.json"));
  * ```
  */
@@ -211,6 +225,9 @@ export function toApiPrompt(
  *
  * @example
  * ```ts
+ * import { workflowToPrompt } from "@/workflow/convert.ts";
+ * import { loadObjectInfo } from "@/workflow/object_info.ts";
+ *
  * const info = await loadObjectInfo("object_info.json");
  * const prompt = workflowToPrompt(JSON.parse(await Deno.readTextFile("wf.json")), info);
  * console.log(prompt["3"].inputs.steps);
@@ -1241,6 +1258,8 @@ function subgraphSlotOf(instance: Exec, inputIndex: number): number {
  *
  * @example
  * ```ts
+ * import { isValidConnection } from "@/workflow/convert.ts";
+ *
  * isValidConnection("IMAGE", "*"); // true
  * isValidConnection("STRING,INT", "int"); // true
  * ```
@@ -1280,6 +1299,8 @@ function bypassSlotIndex(node: Node, slot: number, type: string): number {
  *
  * @example
  * ```ts
+ * import { processDynamicPrompt } from "@/workflow/convert.ts";
+ *
  * processDynamicPrompt("a {red|blue} car", () => 0.9); // "a blue car"
  * ```
  */

@@ -12,6 +12,8 @@ import { GovError, UsageError } from "../errors.ts";
  *
  * @example
  * ```ts
+ * import { UnknownNodeError } from "@/workflow/errors.ts";
+ *
  * throw new UnknownNodeError([{ classType: "ImageResize+", nodeIds: ["34"] }]);
  * ```
  */
@@ -47,6 +49,8 @@ export class UnknownNodeError extends GovError {
  *
  * @example
  * ```ts
+ * import { WorkflowError } from "@/workflow/errors.ts";
+ *
  * throw new WorkflowError("workflow.json: nodes[3] has no type");
  * ```
  */
@@ -66,6 +70,8 @@ export class WorkflowError extends UsageError {
  *
  * @example
  * ```ts
+ * import { ParameterError } from "@/workflow/errors.ts";
+ *
  * throw new ParameterError("steps", "must be an integer from 1 to 10000, got 'many'");
  * ```
  */

@@ -42,6 +42,8 @@ export type ObjectInfo = Record<string, NodeDefinition>;
  *
  * @example
  * ```ts
+ * import { loadObjectInfo } from "@/workflow/object_info.ts";
+ *
  * const info = await loadObjectInfo("../shared/real-workflows/object_info.json");
  * console.log(Object.keys(info).length);
  * ```
@@ -66,6 +68,9 @@ export async function loadObjectInfo(path: string): Promise<ObjectInfo> {
  *
  * @example
  * ```ts
+ * import { parseObjectInfo } from "@/workflow/object_info.ts";
+ * declare const url: string;
+ *
  * const info = parseObjectInfo(await (await fetch(url)).json(), url);
  * ```
  */
@@ -134,6 +139,8 @@ export interface InputInfo {
  *
  * @example
  * ```ts
+ * import { inputInfo } from "@/workflow/object_info.ts";
+ *
  * inputInfo("sampler_name", [["euler", "ddim"]]).type; // "COMBO"
  * ```
  */
@@ -163,6 +170,10 @@ export function inputInfo(name: string, spec: unknown, optional = false): InputI
  *
  * @example
  * ```ts
+ * import { definitionInputs } from "@/workflow/object_info.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * declare const info: ObjectInfo;
+ *
  * definitionInputs(info.KSampler).filter((i) => i.isWidget).map((i) => i.name);
  * ```
  */
@@ -220,6 +231,10 @@ const layoutCache = new WeakMap<NodeDefinition, WidgetSlot[]>();
  *
  * @example
  * ```ts
+ * import { widgetLayout } from "@/workflow/object_info.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * declare const info: ObjectInfo;
+ *
  * widgetLayout(info.KSampler).map((s) => s.name);
  * // ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"]
  * ```
@@ -271,6 +286,8 @@ function controlName(input: InputInfo, base: string): string {
  *
  * @example
  * ```ts
+ * import { inputInfo, widgetDefault } from "@/workflow/object_info.ts";
+ *
  * widgetDefault(inputInfo("filename_prefix", ["STRING", { default: "ComfyUI" }])); // "ComfyUI"
  * ```
  */
@@ -299,6 +316,10 @@ export function widgetDefault(input: InputInfo): unknown {
  *
  * @example
  * ```ts
+ * import { classTitle } from "@/workflow/object_info.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * declare const info: ObjectInfo;
+ *
  * classTitle(info, "CheckpointLoaderSimple"); // "Load Checkpoint"
  * ```
  */

@@ -46,6 +46,13 @@ export interface Parameter {
  *
  * @example
  * ```ts
+ * import { listParameters } from "@/workflow/params.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
+ * declare const info: ObjectInfo;
+ *
  * for (const p of listParameters(prompt, info)) console.log(p.key, p.type, p.value);
  * // 3.seed INT 8566257 ...
  * ```
@@ -72,6 +79,8 @@ export function listParameters(prompt: ApiPrompt, objectInfo?: ObjectInfo): Para
  *
  * @example
  * ```ts
+ * import { describe } from "@/workflow/params.ts";
+ *
  * describe("3", "KSampler", "KSampler", "steps", 20, undefined).type; // "INT"
  * ```
  */

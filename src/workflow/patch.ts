@@ -40,6 +40,13 @@ export interface ResolvedKey {
  *
  * @example
  * ```ts
+ * import { patchPrompt } from "@/workflow/patch.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
+ * declare const info: ObjectInfo;
+ *
  * const next = patchPrompt(prompt, [["seed", "random"], ["KSampler.steps", "30"]], info);
  * ```
  */
@@ -84,6 +91,8 @@ export function patchPrompt(
  *
  * @example
  * ```ts
+ * import { parseSet } from "@/workflow/patch.ts";
+ *
  * parseSet("6.text=a cat, 4k"); // ["6.text", "a cat, 4k"]
  * ```
  */
@@ -107,6 +116,10 @@ export function parseSet(arg: string): [string, string] {
  *
  * @example
  * ```ts
+ * import { resolveKey } from "@/workflow/patch.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * resolveKey(prompt, "KSampler.seed"); // { nodeId: "3", input: "seed" }
  * ```
  */
@@ -208,6 +221,10 @@ function defaultFor(spec: InputInfo | undefined): unknown {
  *
  * @example
  * ```ts
+ * import { coerceValue } from "@/workflow/patch.ts";
+ * import { type Parameter } from "@/workflow/params.ts";
+ * declare const stepsParam: Parameter;
+ *
  * coerceValue("steps", stepsParam, "30", Math.random); // 30
  * ```
  */

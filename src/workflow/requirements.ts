@@ -44,6 +44,10 @@ const MODEL_FILE = /\.(safetensors|ckpt|pt|pth|bin|gguf|sft|onnx|pkl)$/i;
  *
  * @example
  * ```ts
+ * import { promptRequirements } from "@/workflow/requirements.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
  * promptRequirements(prompt);
  * // { classTypes: ["CheckpointLoaderSimple", "KSampler", ...],
  * //   models: [{ input: "ckpt_name", name: "v1-5-pruned-emaonly.safetensors", nodeId: "4" }] }

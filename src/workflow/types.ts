@@ -31,6 +31,8 @@ export type ApiLink = [string, number];
  *
  * @example
  * ```ts
+ * import { isApiLink } from "@/workflow/types.ts";
+ *
  * isApiLink(["4", 1]); // true
  * isApiLink("euler"); // false
  * ```

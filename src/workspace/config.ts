@@ -86,6 +86,8 @@ function posInt(t: Section, file: string, key: string, def: number): number {
  *
  * @example
  * ```ts
+ * import { parseEnvironmentConfig } from "@/workspace/config.ts";
+ *
  * const cfg = parseEnvironmentConfig('[paths]\ncomfyui_dir = "ComfyUI"\n', "config.toml");
  * console.log(cfg.tx.timeout); // 120
  * ```

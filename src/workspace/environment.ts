@@ -6,7 +6,7 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import { existsSync } from "node:fs";
-import { GovError, NotFoundError } from "../errors.ts";
+import { MissingInputError, NotFoundError, UsageError } from "../errors.ts";
 import { type EnvironmentConfig, parseEnvironmentConfig } from "./config.ts";
 import { validateName } from "./names.ts";
 import { findWorkspaceRoot, listEnvironments, type Workspace, workspaceAt } from "./root.ts";
@@ -36,6 +36,8 @@ export interface Environment {
  *
  * @example
  * ```ts
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
  * const env = loadEnvironment("/srv/comfy/environments/prod");
  * console.log(env.python); // /srv/comfy/environments/prod/.venv-prod/bin/python
  * ```
@@ -71,6 +73,9 @@ export function loadEnvironment(dir: string, workspace?: Workspace): Environment
  *
  * @example
  * ```ts
+ * import { workspaceEnvironment } from "@/workspace/environment.ts";
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const env = workspaceEnvironment(workspaceAt("/srv/comfy"), "prod");
  * ```
  */
@@ -92,11 +97,11 @@ export function workspaceEnvironment(ws: Workspace, name: string): Environment {
 
 /** How a command names its environment. */
 export interface EnvironmentSelector {
-  /** `--workspace DIR`. */
+  /** The workspace folder, when the user named one. */
   workspace?: string;
-  /** `--env NAME` (inside the workspace). */
+  /** An environment's name inside the workspace. */
   env?: string;
-  /** `--env-dir DIR` (a standalone environment folder). */
+  /** A standalone environment folder. */
   envDir?: string;
   /** The invocation's working folder. */
   cwd: string;
@@ -105,31 +110,25 @@ export interface EnvironmentSelector {
 }
 
 /**
- * Picks the environment a command works on: `--env-dir`, else `--env` in the workspace,
+ * Picks the environment a command works on: `envDir`, else `env` in the workspace,
  * else the environment whose folder holds the cwd, else a cwd that is itself an
  * environment folder (has `config.toml`).
  *
  * @example
  * ```ts
+ * import { selectEnvironment } from "@/workspace/environment.ts";
+ *
  * const env = selectEnvironment({ env: "prod", cwd: Deno.cwd(), getenv: Deno.env.get });
  * ```
  */
 export function selectEnvironment(sel: EnvironmentSelector): Environment {
   if (sel.envDir !== undefined && sel.env !== undefined) {
-    const err = new GovError("--env and --env-dir exclude each other", {
-      hint: "pass --env NAME for an environment of the workspace, or --env-dir DIR",
-    });
-    err.exitCode = 2;
-    throw err;
+    throw new EnvironmentSelectionError("both");
   }
   if (sel.envDir !== undefined) {
     const dir = resolve(sel.cwd, sel.envDir);
     if (!existsSync(dir)) {
-      const err = new GovError(`environment folder ${dir} does not exist`, {
-        hint: "pass an existing folder to --env-dir",
-      });
-      err.exitCode = 2;
-      throw err;
+      throw new MissingInputError("environment folder", dir, "pass an existing folder");
     }
     return loadEnvironment(dir);
   }
@@ -139,11 +138,7 @@ export function selectEnvironment(sel: EnvironmentSelector): Environment {
   const ws = root ? workspaceAt(root) : undefined;
   if (sel.env !== undefined) {
     if (!ws) {
-      const err = new GovError(`--env ${sel.env} needs a workspace and none was found`, {
-        hint: "pass --workspace DIR, or use --env-dir DIR for a standalone environment",
-      });
-      err.exitCode = 2;
-      throw err;
+      throw new EnvironmentSelectionError("no-workspace", { env: sel.env });
     }
     return workspaceEnvironment(ws, sel.env);
   }
@@ -153,11 +148,55 @@ export function selectEnvironment(sel: EnvironmentSelector): Environment {
     return workspaceEnvironment(ws, name);
   }
   if (existsSync(join(cwd, "config.toml"))) return loadEnvironment(cwd, ws);
-  const err = new GovError("no environment selected", {
-    hint: ws
-      ? `pass --env NAME (one of: ${listEnvironments(ws).join(", ") || "none yet"})`
-      : "pass --env-dir DIR, or --workspace DIR --env NAME",
+  throw new EnvironmentSelectionError("none", {
+    environments: ws ? listEnvironments(ws) : undefined,
   });
-  err.exitCode = 2;
-  throw err;
+}
+
+/**
+ * How a command's choice of environment went wrong: `both` (a name and a folder were given),
+ * `no-workspace` (a name, with no workspace to look it up in), `none` (nothing given, and
+ * the working folder is no environment). Exit code 2. The message names no command-line
+ * flag; the CLI words the fix in its flags.
+ *
+ * @example
+ * ```ts
+ * import { EnvironmentSelectionError } from "@/workspace/environment.ts";
+ *
+ * throw new EnvironmentSelectionError("none", { environments: ["prod", "staging"] });
+ * ```
+ */
+export class EnvironmentSelectionError extends UsageError {
+  /** What went wrong. */
+  reason: "both" | "no-workspace" | "none";
+  /** The environment name given (`no-workspace`). */
+  env?: string;
+  /** The workspace's environments (`none`, when there is a workspace). */
+  environments?: string[];
+  constructor(
+    reason: "both" | "no-workspace" | "none",
+    detail: { env?: string; environments?: string[] } = {},
+  ) {
+    const { env, environments } = detail;
+    super(
+      reason === "both"
+        ? "an environment name and an environment folder exclude each other"
+        : reason === "no-workspace"
+        ? `environment ${env} needs a workspace and none was found`
+        : "no environment selected",
+      {
+        hint: reason === "both"
+          ? "name an environment of the workspace, or an environment folder"
+          : reason === "no-workspace"
+          ? "name the workspace folder, or the environment's own folder"
+          : environments
+          ? `name an environment (one of: ${environments.join(", ") || "none yet"})`
+          : "name an environment folder, or a workspace and an environment in it",
+      },
+    );
+    this.name = "EnvironmentSelectionError";
+    this.reason = reason;
+    this.env = env;
+    this.environments = environments;
+  }
 }

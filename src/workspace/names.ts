@@ -15,6 +15,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
  *
  * @example
  * ```ts
+ * import { validateName } from "@/workspace/names.ts";
+ *
  * const id = validateName("custom node id", "ComfyUI-Impact-Pack");
  * ```
  */
@@ -36,6 +38,8 @@ export function validateName(kind: string, value: string): string {
  *
  * @example
  * ```ts
+ * import { isValidName } from "@/workspace/names.ts";
+ *
  * if (!isValidName("../etc")) console.log("rejected");
  * ```
  */

@@ -9,7 +9,7 @@
  */
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { existsSync, statSync } from "node:fs";
-import { GovError } from "../errors.ts";
+import { MissingInputError, UsageError } from "../errors.ts";
 import { isValidName } from "./names.ts";
 
 /** Where discovery looks; injectable so tests need no real home folder. */
@@ -33,6 +33,8 @@ function isDir(p: string): boolean {
  *
  * @example
  * ```ts
+ * import { findWorkspaceRoot } from "@/workspace/root.ts";
+ *
  * const root = findWorkspaceRoot({ cwd: Deno.cwd(), env: Deno.env.get });
  * ```
  */
@@ -68,6 +70,8 @@ export interface Workspace {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "@/workspace/root.ts";
+ *
  * const ws = workspaceAt("/srv/comfy");
  * console.log(ws.metadataDir); // /srv/comfy/.metadata
  * ```
@@ -83,33 +87,28 @@ export function workspaceAt(root: string): Workspace {
 
 /**
  * Resolves the workspace for a command: the `--workspace` flag when given (must exist),
- * else discovery. Throws a {@linkcode GovError} with the fix when none is found.
+ * else discovery. Throws a {@linkcode UsageError} with the fix when none is found.
  *
  * @example
  * ```ts
- * const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+ * import { resolveWorkspace } from "@/workspace/root.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * const ws = resolveWorkspace("/srv/comfy", { cwd: io.cwd(), env: io.env });
  * ```
  */
 export function resolveWorkspace(flag: string | undefined, ctx: DiscoveryContext): Workspace {
   if (flag !== undefined) {
     const root = resolve(ctx.cwd, flag);
     if (!isDir(root)) {
-      const err = new GovError(`workspace folder ${root} does not exist`, {
-        hint: "pass an existing folder to --workspace",
-      });
-      err.exitCode = 2;
-      throw err;
+      throw new MissingInputError("workspace folder", root, "pass an existing folder");
     }
     return workspaceAt(root);
   }
   const found = findWorkspaceRoot(ctx);
   if (!found) {
-    const err = new GovError("no gov workspace found here", {
-      hint:
-        "pass --workspace DIR, set COMFYGIT_HOME, or run from inside a folder holding .metadata/",
-    });
-    err.exitCode = 2;
-    throw err;
+    throw new WorkspaceNotFoundError();
   }
   return workspaceAt(found);
 }
@@ -120,6 +119,8 @@ export function resolveWorkspace(flag: string | undefined, ctx: DiscoveryContext
  *
  * @example
  * ```ts
+ * import { listEnvironments, workspaceAt } from "@/workspace/root.ts";
+ *
  * listEnvironments(workspaceAt("/srv/comfy")); // ["prod", "staging"]
  * ```
  */
@@ -151,6 +152,8 @@ export interface Detection {
  *
  * @example
  * ```ts
+ * import { detectEnvironmentType } from "@/workspace/root.ts";
+ *
  * const d = detectEnvironmentType({ cwd: "/srv/comfy/environments/prod/ComfyUI", env: Deno.env.get });
  * // { managed: true, workspace: {...}, environment: "prod" }
  * ```
@@ -168,4 +171,24 @@ export function detectEnvironmentType(ctx: DiscoveryContext): Detection {
     return { managed: false, workspace: ws };
   }
   return { managed: true, workspace: ws, environment: basename(join(ws.environmentsDir, name)) };
+}
+
+/**
+ * No workspace was named and none was found from the working folder. Exit code 2. The
+ * hint names no command-line flag; the CLI adds its own.
+ *
+ * @example
+ * ```ts
+ * import { WorkspaceNotFoundError } from "@/workspace/root.ts";
+ *
+ * throw new WorkspaceNotFoundError();
+ * ```
+ */
+export class WorkspaceNotFoundError extends UsageError {
+  constructor() {
+    super("no gov workspace found here", {
+      hint: "set COMFYGIT_HOME, or run from inside a folder holding .metadata/",
+    });
+    this.name = "WorkspaceNotFoundError";
+  }
 }

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
-import { rollbackTo } from "../../src/gov/rollback.ts";
+import { rollbackTo } from "../../src/gov/mod.ts";
 import {
   assertConsistent,
   exists,

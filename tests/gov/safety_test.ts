@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
-import { processStartMs } from "../../src/gov/lock.ts";
+import { processStartMs } from "../../src/gov/state/lock.ts";
 import {
   exists,
   govIn,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { syncEnvironment } from "../../src/gov/sync.ts";
+import { syncEnvironment } from "../../src/gov/mod.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
 
 const steps: string[] = [];

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { REPO_ROOT } from "../helpers/paths.ts";
 import { runProcess } from "../../src/process/run.ts";
-import { environmentStatus } from "../../src/gov/status.ts";
+import { environmentStatus } from "../../src/gov/mod.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
 import {
   govIn,

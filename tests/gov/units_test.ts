@@ -19,17 +19,17 @@ import {
   removeOverrides,
   requirementName,
   setOverrides,
-} from "../../src/gov/pyproject.ts";
-import { mergePins, parsePin } from "../../src/gov/resolve.ts";
+} from "../../src/gov/state/pyproject.ts";
+import { mergePins, parsePin } from "../../src/gov/ops/resolve.ts";
 import {
   coreImpact,
   corePackages,
   describeDiff,
   diffFreeze,
   lockFreeze,
-} from "../../src/gov/freeze.ts";
-import { validatePlugins } from "../../src/gov/schema.ts";
-import { importFailures, testArgs } from "../../src/gov/comfyrun.ts";
+} from "../../src/gov/state/freeze.ts";
+import { validatePlugins } from "../../src/gov/state/schema.ts";
+import { importFailures, testArgs } from "../../src/gov/steps/comfyrun.ts";
 import { ConfigError, type GovError, UsageError } from "../../src/errors.ts";
 
 const CONFLICT = `  × No solution found when resolving dependencies:

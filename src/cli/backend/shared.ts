@@ -12,6 +12,10 @@ import type { BackendConfig, BackendStatus } from "../../backends/types.ts";
  *
  * @example
  * ```ts
+ * import { publicConfig } from "@/cli/backend/shared.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const b: BackendConfig;
+ *
  * publicConfig(b); // { id, name, host, port, url, weight, tags, max_queue, tls, token: true }
  * ```
  */
@@ -37,6 +41,12 @@ export function publicConfig(b: BackendConfig): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import { backendJson } from "@/cli/backend/shared.ts";
+ * import { type HealthMonitor } from "@/backends/health.ts";
+ * import { type BackendConfig } from "@/backends/types.ts";
+ * declare const b: BackendConfig;
+ * declare const monitor: HealthMonitor;
+ *
  * backendJson(b, monitor.status(b.id));
  * ```
  */
@@ -64,6 +74,8 @@ export function backendJson(
  *
  * @example
  * ```ts
+ * import { gib } from "@/cli/backend/shared.ts";
+ *
  * gib(8 * 1024 ** 3); // "8.0"
  * ```
  */
@@ -76,6 +88,8 @@ export function gib(bytes: number): string {
  *
  * @example
  * ```ts
+ * import { table } from "@/cli/backend/shared.ts";
+ *
  * table([["ID", "STATE"], ["gpu1", "up"]]);
  * ```
  */

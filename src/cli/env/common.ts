@@ -6,7 +6,7 @@
  */
 import type { Io } from "../io.ts";
 import { styles } from "../io.ts";
-import type { GovOptions } from "../../gov/context.ts";
+import type { GovOptions } from "../../gov/mod.ts";
 import type { StepEvent } from "../../uv/driver.ts";
 import { type Environment, selectEnvironment } from "../../workspace/environment.ts";
 
@@ -30,7 +30,11 @@ export const ENV_FLAGS_HELP = [
  *
  * @example
  * ```ts
- * const env = envFromFlags(values, io);
+ * import { envFromFlags } from "@/cli/env/common.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * const env = envFromFlags({ env: "prod" }, io);
  * ```
  */
 export function envFromFlags(
@@ -56,6 +60,14 @@ function seconds(ms: number): string {
  *
  * @example
  * ```ts
+ * import { govOptions } from "@/cli/env/common.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { promoteTransaction } from "@/gov/mod.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ * declare const io: Io;
+ * declare const txid: string;
+ *
  * await promoteTransaction(env, txid, {}, govOptions(io));
  * ```
  */
@@ -78,6 +90,10 @@ export function govOptions(io: Io, opts: { quiet?: boolean } = {}): GovOptions {
  *
  * @example
  * ```ts
+ * import { table } from "@/cli/env/common.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * io.out(table([["ID", "STATUS"], ["tx-1", "completed"]]));
  * ```
  */

@@ -6,7 +6,7 @@
 import { join, resolve } from "node:path";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
-import { initEnvironment } from "../../gov/init.ts";
+import { initEnvironment } from "../../gov/mod.ts";
 import { GovError } from "../../errors.ts";
 import { resolveWorkspace } from "../../workspace/root.ts";
 import { validateName } from "../../workspace/names.ts";

@@ -5,7 +5,7 @@
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
-import { addNode } from "../../gov/nodes.ts";
+import { addNode } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
 /** `gov node add`. */

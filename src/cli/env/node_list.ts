@@ -4,7 +4,7 @@
  * @module
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { listNodes } from "../../gov/nodes.ts";
+import { listNodes } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions, table } from "./common.ts";
 
 /** `gov node list`. */

@@ -6,12 +6,7 @@
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
 import { UsageError } from "../../errors.ts";
-import {
-  conflictReport,
-  parsePin,
-  requireResolvable,
-  resolveTransaction,
-} from "../../gov/resolve.ts";
+import { conflictReport, parsePin, requireResolvable, resolveTransaction } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
 /** `gov resolve`. */

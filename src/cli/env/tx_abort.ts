@@ -5,7 +5,7 @@
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
-import { abortTransaction } from "../../gov/tx.ts";
+import { abortTransaction } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
 /** `gov tx abort`. */

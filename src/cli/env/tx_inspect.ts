@@ -4,7 +4,7 @@
  * @module
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { inspectTransaction } from "../../gov/tx.ts";
+import { inspectTransaction } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 import { renderTx } from "./tx_render.ts";
 

@@ -5,7 +5,7 @@
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
-import { promoteTransaction } from "../../gov/promote.ts";
+import { promoteTransaction } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
 /** `gov tx promote`. */

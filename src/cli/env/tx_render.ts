@@ -5,13 +5,19 @@
  */
 import type { Io } from "../io.ts";
 import { styles } from "../io.ts";
-import type { Transaction } from "../../gov/schema.ts";
+import type { Transaction } from "../../gov/mod.ts";
 
 /**
  * A stable multi-line summary of a transaction.
  *
  * @example
  * ```ts
+ * import { renderTx } from "@/cli/env/tx_render.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { type Transaction } from "@/gov/mod.ts";
+ * declare const io: Io;
+ * declare const tx: Transaction;
+ *
  * io.out(renderTx(io, tx));
  * ```
  */

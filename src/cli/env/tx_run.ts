@@ -4,7 +4,7 @@
  * @module
  */
 import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { runTransaction } from "../../gov/txrun.ts";
+import { runTransaction } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 import { renderTx } from "./tx_render.ts";
 

@@ -17,6 +17,8 @@ const NAME = "serve";
  *
  * @example
  * ```ts
+ * import { parseListen } from "@/cli/serve/serve.ts";
+ *
  * parseListen("0.0.0.0:8190"); // { hostname: "0.0.0.0", port: 8190 }
  * ```
  */

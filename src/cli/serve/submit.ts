@@ -22,6 +22,8 @@ const NAME = "submit";
  *
  * @example
  * ```ts
+ * import { eventLine } from "@/cli/serve/submit.ts";
+ *
  * eventLine({ type: "dispatched", data: { backend: "gpu1", attempt: 1 } }); // "dispatched to gpu1 (attempt 1)"
  * ```
  */

@@ -17,7 +17,11 @@ export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w"
  *
  * @example
  * ```ts
- * const ws = workspaceFor(values.workspace, io);
+ * import { workspaceFor } from "@/cli/supervisor/common.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * const ws = workspaceFor("/srv/comfy", io);
  * ```
  */
 export function workspaceFor(flag: string | undefined, io: Io): Workspace {
@@ -41,6 +45,10 @@ export const SETTING_FLAGS = {
  *
  * @example
  * ```ts
+ * import { settingsWithFlags } from "@/cli/supervisor/common.ts";
+ * import { type Workspace } from "@/workspace/root.ts";
+ * declare const ws: Workspace;
+ *
  * const settings = await settingsWithFlags("run", ws, { grace: "5" });
  * ```
  */
@@ -66,7 +74,9 @@ export async function settingsWithFlags(
  *
  * @example
  * ```ts
- * const ms = timeoutMs("stop", values.timeout, 60);
+ * import { timeoutMs } from "@/cli/supervisor/common.ts";
+ *
+ * const ms = timeoutMs("stop", "30", 60); // 30000
  * ```
  */
 export function timeoutMs(command: string, raw: unknown, fallbackS: number): number {

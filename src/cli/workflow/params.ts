@@ -73,6 +73,16 @@ Flags:
  *
  * @example
  * ```ts
+ * import { renderParameters } from "@/cli/workflow/params.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { listParameters } from "@/workflow/params.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
+ * declare const info: ObjectInfo;
+ * declare const io: Io;
+ *
  * io.out(renderParameters(io, listParameters(prompt, info)));
  * ```
  */

@@ -21,6 +21,10 @@ import type { Io } from "../io.ts";
  *
  * @example
  * ```ts
+ * import { readWorkflowFile } from "@/cli/workflow/shared.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * const doc = await readWorkflowFile(io, "wf.json");
  * ```
  */
@@ -59,6 +63,10 @@ export interface ObjectInfoSource {
  *
  * @example
  * ```ts
+ * import { objectInfoFrom } from "@/cli/workflow/shared.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
  * const info = await objectInfoFrom(io, "workflow convert", { objectInfo: "oi.json" });
  * ```
  */
@@ -88,7 +96,11 @@ export async function objectInfoFrom(
  *
  * @example
  * ```ts
- * await writeJsonOutput(io, prompt, values.output);
+ * import { writeJsonOutput } from "@/cli/workflow/shared.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * await writeJsonOutput(io, { "3": { class_type: "KSampler", inputs: {} } }, "prompt.json");
  * ```
  */
 export async function writeJsonOutput(
@@ -112,6 +124,13 @@ export async function writeJsonOutput(
  *
  * @example
  * ```ts
+ * import { promptRequest } from "@/cli/workflow/shared.ts";
+ * import { type UiWorkflow } from "@/workflow/types.ts";
+ * import { type ApiPrompt } from "@/workflow/types.ts";
+ * declare const prompt: ApiPrompt;
+ *
+ * declare const uiWorkflow: UiWorkflow;
+ *
  * const body = promptRequest(prompt, uiWorkflow);
  * ```
  */
@@ -128,6 +147,15 @@ export function promptRequest(prompt: ApiPrompt, workflow: unknown): Record<stri
  *
  * @example
  * ```ts
+ * import { warningPrinter } from "@/cli/workflow/shared.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * import { toApiPrompt } from "@/workflow/convert.ts";
+ * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import { type UiWorkflow } from "@/workflow/types.ts";
+ * declare const doc: UiWorkflow;
+ * declare const info: ObjectInfo;
+ * declare const io: Io;
+ *
  * toApiPrompt(doc, info, { onWarning: warningPrinter(io) });
  * ```
  */

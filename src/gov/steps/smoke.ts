@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { runProcess, SpawnError } from "../process/run.ts";
-import { timedStep } from "../uv/driver.ts";
+import { runProcess, SpawnError } from "../../process/run.ts";
+import { timedStep } from "../../uv/driver.ts";
 import type { GovContext } from "./context.ts";
-import { requirementName } from "./pyproject.ts";
+import { requirementName } from "../state/pyproject.ts";
 
 /** Outcome of the smoke test. */
 export interface SmokeResult {
@@ -89,6 +89,10 @@ async function run(ctx: GovContext, cmd: string[]): Promise<{
  *
  * @example
  * ```ts
+ * import { smokeTest } from "@/gov/steps/smoke.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ *
  * const s = await smokeTest(ctx, ["opencv-python>=4"]);
  * if (!s.ok) console.log(s.stderr);
  * ```

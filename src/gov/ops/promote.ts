@@ -24,21 +24,29 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, NotFoundError } from "../errors.ts";
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
-import { isEnvironmentFailure, UvConflictError } from "../uv/errors.ts";
-import { type GovContext, type GovOptions, withLockedEnv } from "./context.ts";
-import { CoreImpactError, NeedsResolutionError, PromoteFailedError } from "./errors.ts";
-import { coreImpact, corePackages, describeDiff } from "./freeze.ts";
-import { beginJournal, type JournalHandle } from "./journal.ts";
-import { candidatePath, conflictPath } from "./paths.ts";
-import { syncProd } from "./prod.ts";
-import { nodeGroup, readPyproject } from "./pyproject.ts";
-import { nodeRequirements } from "./requirements.ts";
-import type { SnapshotMeta, Transaction, TxDiff } from "./schema.ts";
-import { smokeTest } from "./smoke.ts";
-import { createSnapshot, deleteSnapshot, readSnapshotIndex, snapshotExists } from "./snapshots.ts";
+import { GovError, NotFoundError } from "../../errors.ts";
+import { isEnvironmentFailure, UvConflictError } from "../../uv/errors.ts";
+import type { GovContext } from "../steps/context.ts";
+import {
+  CoreImpactError,
+  NeedsResolutionError,
+  PromoteFailedError,
+  PromoteGateError,
+} from "../errors.ts";
+import { coreImpact, corePackages, describeDiff } from "../state/freeze.ts";
+import { beginJournal, type JournalHandle } from "../state/journal.ts";
+import { candidatePath, conflictPath } from "../state/paths.ts";
+import { syncProd } from "../steps/prod.ts";
+import { nodeGroup, readPyproject } from "../state/pyproject.ts";
+import { nodeRequirements } from "../steps/requirements.ts";
+import type { SnapshotMeta, Transaction, TxDiff } from "../state/schema.ts";
+import { smokeTest } from "../steps/smoke.ts";
+import {
+  createSnapshot,
+  deleteSnapshot,
+  readSnapshotIndex,
+  snapshotExists,
+} from "../state/snapshots.ts";
 import {
   copyFileAtomic,
   newId,
@@ -48,10 +56,16 @@ import {
   readTx,
   writePlugins,
   writeTx,
-} from "./store.ts";
-import { requireInitialised, requireNodeCode } from "./txrun.ts";
-import { applyNodePlan, dropWorkdir, freshWorkdir, lockDiff, recordConflict } from "./workdir.ts";
-import { restorePreSnapshot } from "./undo.ts";
+} from "../state/store.ts";
+import { requireGovManagedPython, requireInitialised, requireNodeCode } from "../steps/guards.ts";
+import {
+  applyNodePlan,
+  dropWorkdir,
+  freshWorkdir,
+  lockDiff,
+  recordConflict,
+} from "../steps/workdir.ts";
+import { type RecoverJournal, restorePreSnapshot } from "../steps/undo.ts";
 
 /** Flags of `gov tx promote`. */
 export interface PromoteOptions {
@@ -61,75 +75,39 @@ export interface PromoteOptions {
   allowFailedRun?: boolean;
 }
 
-/**
- * Throws when the environment's interpreter is managed by the host (`[paths] python`):
- * gov then never changes its packages.
- *
- * @example
- * ```ts
- * requireGovManagedPython(ctx);
- * ```
- */
-export function requireGovManagedPython(ctx: GovContext): void {
-  if (ctx.env.hostManagedPython) {
-    throw new GovError(
-      `environment ${ctx.env.name} uses a host-managed Python (${ctx.env.python}); gov does not change its packages`,
-      { hint: "remove [paths] python from config.toml to let gov manage .venv-prod" },
-    );
-  }
-}
-
-/**
- * Promotes transaction `txid` into production.
- *
- * @example
- * ```ts
- * const tx = await promoteTransaction(env, txid, { approveCore: true });
- * ```
- */
-export async function promoteTransaction(
-  env: Environment,
-  txid: string,
-  opts: PromoteOptions,
-  gopts: GovOptions = {},
-): Promise<Transaction> {
-  validateName("transaction id", txid);
-  return await withLockedEnv(env, "tx promote", gopts, (ctx) => promote(ctx, txid, opts));
-}
-
 function gateStatus(tx: Transaction, opts: PromoteOptions): void {
   if (tx.status === "completed" || tx.status === "resolved") return;
   if (tx.status === "failed" && opts.allowFailedRun) return;
-  const hints: Record<string, string> = {
-    failed: `its ComfyUI test start failed (${
-      tx.error ?? `exit ${tx.run_exit_code}`
-    }); promote anyway with --allow-failed-run`,
-    needs_resolution:
-      `resolve the conflict first: gov resolve ${tx.txid} --pin <package>==<version>`,
-    promote_failed:
-      `relock it first with \`gov resolve ${tx.txid}\` (pins optional), or run a new transaction`,
-    promoted: "it is already in production",
-    aborted: "it was aborted; run a new transaction with `gov tx run`",
-    running: "its test run has not finished",
-  };
-  throw new GovError(`transaction ${tx.txid} is ${tx.status}; it cannot be promoted`, {
-    hint: hints[tx.status],
-  });
+  throw new PromoteGateError(
+    tx.txid,
+    tx.status,
+    tx.status === "failed" ? (tx.error ?? `exit ${tx.run_exit_code}`) : undefined,
+  );
 }
 
-async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Promise<Transaction> {
+/**
+ * Promotes transaction `txid` into production. The caller holds the lock (session.ts).
+ *
+ * @example
+ * ```ts
+ * import { promote } from "@/gov/ops/promote.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const tx = await promote(ctx, "tx-20260101-120000-000-ab12", { approveCore: true });
+ * ```
+ */
+export async function promote(
+  ctx: GovContext,
+  txid: string,
+  opts: PromoteOptions,
+): Promise<Transaction> {
   const t0 = performance.now();
   let tx = await readTx(ctx.paths, txid);
   gateStatus(tx, opts);
   if (tx.core_impact.length && !opts.approveCore) {
-    throw new GovError(
-      `transaction ${txid} changes core packages: ${
-        tx.core_impact.join(", ")
-      }; nothing was changed`,
-      {
-        hint: `review \`gov tx inspect ${txid}\`, then rerun with --approve-core to accept it`,
-      },
-    );
+    throw new PromoteGateError(txid, "core", tx.core_impact.join(", "));
   }
   requireGovManagedPython(ctx);
   await requireInitialised(ctx);
@@ -291,13 +269,8 @@ async function promote(ctx: GovContext, txid: string, opts: PromoteOptions): Pro
  * Undo of a promotion (failure or interrupted): restores the pre-promote snapshot,
  * re-syncs `.venv-prod`, marks the transaction `promote_failed`. Returns the re-sync
  * error, if that failed too.
- *
- * @example
- * ```ts
- * await undoPromote(ctx, journal, "interrupted at truth-copied");
- * ```
  */
-export async function undoPromote(
+async function undoPromote(
   ctx: GovContext,
   j: JournalHandle,
   reason: string,
@@ -333,13 +306,8 @@ export async function undoPromote(
  * Completes a promotion interrupted while recording a lock conflict: the transaction ends
  * `needs_resolution` when its conflict report was written, else `promote_failed`.
  * Production was never touched on this path.
- *
- * @example
- * ```ts
- * await finishConflict(ctx, journal);
- * ```
  */
-export async function finishConflict(ctx: GovContext, j: JournalHandle): Promise<void> {
+async function finishConflict(ctx: GovContext, j: JournalHandle): Promise<void> {
   const txid = j.data.txid as string;
   const tx = await readTx(ctx.paths, txid);
   const report = await readConflict(ctx.paths, txid);
@@ -368,13 +336,8 @@ export async function finishConflict(ctx: GovContext, j: JournalHandle): Promise
  * Completes a promotion whose smoke test passed: plugin record, post-promote snapshot,
  * status `promoted`, candidate venv and workdir removed. Idempotent, so recovery can call it
  * after a crash at any of these steps.
- *
- * @example
- * ```ts
- * const tx = await finishPromote(ctx, journal);
- * ```
  */
-export async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transaction> {
+async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transaction> {
   const txid = j.data.txid as string;
   const tx = await readTx(ctx.paths, txid);
   const group = nodeGroup(tx.node_id);
@@ -416,3 +379,42 @@ export async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<
   await j.finish();
   return tx;
 }
+
+/** Steps after which an interrupted promotion is finished rather than undone. */
+const PROMOTE_DONE = ["smoke-passed", "plugins-updated", "snapshot-post"];
+
+/**
+ * Recovery of an interrupted promotion: at the conflict step its report is recorded
+ * (production unchanged); once the smoke test passed it is finished; before, it is undone
+ * and the transaction becomes `promote_failed`.
+ *
+ * @example
+ * ```ts
+ * import { recoverPromote } from "@/gov/ops/promote.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { readJournal, resumeJournal } from "@/gov/state/journal.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * const journal = await readJournal(ctx.paths);
+ * if (journal?.op === "promote") {
+ *   const j = resumeJournal(ctx.paths, journal, ctx.getenv);
+ *   console.log(await recoverPromote(ctx, j, "interrupted"));
+ * }
+ * ```
+ */
+export const recoverPromote: RecoverJournal = async (ctx, j, why) => {
+  const txid = String(j.data.txid);
+  if (j.journal.step === "conflict") {
+    await finishConflict(ctx, j);
+    return `recorded the dependency conflict of ${txid} (production unchanged)`;
+  }
+  if (PROMOTE_DONE.includes(j.journal.step)) {
+    await finishPromote(ctx, j);
+    return `finished the interrupted promotion of ${txid} (its smoke test had passed)`;
+  }
+  const err = await undoPromote(ctx, j, why);
+  return `undid the interrupted promotion of ${txid}${
+    j.data.pre_snapshot ? ` (restored snapshot ${j.data.pre_snapshot})` : ""
+  }; it is now promote_failed${err ? `; re-sync failed: ${err}` : ""}`;
+};

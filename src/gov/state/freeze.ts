@@ -6,9 +6,9 @@
  * @module
  */
 import { parse as parseToml } from "smol-toml";
-import { ConfigError } from "../errors.ts";
-import { DEFAULT_CORE_PACKAGES } from "../workspace/config.ts";
-import type { InstalledPackage } from "../uv/driver.ts";
+import { ConfigError } from "../../errors.ts";
+import { DEFAULT_CORE_PACKAGES } from "../../workspace/config.ts";
+import type { InstalledPackage } from "../../uv/driver.ts";
 import { canonicalName } from "./pyproject.ts";
 import type { TxDiff } from "./schema.ts";
 
@@ -17,6 +17,8 @@ import type { TxDiff } from "./schema.ts";
  *
  * @example
  * ```ts
+ * import { freezeLines } from "@/gov/state/freeze.ts";
+ *
  * freezeLines([{ name: "Pillow", version: "10.4.0" }]); // ["pillow==10.4.0"]
  * ```
  */
@@ -42,6 +44,8 @@ function toMap(lines: string[]): Map<string, string> {
  *
  * @example
  * ```ts
+ * import { diffFreeze } from "@/gov/state/freeze.ts";
+ *
  * diffFreeze(["numpy==1.26.4"], ["numpy==2.1.0", "tqdm==4.66.4"]);
  * // {added: ["tqdm==4.66.4"], removed: [], changed: [{name: "numpy", from: "1.26.4", to: "2.1.0"}]}
  * ```
@@ -66,6 +70,8 @@ export function diffFreeze(pre: string[], post: string[]): TxDiff {
  *
  * @example
  * ```ts
+ * import { corePackages } from "@/gov/state/freeze.ts";
+ *
  * corePackages(["opencv-python"]); // ["torch", ..., "numpy", "opencv-python"]
  * ```
  */
@@ -78,6 +84,10 @@ export function corePackages(extra: string[]): string[] {
  *
  * @example
  * ```ts
+ * import { coreImpact, corePackages } from "@/gov/state/freeze.ts";
+ * import { type TxDiff } from "@/gov/state/schema.ts";
+ * declare const diff: TxDiff;
+ *
  * coreImpact(diff, corePackages([])); // ["numpy"]
  * ```
  */
@@ -99,6 +109,8 @@ export function coreImpact(diff: TxDiff, core: string[]): string[] {
  *
  * @example
  * ```ts
+ * import { lockFreeze } from "@/gov/state/freeze.ts";
+ *
  * lockFreeze(await Deno.readTextFile("uv.lock"), "uv.lock"); // ["numpy==2.1.0", ...]
  * ```
  */
@@ -131,6 +143,10 @@ export function lockFreeze(text: string, file: string): string[] {
  *
  * @example
  * ```ts
+ * import { describeDiff } from "@/gov/state/freeze.ts";
+ * import { type TxDiff } from "@/gov/state/schema.ts";
+ * declare const diff: TxDiff;
+ *
  * describeDiff(diff, ["torch"]); // ["torch 2.1.0 -> 2.3.1"]
  * ```
  */

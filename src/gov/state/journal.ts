@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
-import { removeIfExists } from "../fs/atomic.ts";
+import { writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
+import { removeIfExists } from "../../fs/atomic.ts";
 import type { GovPaths } from "./paths.ts";
 import { type Journal, type JournalOp, validateJournal } from "./schema.ts";
 import { newId, nowIso } from "./store.ts";
@@ -23,6 +23,8 @@ import { newId, nowIso } from "./store.ts";
  *
  * @example
  * ```ts
+ * import { faultPoint } from "@/gov/state/journal.ts";
+ *
  * faultPoint(Deno.env.get, "promote", "truth-copied");
  * ```
  */
@@ -43,6 +45,10 @@ export function faultPoint(
  *
  * @example
  * ```ts
+ * import { readJournal } from "@/gov/state/journal.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const j = await readJournal(paths);
  * ```
  */
@@ -73,6 +79,11 @@ export class JournalHandle {
    *
    * @example
    * ```ts
+   * import { type JournalHandle } from "@/gov/state/journal.ts";
+   * import { type SnapshotMeta } from "@/gov/state/schema.ts";
+   * declare const j: JournalHandle;
+   * declare const snap: SnapshotMeta;
+   *
    * await j.step("snapshot-pre", { pre_snapshot: snap.id });
    * ```
    */
@@ -92,6 +103,9 @@ export class JournalHandle {
    *
    * @example
    * ```ts
+   * import { type JournalHandle } from "@/gov/state/journal.ts";
+   * declare const j: JournalHandle;
+   *
    * await j.finish();
    * ```
    */
@@ -106,6 +120,11 @@ export class JournalHandle {
  *
  * @example
  * ```ts
+ * import { beginJournal } from "@/gov/state/journal.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ * declare const txid: string;
+ *
  * const j = await beginJournal(paths, "promote", { txid }, Deno.env.get);
  * ```
  */
@@ -136,6 +155,12 @@ export async function beginJournal(
  *
  * @example
  * ```ts
+ * import { resumeJournal } from "@/gov/state/journal.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * import { type Journal } from "@/gov/state/schema.ts";
+ * declare const journal: Journal;
+ * declare const paths: GovPaths;
+ *
  * const j = resumeJournal(paths, journal, Deno.env.get);
  * ```
  */

@@ -6,10 +6,10 @@
  */
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { ConfigError } from "../errors.ts";
-import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
-import { parseRequirementsText } from "./pyproject.ts";
-import { sha256 } from "./store.ts";
+import { ConfigError } from "../../errors.ts";
+import { readTextIfExists, writeFileAtomic } from "../../fs/atomic.ts";
+import { parseRequirementsText } from "../state/pyproject.ts";
+import { sha256 } from "../state/store.ts";
 
 /** What a node declares. */
 export interface NodeRequirements {
@@ -28,6 +28,8 @@ export interface NodeRequirements {
  *
  * @example
  * ```ts
+ * import { nodeRequirements } from "@/gov/steps/requirements.ts";
+ *
  * const r = await nodeRequirements("/env/ComfyUI/custom_nodes/impact");
  * ```
  */
@@ -78,6 +80,9 @@ export async function nodeRequirements(nodeDir: string): Promise<NodeRequirement
  *
  * @example
  * ```ts
+ * import { writeRequirementsFile } from "@/gov/steps/requirements.ts";
+ * declare const workdir: string;
+ *
  * const file = await writeRequirementsFile(workdir, "node-impact", ["opencv-python"]);
  * ```
  */

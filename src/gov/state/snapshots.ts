@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "node:path";
-import { ConfigError, GovError, NotFoundError } from "../errors.ts";
-import { exists, syncDir, writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
+import { ConfigError, GovError, NotFoundError } from "../../errors.ts";
+import { exists, syncDir, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
 import { type GovPaths, snapshotDir } from "./paths.ts";
 import { parsePyproject } from "./pyproject.ts";
 import {
@@ -21,13 +21,17 @@ import {
   validateSnapshotMeta,
 } from "./schema.ts";
 import { newId, nowIso, sha256 } from "./store.ts";
-import { isValidName } from "../workspace/names.ts";
+import { isValidName } from "../../workspace/names.ts";
 
 /**
  * The truth files a snapshot holds, and where each lives in the environment.
  *
  * @example
  * ```ts
+ * import { truthFiles } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * for (const f of truthFiles(paths)) console.log(f.name, f.path);
  * ```
  */
@@ -44,6 +48,10 @@ export function truthFiles(p: GovPaths): { name: string; path: string }[] {
  *
  * @example
  * ```ts
+ * import { readSnapshotIndex } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const idx = await readSnapshotIndex(paths);
  * ```
  */
@@ -67,6 +75,11 @@ async function readBytes(path: string): Promise<Uint8Array | undefined> {
  *
  * @example
  * ```ts
+ * import { createSnapshot } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ * declare const txid: string;
+ *
  * const snap = await createSnapshot(paths, "pre-promote", txid, { retention: 50 });
  * ```
  */
@@ -112,6 +125,10 @@ export async function createSnapshot(
  *
  * @example
  * ```ts
+ * import { pruneSnapshots } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const removed = await pruneSnapshots(paths, 50);
  * ```
  */
@@ -139,6 +156,11 @@ export async function pruneSnapshots(
  *
  * @example
  * ```ts
+ * import { restoreSnapshot, snapshotExists } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const id: string;
+ * declare const paths: GovPaths;
+ *
  * if (await snapshotExists(paths, id)) await restoreSnapshot(paths, id);
  * ```
  */
@@ -152,6 +174,11 @@ export async function snapshotExists(p: GovPaths, id: string): Promise<boolean> 
  *
  * @example
  * ```ts
+ * import { deleteSnapshot } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const id: string;
+ * declare const paths: GovPaths;
+ *
  * await deleteSnapshot(paths, id);
  * ```
  */
@@ -167,6 +194,11 @@ export async function deleteSnapshot(p: GovPaths, id: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import { readSnapshotMeta } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const id: string;
+ * declare const paths: GovPaths;
+ *
  * const meta = await readSnapshotMeta(paths, id);
  * ```
  */
@@ -185,6 +217,11 @@ export async function readSnapshotMeta(p: GovPaths, id: string): Promise<Snapsho
  *
  * @example
  * ```ts
+ * import { loadSnapshot } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const id: string;
+ * declare const paths: GovPaths;
+ *
  * const { meta, contents } = await loadSnapshot(paths, id);
  * ```
  */
@@ -234,6 +271,10 @@ export async function loadSnapshot(
  *
  * @example
  * ```ts
+ * import { restoreSnapshot } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * await restoreSnapshot(paths, "snap-20260101-120000-000-ab12");
  * ```
  */
@@ -250,6 +291,10 @@ export async function restoreSnapshot(p: GovPaths, id: string): Promise<Snapshot
  *
  * @example
  * ```ts
+ * import { reconcileSnapshots } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const notes = await reconcileSnapshots(paths);
  * ```
  */

@@ -6,16 +6,16 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { isValidName } from "../workspace/names.ts";
-import { exists, writeFileAtomic } from "../fs/atomic.ts";
-import type { UvConflictError } from "../uv/errors.ts";
+import { isValidName } from "../../workspace/names.ts";
+import { exists, writeFileAtomic } from "../../fs/atomic.ts";
+import type { UvConflictError } from "../../uv/errors.ts";
 import type { GovContext } from "./context.ts";
-import { readPyproject, removeGroup, setOverrides } from "./pyproject.ts";
+import { readPyproject, removeGroup, setOverrides } from "../state/pyproject.ts";
 import { writeRequirementsFile } from "./requirements.ts";
-import type { ConflictRef, Transaction, TxDiff } from "./schema.ts";
-import { diffFreeze, lockFreeze } from "./freeze.ts";
-import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "./store.ts";
-import { workPath, workPrefix } from "./paths.ts";
+import type { ConflictRef, Transaction, TxDiff } from "../state/schema.ts";
+import { diffFreeze, lockFreeze } from "../state/freeze.ts";
+import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "../state/store.ts";
+import { workPath, workPrefix } from "../state/paths.ts";
 
 /** Files copied into a workdir: the two uv truth files and uv's interpreter pin. */
 const WORK_FILES = ["pyproject.toml", "uv.lock", ".python-version"];
@@ -26,6 +26,11 @@ const WORK_FILES = ["pyproject.toml", "uv.lock", ".python-version"];
  *
  * @example
  * ```ts
+ * import { freshWorkdir } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const txid: string;
+ *
  * const work = await freshWorkdir(ctx, txid);
  * ```
  */
@@ -51,6 +56,11 @@ export async function freshWorkdir(ctx: GovContext, name: string): Promise<strin
  *
  * @example
  * ```ts
+ * import { dropWorkdir } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const txid: string;
+ *
  * await dropWorkdir(ctx, txid);
  * ```
  */
@@ -64,6 +74,10 @@ export async function dropWorkdir(ctx: GovContext, name: string): Promise<void> 
  *
  * @example
  * ```ts
+ * import { listWorkdirs } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ *
  * for (const name of await listWorkdirs(ctx)) console.log(name);
  * ```
  */
@@ -102,6 +116,11 @@ export interface PlanResult {
  *
  * @example
  * ```ts
+ * import { applyNodePlan } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const work: string;
+ *
  * await applyNodePlan(ctx, work, { group: "node-x", requirements: ["tqdm"], pins: [] });
  * ```
  */
@@ -135,6 +154,14 @@ export async function applyNodePlan(
  *
  * @example
  * ```ts
+ * import { recordConflict } from "@/gov/steps/workdir.ts";
+ * import { type Transaction } from "@/gov/state/schema.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * import { type UvConflictError } from "@/uv/errors.ts";
+ * declare const ctx: GovContext;
+ * declare const err: UvConflictError;
+ * declare const tx: Transaction;
+ *
  * tx.conflict_report = await recordConflict(ctx, tx, err, "tx promote");
  * ```
  */
@@ -173,6 +200,11 @@ export async function recordConflict(
  *
  * @example
  * ```ts
+ * import { lockDiff } from "@/gov/steps/workdir.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ * declare const work: string;
+ *
  * const change = await lockDiff(ctx, work); // {changed: [{name: "torch", ...}], ...}
  * ```
  */

@@ -14,18 +14,20 @@
  * @module
  */
 import { join } from "node:path";
-import { exists, removeIfExists, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
+import { exists, removeIfExists, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
 import type { GovContext } from "./context.ts";
-import type { GovPaths } from "./paths.ts";
-import { type SyncMarker, validateSyncMarker } from "./schema.ts";
-import { fileSha256, nowIso, sha256 } from "./store.ts";
+import type { GovPaths } from "../state/paths.ts";
+import { type SyncMarker, validateSyncMarker } from "../state/schema.ts";
+import { fileSha256, nowIso, sha256 } from "../state/store.ts";
 
 /**
  * The site-packages folder of a venv, or undefined when there is none.
  *
  * @example
  * ```ts
+ * import { sitePackages } from "@/gov/steps/prod.ts";
+ *
  * await sitePackages("/env/.venv-prod"); // "/env/.venv-prod/lib/python3.11/site-packages"
  * ```
  */
@@ -50,6 +52,8 @@ export async function sitePackages(venv: string): Promise<string | undefined> {
  *
  * @example
  * ```ts
+ * import { installedFingerprint } from "@/gov/steps/prod.ts";
+ *
  * await installedFingerprint("/env/.venv-prod");
  * ```
  */
@@ -79,6 +83,10 @@ export interface ProdState {
  *
  * @example
  * ```ts
+ * import { prodState } from "@/gov/steps/prod.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const s = await prodState(paths);
  * if (!s.inSync) console.log(s.reason);
  * ```
@@ -106,6 +114,10 @@ export async function prodState(p: GovPaths): Promise<ProdState> {
  *
  * @example
  * ```ts
+ * import { syncProd } from "@/gov/steps/prod.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * declare const ctx: GovContext;
+ *
  * const did = await syncProd(ctx); // "synced" | "in-sync"
  * ```
  */
@@ -133,6 +145,10 @@ export async function syncProd(
  *
  * @example
  * ```ts
+ * import { writeSyncMarker } from "@/gov/steps/prod.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * await writeSyncMarker(paths);
  * ```
  */

@@ -11,8 +11,8 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import type { Environment } from "../workspace/environment.ts";
-import { validateName } from "../workspace/names.ts";
+import type { Environment } from "../../workspace/environment.ts";
+import { validateName } from "../../workspace/names.ts";
 
 /** Absolute paths of one environment's governance files. */
 export interface GovPaths {
@@ -42,6 +42,10 @@ export interface GovPaths {
  *
  * @example
  * ```ts
+ * import { govPaths } from "@/gov/state/paths.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const p = govPaths(env);
  * console.log(p.plugins); // <env>/state/plugins.json
  * ```
@@ -77,6 +81,10 @@ export function govPaths(env: Environment): GovPaths {
  *
  * @example
  * ```ts
+ * import { txPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * txPath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -89,6 +97,10 @@ export function txPath(p: GovPaths, txid: string): string {
  *
  * @example
  * ```ts
+ * import { conflictPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * conflictPath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -101,6 +113,10 @@ export function conflictPath(p: GovPaths, txid: string): string {
  *
  * @example
  * ```ts
+ * import { snapshotDir } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * snapshotDir(p, "snap-20260101T120000000-ab12");
  * ```
  */
@@ -113,6 +129,10 @@ export function snapshotDir(p: GovPaths, id: string): string {
  *
  * @example
  * ```ts
+ * import { candidatePath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * candidatePath(p, "tx-20260101-120000-ab12");
  * ```
  */
@@ -124,12 +144,16 @@ export function candidatePath(p: GovPaths, txid: string): string {
  * The isolated working copy of the truth files for one operation. It sits beside the
  * environment folder (`<parent>/.<env>.gov-work.<name>`), at the same depth, because uv
  * records local find-links folders in uv.lock relative to the project (`registry =
- * "../wheels"`): a lock made one or two folders deeper would name a different folder once
+ * "../../wheels"`): a lock made one or two folders deeper would name a different folder once
  * copied into the environment. `state/work/<name>` is the fallback when the parent folder
  * is not writable (then only index URLs and absolute find-links lock portably).
  *
  * @example
  * ```ts
+ * import { workPath } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * workPath(p, "tx-20260101-120000-ab12"); // "/srv/envs/.prod.gov-work.tx-20260101-120000-ab12"
  * ```
  */
@@ -144,6 +168,10 @@ export function workPath(p: GovPaths, name: string, fallback = false): string {
  *
  * @example
  * ```ts
+ * import { workPrefix } from "@/gov/state/paths.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const p: GovPaths;
+ *
  * workPrefix(p); // ".prod.gov-work."
  * ```
  */

@@ -11,7 +11,7 @@
  * @module
  */
 import { parse as parseToml } from "smol-toml";
-import { ConfigError, GovError } from "../errors.ts";
+import { ConfigError, GovError } from "../../errors.ts";
 
 /** The parts of pyproject.toml gov reads. */
 export interface Pyproject {
@@ -30,6 +30,8 @@ export interface Pyproject {
  *
  * @example
  * ```ts
+ * import { canonicalName } from "@/gov/state/pyproject.ts";
+ *
  * canonicalName("Typing_Extensions"); // "typing-extensions"
  * ```
  */
@@ -44,6 +46,8 @@ export function canonicalName(name: string): string {
  *
  * @example
  * ```ts
+ * import { nodeGroup } from "@/gov/state/pyproject.ts";
+ *
  * nodeGroup("ComfyUI_Impact.Pack"); // "node-comfyui-impact-pack"
  * ```
  */
@@ -57,6 +61,8 @@ export function nodeGroup(id: string): string {
  *
  * @example
  * ```ts
+ * import { requirementName } from "@/gov/state/pyproject.ts";
+ *
  * requirementName("opencv-python>=4.8 ; sys_platform == 'linux'"); // "opencv-python"
  * ```
  */
@@ -73,6 +79,8 @@ export function requirementName(line: string): string | undefined {
  *
  * @example
  * ```ts
+ * import { parseRequirementsText } from "@/gov/state/pyproject.ts";
+ *
  * parseRequirementsText("torch\n# c\n--extra-index-url x\n"); // {requirements: ["torch"], options: ["--extra-index-url x"]}
  * ```
  */
@@ -109,7 +117,10 @@ function table(v: unknown, file: string, field: string): Record<string, unknown>
  *
  * @example
  * ```ts
- * const py = parsePyproject(await Deno.readTextFile(p), p);
+ * import { parsePyproject } from "@/gov/state/pyproject.ts";
+ *
+ * const file = "/srv/comfy/environments/prod/pyproject.toml";
+ * const py = parsePyproject(await Deno.readTextFile(file), file);
  * console.log(Object.keys(py.groups));
  * ```
  */
@@ -160,6 +171,10 @@ export function parsePyproject(text: string, file: string): Pyproject {
  *
  * @example
  * ```ts
+ * import { readPyproject } from "@/gov/state/pyproject.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const py = await readPyproject(`${env.dir}/pyproject.toml`);
  * ```
  */
@@ -261,6 +276,9 @@ function splitLines(text: string): string[] {
  *
  * @example
  * ```ts
+ * import { setOverrides } from "@/gov/state/pyproject.ts";
+ * declare const text: string;
+ *
  * const text2 = setOverrides(text, ["numpy==1.26.4"], "pyproject.toml");
  * ```
  */
@@ -279,6 +297,9 @@ export function setOverrides(text: string, pins: string[], file: string): string
  *
  * @example
  * ```ts
+ * import { removeOverrides } from "@/gov/state/pyproject.ts";
+ * declare const text: string;
+ *
  * const text2 = removeOverrides(text, ["numpy"], "pyproject.toml");
  * ```
  */
@@ -323,6 +344,9 @@ function writeOverrides(text: string, merged: string[], file: string): string {
  *
  * @example
  * ```ts
+ * import { removeGroup } from "@/gov/state/pyproject.ts";
+ * declare const text: string;
+ *
  * const text2 = removeGroup(text, "node-impact", "pyproject.toml");
  * ```
  */
@@ -351,6 +375,8 @@ export function removeGroup(text: string, group: string, file: string): string {
  *
  * @example
  * ```ts
+ * import { projectNameFor } from "@/gov/state/pyproject.ts";
+ *
  * projectNameFor("Prod_1"); // "comfyui-env-prod-1"
  * ```
  */
@@ -366,7 +392,14 @@ export function projectNameFor(envName: string): string {
  *
  * @example
  * ```ts
- * renderInitialPyproject({ name: "comfyui-env-prod", requirements: ["torch"], requiresPython: ">=3.10" });
+ * import { renderInitialPyproject } from "@/gov/state/pyproject.ts";
+ *
+ * renderInitialPyproject({
+ *   name: "comfyui-env-prod",
+ *   requirements: ["torch"],
+ *   requiresPython: ">=3.10",
+ *   envName: "prod",
+ * });
  * ```
  */
 export function renderInitialPyproject(opts: {

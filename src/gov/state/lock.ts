@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { LockedError } from "../errors.ts";
-import { removeIfExists, syncDir } from "../fs/atomic.ts";
-import { isPidAlive, runProcess } from "../process/run.ts";
+import { LockedError } from "../../errors.ts";
+import { removeIfExists, syncDir } from "../../fs/atomic.ts";
+import { isPidAlive, runProcess } from "../../process/run.ts";
 import { dirname } from "node:path";
 
 /** Who holds a lock. */
@@ -28,6 +28,8 @@ export interface LockOwner {
  *
  * @example
  * ```ts
+ * import { processStartMs } from "@/gov/state/lock.ts";
+ *
  * await processStartMs(Deno.pid);
  * ```
  */
@@ -49,6 +51,10 @@ export async function processStartMs(pid: number): Promise<number | null> {
  *
  * @example
  * ```ts
+ * import { ownerAlive } from "@/gov/state/lock.ts";
+ * import { type LockOwner } from "@/gov/state/lock.ts";
+ * declare const owner: LockOwner;
+ *
  * if (!(await ownerAlive(owner))) console.log("stale lock");
  * ```
  */
@@ -66,6 +72,10 @@ export async function ownerAlive(owner: LockOwner): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import { readLockOwner } from "@/gov/state/lock.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ *
  * const owner = await readLockOwner(`${env.dir}/state/.lock`);
  * ```
  */
@@ -171,8 +181,16 @@ async function takeOverStale(path: string, staleText: string): Promise<boolean> 
  *
  * @example
  * ```ts
- * const lock = await acquireEnvLock(`${env.dir}/state/.lock`, { command: "tx promote" });
- * try { ... } finally { await lock.release(); }
+ * import { acquireEnvLock } from "@/gov/state/lock.ts";
+ *
+ * const lock = await acquireEnvLock("/srv/comfy/environments/prod/state/.lock", {
+ *   command: "tx promote",
+ * });
+ * try {
+ *   // change the environment
+ * } finally {
+ *   await lock.release();
+ * }
  * ```
  */
 export async function acquireEnvLock(
@@ -248,6 +266,9 @@ export async function acquireEnvLock(
  *
  * @example
  * ```ts
+ * import { tryAcquireEnvLock } from "@/gov/state/lock.ts";
+ * declare const path: string;
+ *
  * const lock = await tryAcquireEnvLock(path, "tx list");
  * ```
  */

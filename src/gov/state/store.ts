@@ -5,10 +5,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ConfigError, NotFoundError } from "../errors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../fs/atomic.ts";
-import { readJsonFile } from "../fs/json.ts";
-import { validateName } from "../workspace/names.ts";
+import { ConfigError, NotFoundError } from "../../errors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { readJsonFile } from "../../fs/json.ts";
+import { validateName } from "../../workspace/names.ts";
 import { conflictPath, type GovPaths, txPath } from "./paths.ts";
 import {
   type ConflictReport,
@@ -24,6 +24,8 @@ import {
  *
  * @example
  * ```ts
+ * import { nowIso } from "@/gov/state/store.ts";
+ *
  * nowIso(); // "2026-01-01T12:00:00.000Z"
  * ```
  */
@@ -36,6 +38,8 @@ export function nowIso(): string {
  *
  * @example
  * ```ts
+ * import { newId } from "@/gov/state/store.ts";
+ *
  * newId("tx"); // "tx-20260101-120000-123-ab12"
  * ```
  */
@@ -56,6 +60,8 @@ export function newId(prefix: string): string {
  *
  * @example
  * ```ts
+ * import { sha256 } from "@/gov/state/store.ts";
+ *
  * sha256("abc");
  * ```
  */
@@ -68,6 +74,8 @@ export function sha256(data: string | Uint8Array): string {
  *
  * @example
  * ```ts
+ * import { fileSha256 } from "@/gov/state/store.ts";
+ *
  * await fileSha256("/env/uv.lock");
  * ```
  */
@@ -85,6 +93,10 @@ export async function fileSha256(path: string): Promise<string | null> {
  *
  * @example
  * ```ts
+ * import { readPlugins } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const reg = await readPlugins(paths);
  * ```
  */
@@ -97,6 +109,12 @@ export async function readPlugins(p: GovPaths): Promise<PluginsFile> {
  *
  * @example
  * ```ts
+ * import { writePlugins } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * import { type PluginsFile } from "@/gov/state/schema.ts";
+ * declare const paths: GovPaths;
+ * declare const reg: PluginsFile;
+ *
  * await writePlugins(paths, reg);
  * ```
  */
@@ -109,6 +127,10 @@ export async function writePlugins(p: GovPaths, reg: PluginsFile): Promise<void>
  *
  * @example
  * ```ts
+ * import { readTx } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const tx = await readTx(paths, "tx-20260101-120000-123-ab12");
  * ```
  */
@@ -128,6 +150,12 @@ export async function readTx(p: GovPaths, txid: string): Promise<Transaction> {
  *
  * @example
  * ```ts
+ * import { writeTx } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * import { type Transaction } from "@/gov/state/schema.ts";
+ * declare const paths: GovPaths;
+ * declare const tx: Transaction;
+ *
  * await writeTx(paths, tx);
  * ```
  */
@@ -140,6 +168,10 @@ export async function writeTx(p: GovPaths, tx: Transaction): Promise<void> {
  *
  * @example
  * ```ts
+ * import { listTxIds } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * const ids = await listTxIds(paths);
  * ```
  */
@@ -163,6 +195,10 @@ export async function listTxIds(p: GovPaths): Promise<string[]> {
  *
  * @example
  * ```ts
+ * import { listTxs } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
  * for (const tx of await listTxs(paths)) console.log(tx.txid, tx.status);
  * ```
  */
@@ -182,6 +218,11 @@ export async function listTxs(p: GovPaths): Promise<Transaction[]> {
  *
  * @example
  * ```ts
+ * import { readConflict } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ * declare const txid: string;
+ *
  * const c = await readConflict(paths, txid);
  * ```
  */
@@ -197,6 +238,12 @@ export async function readConflict(
  *
  * @example
  * ```ts
+ * import { writeConflict } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * import { type ConflictReport } from "@/gov/state/schema.ts";
+ * declare const paths: GovPaths;
+ * declare const report: ConflictReport;
+ *
  * await writeConflict(paths, report);
  * ```
  */
@@ -211,6 +258,11 @@ export async function writeConflict(p: GovPaths, report: ConflictReport): Promis
  *
  * @example
  * ```ts
+ * import { copyFileAtomic } from "@/gov/state/store.ts";
+ * import { type Environment } from "@/workspace/environment.ts";
+ * declare const env: Environment;
+ * declare const work: string;
+ *
  * await copyFileAtomic(`${work}/uv.lock`, `${env.dir}/uv.lock`);
  * ```
  */

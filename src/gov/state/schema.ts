@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { check } from "../fs/json.ts";
-import { isValidName } from "../workspace/names.ts";
+import { ConfigError } from "../../errors.ts";
+import { check } from "../../fs/json.ts";
+import { isValidName } from "../../workspace/names.ts";
 import { nodeGroup } from "./pyproject.ts";
 
 /** Every transaction status of seed §3.4. */
@@ -151,6 +151,10 @@ function validateConflictRef(v: unknown, file: string): ConflictRef | null {
  *
  * @example
  * ```ts
+ * import { validateTransaction } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const tx = await readJsonFile(path, validateTransaction);
  * ```
  */
@@ -214,6 +218,10 @@ export interface PluginsFile {
  *
  * @example
  * ```ts
+ * import { validatePlugins } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const reg = await readJsonFile(path, validatePlugins);
  * ```
  */
@@ -277,6 +285,10 @@ export const SNAPSHOT_REASONS = [
  *
  * @example
  * ```ts
+ * import { validateSnapshotMeta } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const dir: string;
+ *
  * const meta = await readJsonFile(`${dir}/meta.json`, validateSnapshotMeta);
  * ```
  */
@@ -307,6 +319,10 @@ export interface SnapshotIndex {
  *
  * @example
  * ```ts
+ * import { validateSnapshotIndex } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const idx = await readJsonFile(path, validateSnapshotIndex);
  * ```
  */
@@ -355,6 +371,10 @@ export interface ConflictReport {
  *
  * @example
  * ```ts
+ * import { validateConflictReport } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const c = await readJsonFile(path, validateConflictReport);
  * ```
  */
@@ -400,6 +420,10 @@ export interface Journal {
  *
  * @example
  * ```ts
+ * import { validateJournal } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const j = await readJsonFile(path, validateJournal);
  * ```
  */
@@ -444,6 +468,10 @@ export interface SyncMarker {
  *
  * @example
  * ```ts
+ * import { validateSyncMarker } from "@/gov/state/schema.ts";
+ * import { readJsonFile } from "@/fs/json.ts";
+ * declare const path: string;
+ *
  * const m = await readJsonFile(path, validateSyncMarker);
  * ```
  */

@@ -14,17 +14,17 @@
  *
  * "IMPORT FAILED" lines ComfyUI logs are collected per custom node folder; `gov tx run`
  * fails the transaction for each of them except registered nodes still waiting for their
- * own promotion (see txrun.ts): a dependency change that breaks some node's import is
+ * own promotion (see ops/tx_run.ts): a dependency change that breaks some node's import is
  * exactly what a transaction must catch (`--allow-failed-run` lets an operator promote
  * anyway).
  *
  * @module
  */
 import { join } from "node:path";
-import { exists } from "../fs/atomic.ts";
-import { SpawnError, spawnProcess } from "../process/run.ts";
-import { type OnStep, timedStep } from "../uv/driver.ts";
-import { freeLoopbackPort, isPortOpen } from "../net/port.ts";
+import { exists } from "../../fs/atomic.ts";
+import { SpawnError, spawnProcess } from "../../process/run.ts";
+import { type OnStep, timedStep } from "../../uv/driver.ts";
+import { freeLoopbackPort, isPortOpen } from "../../net/port.ts";
 
 /** Result of a test start. */
 export interface ComfyRunResult {
@@ -52,6 +52,8 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
  *
  * @example
  * ```ts
+ * import { testArgs } from "@/gov/steps/comfyrun.ts";
+ *
  * testArgs(["--listen", "0.0.0.0", "--port", "8188", "--cpu"]); // ["--cpu"]
  * ```
  */
@@ -76,6 +78,7 @@ export function testArgs(args: string[]): string[] {
  *
  * @example
  * ```ts
+ * import { importFailures } from "@/gov/steps/comfyrun.ts";
  * importFailures("0.0 seconds (IMPORT FAILED): /c/custom_nodes/foo\n"); // ["foo"]
  * ```
  */
@@ -98,6 +101,10 @@ const TEST_START_GRACE_MS = 5000;
  *
  * @example
  * ```ts
+ * import { testStartComfyUI } from "@/gov/steps/comfyrun.ts";
+ * declare const comfyuiDir: string;
+ * declare const python: string;
+ *
  * const r = await testStartComfyUI({ python, comfyuiDir, args: [], timeoutMs: 120_000 });
  * ```
  */

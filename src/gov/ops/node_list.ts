@@ -1,0 +1,33 @@
+/**
+ * `gov node list`: the registered custom nodes and whether their code is in place.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { exists } from "../../fs/atomic.ts";
+import { readPlugins } from "../state/store.ts";
+import type { GovContext } from "../steps/context.ts";
+import type { NodeInfo } from "../steps/node_code.ts";
+
+/**
+ * The registered custom nodes, sorted by id.
+ *
+ * @example
+ * ```ts
+ * import { nodeList } from "@/gov/ops/node_list.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * for (const n of await nodeList(ctx)) console.log(n.id, n.managed_deps);
+ * ```
+ */
+export async function nodeList(ctx: GovContext): Promise<NodeInfo[]> {
+  const reg = await readPlugins(ctx.paths);
+  const out: NodeInfo[] = [];
+  for (const id of Object.keys(reg.plugins).sort()) {
+    const path = join(ctx.paths.customNodesDir, id);
+    out.push({ ...reg.plugins[id], path, code_present: await exists(path) });
+  }
+  return out;
+}
