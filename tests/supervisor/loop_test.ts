@@ -738,3 +738,23 @@ Deno.test("a port held by another process is found before ComfyUI starts and its
     await t.cleanup();
   }
 });
+
+Deno.test("exit 43 naming an environment that does not exist is rate-limited like a restart request", async () => {
+  let meta = "";
+  const h = await harness(["a"], {
+    setup: (w, t) => {
+      meta = t.meta;
+      w.onSpawn = (c) =>
+        writeSwitchRequest(meta, "nope", "a").then(() => c.exit(43), () => c.exit(43));
+    },
+  });
+  try {
+    // Before, each refused request restarted ComfyUI at once, as often as it asked.
+    const r = await within(h.running, 10_000);
+    assertEquals(h.world.children.length, FAST.crashLimit * FAST.crashLimit);
+    assertEquals(r.exitCode, 43);
+    assertMatch(String((await readSwitchStatus(h.t.meta)).error), /'nope' not found/);
+  } finally {
+    await finish(h);
+  }
+});
