@@ -57,7 +57,9 @@ export class NoSupervisorError extends GovError {
  *
  * @example
  * ```ts
- * if (await shouldSpawnSupervisorForSwitch(ws, Deno.env.get)) console.log("will start gov run");
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
+ * if (await shouldSpawnSupervisorForSwitch(ws, (name) => Deno.env.get(name))) console.log("will start gov run");
  * ```
  */
 export async function shouldSpawnSupervisorForSwitch(
@@ -95,6 +97,8 @@ export interface SwitchRequestResult {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const r = await requestSwitch(ws, "staging");
  * if (r.outcome !== "already") await waitForSwitch(ws, { since: r.since });
  * ```
@@ -231,8 +235,10 @@ export interface AbortResult {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const r = await abortSwitch(ws);
- * if (r.outcome === "aborting") await waitForSwitch(ws, { since: nowSeconds() });
+ * if (r.outcome === "aborting") await waitForSwitch(ws, { since: Date.now() / 1000 });
  * ```
  */
 export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
@@ -275,7 +281,10 @@ export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
  *
  * @example
  * ```ts
- * const final = await waitForSwitch(ws, { since: req.timestamp, onUpdate: (s) => console.log(s.state) });
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
+ * const { since } = await requestSwitch(ws, "staging");
+ * const final = await waitForSwitch(ws, { since, onUpdate: (s) => console.log(s.state) });
  * ```
  */
 export async function waitForSwitch(
@@ -324,6 +333,8 @@ export async function waitForSwitch(
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const pid = await sendSupervisorCommand(ws, "restart");
  * ```
  */
@@ -360,8 +371,11 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
+ * import { readSupervisorState } from "./state.ts";
  * const before = (await readSupervisorState(ws.metadataDir))?.starts ?? 0;
- * await sendSupervisorCommand(ws, "restart");
+ * const pid = await sendSupervisorCommand(ws, "restart");
  * await waitForRestart(ws, pid, before, 600_000);
  * ```
  */
@@ -398,6 +412,8 @@ export async function waitForRestart(
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const { pid, logFile } = await startDetachedSupervisor(ws, ["--env", "prod"]);
  * ```
  */

@@ -151,6 +151,7 @@ export function httpHealthProbe(opts: HttpProbeOptions = {}): HealthProbe {
  *
  * @example
  * ```ts
+ * const target = { host: "127.0.0.1", port: 8188, childPid: 4242, portWasBusy: false };
  * const tracker = new HealthTracker(httpHealthProbe(), target, 3);
  * while (!(await tracker.probe())) await new Promise((r) => setTimeout(r, 250));
  * ```
@@ -197,8 +198,12 @@ export type HealthWait = "healthy" | "died" | "timeout";
  *
  * @example
  * ```ts
- * const r = await waitForHealth(probe, target, {
- *   childExited: () => child.exited(),
+ * const child = new Deno.Command("python3", { args: ["main.py"] }).spawn();
+ * let exited = false;
+ * child.status.then(() => exited = true);
+ * const target = { host: "127.0.0.1", port: 8188, childPid: child.pid, portWasBusy: false };
+ * const r = await waitForHealth(httpHealthProbe(), target, {
+ *   childExited: () => exited,
  *   exitedPromise: child.status,
  *   timeoutMs: 600_000,
  * });

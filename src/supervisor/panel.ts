@@ -249,6 +249,9 @@ export interface PanelInstall {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
+ * import { workspaceEnvironment } from "../workspace/environment.ts";
  * const { path } = await installPanel(workspaceEnvironment(ws, "prod"));
  * ```
  */

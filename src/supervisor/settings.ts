@@ -150,6 +150,7 @@ export function parseSupervisorSettings(
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
  * const settings = await loadSupervisorSettings(workspaceAt("/srv/comfy"));
  * ```
  */

@@ -55,6 +55,7 @@ export interface SupervisorStatus {
  *
  * @example
  * ```ts
+ * import { readSupervisorState } from "./state.ts";
  * const alive = await isSupervisorAlive(4242, await readSupervisorState("/ws/.metadata"));
  * ```
  */
@@ -82,6 +83,8 @@ const identityCache = new Map<string, boolean>();
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const pid = await runningSupervisorPid(ws);
  * ```
  */
@@ -97,6 +100,7 @@ export async function runningSupervisorPid(ws: Workspace): Promise<number | unde
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
  * const s = await supervisorStatus(workspaceAt("/srv/comfy"));
  * if (s.running) console.log(`${s.environment} on port ${s.port}, healthy: ${s.healthy}`);
  * ```
