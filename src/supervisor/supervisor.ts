@@ -169,7 +169,6 @@ export class Supervisor {
   }
 
   private act(step: Exclude<Step, { kind: "end" }>): Promise<Step> {
-    if (this.ctx.stopReason && step.kind !== "supervise") return Promise.resolve(this.stopped());
     switch (step.kind) {
       case "start":
         return this.start(step.why);
@@ -199,6 +198,7 @@ export class Supervisor {
   private async start(why: string | undefined): Promise<Step> {
     const ctx = this.ctx;
     const env = this.env;
+    if (ctx.stopReason) return this.stopped();
     if (why) {
       ctx.state.restarts++;
       ctx.emit("restart", `starting ${env.name} again (${why})`, {
