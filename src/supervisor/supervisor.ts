@@ -1,7 +1,7 @@
 /**
  * The supervisor loop behind `gov run`: keeps one ComfyUI of one workspace alive.
  *
- * ComfyUI's exit code says what to do next (ComfyGit's contract, {@linkcode EXIT_ACTIONS}):
+ * ComfyUI's exit code says what to do next (ComfyGit's contract, `EXIT_ACTIONS` in `phases.ts`):
  * 42 resync and start again, 43 switch to the environment named in `.switch_request.json`,
  * 0 stop (unless ComfyUI-Manager left its `<session>.reboot` marker: then restart), anything
  * else is a crash: wait (10 s, doubling, capped) and restart, and give up after too many
@@ -27,7 +27,6 @@ import { cleanupOrchestratorPid } from "../ipc/pid.ts";
 import { cleanupSwitchRequest, writeSwitchStatus } from "../ipc/switch.ts";
 import { crashDelayS, type SupervisorSettings } from "./settings.ts";
 import {
-  EXIT_ACTIONS,
   EXIT_CLEAN,
   EXIT_RESTART,
   EXIT_SWITCH_ENV,
@@ -263,7 +262,7 @@ export class Supervisor {
     }
   }
 
-  /** Acts on ComfyUI's exit code ({@linkcode EXIT_ACTIONS}). */
+  /** Acts on ComfyUI's exit code (`EXIT_ACTIONS` in `phases.ts`). */
   private async exited(child: Running, code: number, signal: Deno.Signal | null): Promise<Step> {
     const ctx = this.ctx;
     const env = child.env;
@@ -446,6 +445,3 @@ export class Supervisor {
     });
   }
 }
-
-/** @internal The exit-code table, re-exported for readers of this module. */
-export { EXIT_ACTIONS };
