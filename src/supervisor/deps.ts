@@ -66,7 +66,8 @@ export interface SupervisorDeps {
  *
  * @example
  * ```ts
- * const child = defaultSpawn({ command: "python3", args: ["main.py"], cwd: "/srv/ComfyUI", env: {} });
+ * const req = { command: "python3", args: ["main.py"], cwd: "/srv/ComfyUI", env: {} };
+ * const child = defaultSpawn(req);
  * await child.terminate(10_000);
  * ```
  */

@@ -1,13 +1,13 @@
 /**
  * The supervisor loop behind `gov run`: keeps one ComfyUI of one workspace alive.
  *
- * ComfyUI's exit code says what to do next (ComfyGit's contract, `EXIT_ACTIONS` in `phases.ts`):
- * 42 resync and start again, 43 switch to the environment named in `.switch_request.json`,
- * 0 stop (unless ComfyUI-Manager left its `<session>.reboot` marker: then restart), anything
- * else is a crash: wait (10 s, doubling, capped) and restart, and give up after too many
- * crashes in a window so systemd's `Restart=` takes over. Between exits it polls `.cmd`
- * (restart, shutdown, abort_switch) and `.switch_request.json`, so `gov switch` works
- * whether or not ComfyUI itself exits 43.
+ * ComfyUI's exit code says what to do next (ComfyGit's contract, `EXIT_ACTIONS` in
+ * `phases.ts`): 42 resync and start again, 43 switch to the environment named in
+ * `.switch_request.json`, 0 stop (unless ComfyUI-Manager left its `<session>.reboot` marker:
+ * then restart), anything else is a crash: wait (10 s, doubling, capped) and restart, and
+ * give up after too many crashes in a window so systemd's `Restart=` takes over. Between
+ * exits it polls `.cmd` (restart, shutdown, abort_switch) and `.switch_request.json`, so
+ * `gov switch` works whether or not ComfyUI itself exits 43.
  *
  * The loop is a table of steps ({@linkcode LOOP} in `phases.ts`); `run()` moves from step
  * to step and asserts each move against the table. Only the `restart` step (the rate gate)
