@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { ChildHandle, SpawnRequest, SupervisorDeps } from "../../src/supervisor/supervisor.ts";
+import type { ChildHandle, SpawnRequest, SupervisorDeps } from "../../src/supervisor/deps.ts";
 import type { HealthTarget, ProbeResult } from "../../src/supervisor/health.ts";
 import type { Environment } from "../../src/workspace/environment.ts";
 import { type Workspace, workspaceAt } from "../../src/workspace/root.ts";
