@@ -245,7 +245,7 @@ export interface AbortResult {
  * declare const ws: Workspace;
  *
  * const r = await abortSwitch(ws);
- * if (r.outcome === "aborting") await waitForSwitch(ws, { since: nowSeconds() });
+ * if (r.outcome === "aborting") await waitForSwitch(ws, { since: Date.now() / 1000 });
  * ```
  */
 export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
@@ -386,11 +386,10 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
  * import { sendSupervisorCommand, waitForRestart } from "@/supervisor/control.ts";
  * import { readSupervisorState } from "@/supervisor/state.ts";
  * import { type Workspace } from "@/workspace/root.ts";
- * declare const pid: number;
  * declare const ws: Workspace;
  *
  * const before = (await readSupervisorState(ws.metadataDir))?.starts ?? 0;
- * await sendSupervisorCommand(ws, "restart");
+ * const pid = await sendSupervisorCommand(ws, "restart");
  * await waitForRestart(ws, pid, before, 600_000);
  * ```
  */

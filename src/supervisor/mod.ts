@@ -7,6 +7,7 @@ export * from "./settings.ts";
 export * from "./health.ts";
 export * from "./events.ts";
 export * from "./state.ts";
+export * from "./phases.ts";
 export * from "./supervisor.ts";
 export * from "./status.ts";
 export * from "./control.ts";

@@ -1,8 +1,8 @@
 /**
- * What gov learns about other processes without `/proc` (which Deno's permission model
- * closes to anything short of `--allow-all`): `ps` for a pid's group, age and command line,
- * `ss` for the process listening on a port. Each answer is best effort: `undefined` when the
- * tool is missing or says nothing.
+ * What gov learns about other processes without reading `/proc` itself (Deno's permission
+ * model closes it to anything short of `--allow-all`): `ps` for a pid's group, age and
+ * command line, `ss` (else a Python reading `/proc`) for the process listening on a port.
+ * Each answer is best effort: `undefined` when the tool is missing or says nothing.
  *
  * @module
  */
@@ -71,8 +71,10 @@ export async function processRunning(pid: number): Promise<boolean> {
 }
 
 /**
- * Pids of the processes listening on TCP `port` according to `ss -ltnp`. `undefined` when
- * `ss` is missing or shows no owner (another user's socket, without root).
+ * Pids of the processes listening on TCP `port`: `ss -ltnp` first, else (no `ss`, or it
+ * names no owner) `/proc/net/tcp*` and `/proc/<pid>/fd` read by `python`, since Deno opens
+ * `/proc` only to `--allow-all`. `undefined` when neither finds an owner (another user's
+ * socket, without root).
  *
  * @example
  * ```ts
@@ -81,15 +83,72 @@ export async function processRunning(pid: number): Promise<boolean> {
  * const pids = await portListenerPids(8188); // [4242]
  * ```
  */
-export async function portListenerPids(port: number): Promise<number[] | undefined> {
+export async function portListenerPids(
+  port: number,
+  python?: string,
+): Promise<number[] | undefined> {
+  return await ssListenerPids(port) ?? (python ? await procListenerPids(port, python) : undefined);
+}
+
+async function ssListenerPids(port: number): Promise<number[] | undefined> {
   try {
     const r = await runProcess("ss", ["-Hltnp", `sport = :${port}`], { timeoutMs: 5000 });
     if (r.code !== 0) return undefined;
-    const pids = [...r.stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
-    return pids.length ? [...new Set(pids)] : undefined;
+    return pidList(r.stdout.matchAll(/pid=(\d+)/g));
   } catch {
     return undefined;
   }
+}
+
+// Listening sockets (state 0A) of the port, then the processes holding one of their inodes;
+// processes of other users are skipped where their fd folder is closed.
+const PROC_LISTENERS = `
+import os, sys
+port = int(sys.argv[1])
+inodes = set()
+for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        with open(name) as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add("socket:[%s]" % p[9])
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+for pid in os.listdir("/proc") if inodes else []:
+    if not pid.isdigit():
+        continue
+    try:
+        fds = os.listdir("/proc/%s/fd" % pid)
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes:
+                print(pid)
+                break
+        except OSError:
+            pass
+`;
+
+/** The `/proc` reading of {@linkcode portListenerPids}, run by `python`. */
+export async function procListenerPids(
+  port: number,
+  python: string,
+): Promise<number[] | undefined> {
+  try {
+    const r = await runProcess(python, ["-c", PROC_LISTENERS, String(port)], { timeoutMs: 5000 });
+    if (r.code !== 0) return undefined;
+    return pidList(r.stdout.matchAll(/^(\d+)$/gm));
+  } catch {
+    return undefined;
+  }
+}
+
+function pidList(matches: Iterable<RegExpMatchArray>): number[] | undefined {
+  const pids = [...new Set([...matches].map((m) => Number(m[1])))];
+  return pids.length ? pids : undefined;
 }
 
 /**

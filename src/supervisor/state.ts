@@ -7,19 +7,8 @@
  * @module
  */
 import { readTextIfExists, writeJsonAtomic } from "../fs/atomic.ts";
+import type { SupervisorPhase } from "./phases.ts";
 import { metadataPaths } from "../ipc/files.ts";
-
-/** Phases of the supervisor. */
-export type SupervisorPhase =
-  | "starting"
-  | "syncing"
-  | "waiting_health"
-  | "running"
-  | "restarting"
-  | "backoff"
-  | "switching"
-  | "stopping"
-  | "stopped";
 
 /** Content of `.supervisor_state.json`. Times are float seconds since the epoch. */
 export interface SupervisorState {

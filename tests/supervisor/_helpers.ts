@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { ChildHandle, SpawnRequest, SupervisorDeps } from "../../src/supervisor/supervisor.ts";
+import type { ChildHandle, SpawnRequest, SupervisorDeps } from "../../src/supervisor/deps.ts";
 import type { HealthTarget, ProbeResult } from "../../src/supervisor/health.ts";
 import type { Environment } from "../../src/workspace/environment.ts";
 import { type Workspace, workspaceAt } from "../../src/workspace/root.ts";
@@ -227,6 +227,7 @@ export function startGov(
   let out = "";
   let err = "";
   let exited = false;
+  let lastData = Date.now();
   const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
   const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
     const d = new TextDecoder();
@@ -236,6 +237,7 @@ export function startGov(
       while (true) {
         const { value, done } = await reader.read();
         if (done) break;
+        lastData = Date.now();
         add(d.decode(value, { stream: true }));
       }
     } catch {
@@ -249,10 +251,15 @@ export function startGov(
   const done = (async () => {
     const s = await proc.status;
     exited = true;
-    // Children that inherited gov's stdout keep the pipes open; do not wait for them forever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([drained, new Promise((r) => timer = setTimeout(r, 3000))]);
-    clearTimeout(timer);
+    // Children that inherited gov's stdout keep the pipes open; do not wait for them forever:
+    // what gov wrote is in the pipe already, so stop once it has gone quiet (at most 3 s).
+    let settled = false;
+    drained.then(() => settled = true);
+    lastData = Date.now();
+    const end = Date.now() + 3000;
+    while (!settled && Date.now() < end && Date.now() - lastData < 300) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     for (const r of readers) await r.cancel().catch(() => {});
     await drained;
     return s.code;

@@ -16,7 +16,7 @@ import {
   parseSupervisorSettings,
 } from "../../src/supervisor/settings.ts";
 import { detectEnvironmentType, findWorkspaceRoot, workspaceAt } from "../../src/workspace/root.ts";
-import { chooseStartEnvironment } from "../../src/supervisor/supervisor.ts";
+import { chooseStartEnvironment } from "../../src/supervisor/start.ts";
 import { supervisorStatus } from "../../src/supervisor/status.ts";
 import { systemdQuote, systemdUnit, unitGovCommand } from "../../src/supervisor/systemd.ts";
 import {

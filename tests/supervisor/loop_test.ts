@@ -686,3 +686,75 @@ Deno.test("ComfyUI vanishing after a first good start is a crash, not a config e
     await finish(h);
   }
 });
+
+Deno.test("a ComfyUI exiting 43 with no valid switch request backs off and gives up", async () => {
+  const h = await harness(["a", "b"], {
+    setup: (w) => w.onSpawn = (c) => queueMicrotask(() => c.exit(43)),
+  });
+  try {
+    // Before, each exit 43 restarted at once, forever (about 8 starts a second for real).
+    const r = await within(h.running, 10_000);
+    const limit = FAST.crashLimit;
+    assertEquals(h.world.children.length, limit * limit);
+    assertEquals(r.exitCode, 43);
+    assertMatch(r.reason, /gave up after 3 crashes \(3 restart requests within 60 s before/);
+    assertTrue(h.world.children.every((c) => c.req.env.GOV_ENVIRONMENT === "a"));
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("a port held by another process is found before ComfyUI starts and its holder named", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (holder.addr as Deno.NetAddr).port;
+  const t = await makeWorkspace({ a: {} }, { port });
+  const world = new FakeWorld();
+  const events: SupervisorEvent[] = [];
+  const sup = new Supervisor({
+    workspace: t.ws,
+    settings: FAST,
+    onEvent: (e) => events.push(e),
+    deps: world.deps({
+      portListenerPids: (p) => Promise.resolve(p === port ? [4242] : undefined),
+      processInfo: (pid) =>
+        Promise.resolve(
+          pid === 4242
+            ? { pid, pgid: pid, elapsedS: 60, state: "S", args: "python3 -m http.server" }
+            : undefined,
+        ),
+    }),
+  });
+  try {
+    const r = await within(sup.run(), 10_000);
+    assertEquals(world.children.length, 0, "no ComfyUI started on a port it cannot bind");
+    assertEquals(r.exitCode, 1);
+    assertMatch(r.reason, new RegExp(`gave up after 3 crashes \\(port ${port} .*pid 4242`));
+    const busy = events.find((e) => e.type === "port_busy");
+    assertMatch(String(busy?.message), new RegExp(`port ${port} .*pid 4242 \\(python3 -m http`));
+    const crash = events.find((e) => e.type === "crash");
+    assertMatch(String(crash?.message), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is held`));
+  } finally {
+    holder.close();
+    await t.cleanup();
+  }
+});
+
+Deno.test("exit 43 naming an environment that does not exist is rate-limited like a restart request", async () => {
+  let meta = "";
+  const h = await harness(["a"], {
+    setup: (w, t) => {
+      meta = t.meta;
+      w.onSpawn = (c) =>
+        writeSwitchRequest(meta, "nope", "a").then(() => c.exit(43), () => c.exit(43));
+    },
+  });
+  try {
+    // Before, each refused request restarted ComfyUI at once, as often as it asked.
+    const r = await within(h.running, 10_000);
+    assertEquals(h.world.children.length, FAST.crashLimit * FAST.crashLimit);
+    assertEquals(r.exitCode, 43);
+    assertMatch(String((await readSwitchStatus(h.t.meta)).error), /'nope' not found/);
+  } finally {
+    await finish(h);
+  }
+});

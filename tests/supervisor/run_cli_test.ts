@@ -239,3 +239,59 @@ Deno.test("a uv-managed environment is synced, then ComfyUI runs from its .venv-
     await Deno.remove(root, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a ComfyUI exiting 43 with no switch request is rate-limited, then gov gives up with 43", async () => {
+  const t = await makeWorkspace({ a: { fake: { crash_at_start: 43 } } }, { fakeComfy: true });
+  const g = startGov([
+    "run",
+    "--workspace",
+    t.root,
+    ...FAST,
+    "--crash-delay",
+    "0.1",
+    "--crash-limit",
+    "2",
+  ]);
+  try {
+    // Before, gov restarted it at once, forever: the bound turns that into a failure.
+    let ended = false;
+    g.done.then(() => ended = true);
+    assertTrue(await waitFor(() => ended, 60_000), `gov still restarts it: ${g.stderr()}`);
+    assertEquals(await g.done, 43, g.stderr());
+    assertEquals((await t.starts("a")).length, 4, "2 crashes of 2 restart requests each");
+    assertMatch(g.stderr(), /giving up: 2 crashes .*restart requests .* before ComfyUI ever/);
+  } finally {
+    await g.kill();
+    await t.cleanup();
+  }
+});
+
+Deno.test("a port held by another process: gov names the port and its holder, never starts ComfyUI", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: freePort() });
+  const port = (holder.addr as Deno.NetAddr).port;
+  const t = await makeWorkspace({ a: {} }, { fakeComfy: true, port });
+  const g = startGov([
+    "run",
+    "--workspace",
+    t.root,
+    "--poll-interval",
+    "100",
+    "--grace",
+    "0.2",
+    "--crash-delay",
+    "0.1",
+    "--crash-limit",
+    "2",
+  ]);
+  try {
+    assertEquals(await g.done, 1, g.stderr());
+    assertEquals(await t.starts("a"), []);
+    const held = `port ${port} on 127\\.0\\.0\\.1 is held by pid ${Deno.pid}`;
+    assertMatch(g.stderr(), new RegExp(`Z port_busy ${held} \\(.*deno`));
+    assertMatch(g.stderr(), new RegExp(`giving up: 2 crashes .*last: ${held}`));
+  } finally {
+    holder.close();
+    await g.kill();
+    await t.cleanup();
+  }
+});
