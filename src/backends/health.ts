@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type BackendUnreachableError, ComfyUIClient, type ComfyUISocket } from "./client.ts";
+import { type BackendUnreachableError, ComfyUIClient, type ComfyUISocket } from "./comfyui/mod.ts";
 import { modelsFromObjectInfo, nodeClassesFromObjectInfo } from "./capabilities.ts";
 import type { BackendConfig, BackendObjectInfo, BackendStatus } from "./types.ts";
 

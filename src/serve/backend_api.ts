@@ -15,7 +15,7 @@ import {
   PromptRejectedError,
   type RunEvent,
   type RunResult,
-} from "../backends/client.ts";
+} from "../backends/comfyui/mod.ts";
 import { HealthMonitor } from "../backends/health.ts";
 import { isTransient, NoBackendError, selectBackend } from "../backends/scheduler.ts";
 import { readBackends } from "../backends/registry.ts";

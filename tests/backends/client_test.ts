@@ -7,7 +7,7 @@ import {
   PromptDetachedError,
   PromptRejectedError,
   type RunEvent,
-} from "../../src/backends/client.ts";
+} from "../../src/backends/comfyui/mod.ts";
 import { GovError } from "../../src/errors.ts";
 import { newId, PNG_SIGNATURE, txt2img } from "./_fixtures.ts";
 import { TcpProxy } from "./_proxy.ts";
