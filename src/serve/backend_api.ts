@@ -10,10 +10,12 @@ import type { BackendConfig } from "../backends/types.ts";
 import {
   BackendUnreachableError,
   ComfyUIClient,
+  type PromptApi,
   PromptDetachedError,
   PromptLostError,
   PromptRejectedError,
   type RunEvent,
+  runPrompt,
   type RunResult,
 } from "../backends/comfyui/mod.ts";
 import { HealthMonitor } from "../backends/health.ts";
@@ -23,8 +25,8 @@ import { isApiPrompt, toApiPrompt } from "../workflow/convert.ts";
 import { UnknownNodeError } from "../workflow/errors.ts";
 import { patchPrompt } from "../workflow/patch.ts";
 import { promptRequirements } from "../workflow/requirements.ts";
-import type { ObjectInfo } from "../workflow/object_info.ts";
-import type { ApiPrompt } from "../workflow/types.ts";
+import type { ObjectInfo } from "../comfyui/object_info.ts";
+import type { ApiPrompt } from "../comfyui/prompt.ts";
 import type { JobOutput } from "./types.ts";
 
 export {
@@ -40,11 +42,12 @@ export {
   PromptRejectedError,
   promptRequirements,
   readBackends,
+  runPrompt,
   selectBackend,
   toApiPrompt,
   UnknownNodeError,
 };
-export type { ApiPrompt, ObjectInfo, RunEvent, RunResult };
+export type { ApiPrompt, ObjectInfo, PromptApi, RunEvent, RunResult };
 
 /**
  * A client for a backend, named by its id in error messages. Aborting `signal` ends its
@@ -176,7 +179,10 @@ function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
  * const info = learnedObjectInfo(monitor, "gpu1");
  * ```
  */
-export function learnedObjectInfo(monitor: HealthMonitor, id: string): ObjectInfo | undefined {
+export function learnedObjectInfo(
+  monitor: { objectInfo(id: string): ObjectInfo | undefined },
+  id: string,
+): ObjectInfo | undefined {
   return monitor.objectInfo(id);
 }
 
