@@ -17,6 +17,7 @@ import {
   isUnreachable,
   PromptDetachedError,
   PromptLostError,
+  PromptOutcomeUnknownError,
   PromptRejectedError,
   type RunEvent,
   runPrompt,
@@ -41,6 +42,8 @@ export interface Runtime {
   reason?: "cancel" | "failover" | "shutdown";
   /** What made the backend count as down, for a failover the monitor started. */
   failoverReason?: string;
+  /** The backend may hold the prompt but has not answered whether it does. */
+  uncertain?: boolean;
   /** Settles once the job's end is recorded (or it was let go). */
   done: Promise<void>;
 }
@@ -189,7 +192,8 @@ export class JobRunner {
   onBackendChange(s: BackendStatus): void {
     if (s.state !== "down") return;
     for (const rt of this.#running.values()) {
-      if (rt.backend.id === s.id && !rt.reason) {
+      // A run unsure whether the backend holds its prompt waits for it; it cannot move.
+      if (rt.backend.id === s.id && !rt.reason && !rt.uncertain) {
         rt.reason = "failover";
         rt.failoverReason = `backend ${s.id} went down (${s.lastError ?? "stopped answering"})`;
         rt.detach.abort();
@@ -209,25 +213,86 @@ export class JobRunner {
     this.#running.set(job.id, rt);
     rt.done = (async () => {
       try {
-        // runPrompt ends its requests in flight itself when detached (a wedged backend).
-        const result = await runPrompt(this.#o.deps.client(backend), job.prompt as ApiPrompt, {
-          promptId: job.promptId,
-          clientId: job.clientId,
-          signal: rt.cancel.signal,
-          detachSignal: rt.detach.signal,
-          attach,
-          pollIntervalMs: this.#o.pollIntervalMs,
-          onEvent: (e) => this.#onRunEvent(job.id, backend, e),
-        });
-        this.#settle(job.id, rt, result);
-      } catch (err) {
-        this.#settleError(job.id, rt, err);
+        let attachNow = attach;
+        while (true) {
+          try {
+            // runPrompt ends its requests in flight itself when detached (a wedged backend).
+            const result = await runPrompt(
+              this.#o.deps.client(backend),
+              job.prompt as ApiPrompt,
+              {
+                promptId: job.promptId,
+                clientId: job.clientId,
+                signal: rt.cancel.signal,
+                detachSignal: rt.detach.signal,
+                attach: attachNow,
+                pollIntervalMs: this.#o.pollIntervalMs,
+                onEvent: (e) => this.#onRunEvent(job.id, backend, e),
+              },
+            );
+            rt.uncertain = false;
+            this.#settle(job.id, rt, result);
+            return;
+          } catch (err) {
+            if (!this.#outcomeUnknown(rt, err)) {
+              this.#settleError(job.id, rt, err);
+              return;
+            }
+            if (!await this.#awaitBackend(job, rt, err as Error)) return;
+            attachNow = true;
+          }
+        }
       } finally {
         this.#o.monitor.adjustInFlight(backend.id, -1);
         this.#running.delete(job.id);
         this.#o.onSettled();
       }
     })();
+  }
+
+  /**
+   * Whether the run ended without knowing if the backend holds the prompt (a POST whose
+   * answer was lost, a look that could not be made). ComfyUI runs a repeated prompt id
+   * again, so such a job stays with its backend until it answers: never elsewhere meanwhile.
+   */
+  #outcomeUnknown(rt: Runtime, err: unknown): boolean {
+    if (rt.reason === "shutdown" || rt.reason === "cancel") return false;
+    if (err instanceof PromptOutcomeUnknownError) return true;
+    return err instanceof PromptDetachedError && err.outcomeUnknown;
+  }
+
+  /**
+   * Waits a poll interval before looking for the prompt on its backend again. False when
+   * the job was cancelled or the gateway stops meanwhile (a cancel is still sent there).
+   */
+  async #awaitBackend(job: Job, rt: Runtime, err: Error): Promise<boolean> {
+    if (!rt.uncertain) {
+      rt.uncertain = true;
+      const why = `${err.message}; waiting for ${rt.backend.id} to answer before running it ` +
+        "anywhere";
+      this.#o.log(`job ${job.id}: ${why}`);
+      this.#o.store.update(job.id, { set: { error: why }, from: ["dispatched", "running"] });
+    }
+    // The monitor's "down" may have detached this run; the job stays, so start afresh.
+    rt.reason = undefined;
+    rt.failoverReason = undefined;
+    if (rt.detach.signal.aborted) rt.detach = new AbortController();
+    const stop = AbortSignal.any([rt.cancel.signal, rt.detach.signal]);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(this.#o.pollIntervalMs, 1) * 2);
+      function done() {
+        clearTimeout(timer);
+        stop.removeEventListener("abort", done);
+        resolve();
+      }
+      stop.addEventListener("abort", done);
+    });
+    if (rt.cancel.signal.aborted) {
+      // Cancelled while unsure: if the backend did get the prompt, drop it there.
+      this.#o.deps.client(rt.backend, { timeoutMs: 3000 }).cancel(job.promptId).catch(() => {});
+      return false;
+    }
+    return !rt.detach.signal.aborted;
   }
 
   #onAccepted(jobId: string, backend: BackendConfig): void {

@@ -59,6 +59,45 @@ export class PromptLostError extends BackendUnreachableError {
 }
 
 /**
+ * gov sent `POST /prompt` and cannot tell whether the backend queued it: the answer was lost
+ * (timeout, reset, a proxy's 502/504) or the follow-up look in `/queue` and `/history` could
+ * not be made. ComfyUI runs a repeated `prompt_id` again, so the prompt must not be queued
+ * anywhere until this backend answers that look. A subclass of
+ * {@linkcode BackendUnreachableError}, so callers that do not know it still see the backend
+ * as unreachable.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof PromptOutcomeUnknownError) console.log(`ask again for ${err.promptId}`);
+ * ```
+ */
+export class PromptOutcomeUnknownError extends BackendUnreachableError {
+  /** The prompt that may or may not be on the backend. */
+  promptId: string;
+  constructor(label: string, url: string, promptId: string, reason: string) {
+    super(label, url, `${reason}; whether it queued prompt ${promptId} is unknown`);
+    this.name = "PromptOutcomeUnknownError";
+    this.promptId = promptId;
+  }
+}
+
+/**
+ * Whether a request that failed with `err` certainly never reached ComfyUI: nothing listened
+ * (refused), the name did not resolve, TLS failed, or the client was closed before sending.
+ * A timeout, a reset or a proxy's gateway error may come after the server acted on it.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof BackendUnreachableError && !neverDelivered(err)) await client.locate(id);
+ * ```
+ */
+export function neverDelivered(err: BackendUnreachableError): boolean {
+  return /^(connection refused|host name does not resolve|TLS failure|client closed)/.test(
+    err.reason,
+  );
+}
+
+/**
  * The backend answered with an HTTP error gov has no better name for (401, 404, 500, ...).
  *
  * @example
@@ -144,10 +183,20 @@ export class PromptRejectedError extends GovError {
 export class PromptDetachedError extends GovError {
   /** The prompt left on the backend. */
   promptId: string;
-  constructor(promptId: string) {
-    super(`stopped following prompt ${promptId}; it was left on the backend`);
+  /**
+   * The detach cut `POST /prompt` short: the backend may or may not hold the prompt, so it
+   * must be looked for there before it is queued again anywhere.
+   */
+  outcomeUnknown: boolean;
+  constructor(promptId: string, outcomeUnknown = false) {
+    super(
+      outcomeUnknown
+        ? `stopped queueing prompt ${promptId}; whether the backend got it is unknown`
+        : `stopped following prompt ${promptId}; it was left on the backend`,
+    );
     this.name = "PromptDetachedError";
     this.promptId = promptId;
+    this.outcomeUnknown = outcomeUnknown;
   }
 }
 

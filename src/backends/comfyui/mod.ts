@@ -18,8 +18,10 @@ export { type ClientOptions, ComfyUIClient, type PromptGraph } from "./client.ts
 export {
   BackendHttpError,
   BackendUnreachableError,
+  neverDelivered,
   PromptDetachedError,
   PromptLostError,
+  PromptOutcomeUnknownError,
   PromptRejectedError,
   summariseNodeErrors,
 } from "./errors.ts";

@@ -12,7 +12,13 @@
  */
 import type { HistoryEntry, PromptLocation, WsMessage } from "../../comfyui/api.ts";
 import type { ApiPrompt } from "../../comfyui/prompt.ts";
-import { BackendUnreachableError, PromptDetachedError, PromptLostError } from "./errors.ts";
+import {
+  BackendUnreachableError,
+  neverDelivered,
+  PromptDetachedError,
+  PromptLostError,
+  PromptOutcomeUnknownError,
+} from "./errors.ts";
 import { outputsFromNode, resultFromHistory, type RunResult } from "./history.ts";
 
 /**
@@ -216,6 +222,7 @@ export async function runPrompt(
   // Requests that follow the prompt end the moment the caller detaches; a cancel does not.
   const follow = opts.detachSignal ? api.withSignal(opts.detachSignal) : api;
   let socket: PromptSocket | undefined;
+  let uncertain = false;
   try {
     if (opts.signal?.aborted) return cancelled(api, promptId, false, "poll");
     if (!opts.noWebSocket) {
@@ -231,6 +238,9 @@ export async function runPrompt(
       }
     }
     let queued = false;
+    // Until the backend says whether it holds the prompt (attach), or answers the POST, the
+    // prompt may be there or not: a failure now must not let it be queued elsewhere.
+    uncertain = true;
     if (opts.attach) {
       const where = await follow.locate(promptId);
       if (where === "done") {
@@ -240,6 +250,7 @@ export async function runPrompt(
       queued = where !== undefined;
     }
     const number = queued ? -1 : (await queueIdempotent(follow, prompt, opts)).number;
+    uncertain = false;
     emit({ type: "queued", promptId, number, transport: socket?.isOpen ? "ws" : "poll" });
 
     let failures = 0;
@@ -310,7 +321,13 @@ export async function runPrompt(
   } catch (err) {
     // A request the detach cut short says "unreachable"; the caller asked for this.
     if (opts.detachSignal?.aborted && err instanceof BackendUnreachableError) {
-      throw new PromptDetachedError(promptId);
+      throw new PromptDetachedError(promptId, uncertain);
+    }
+    if (
+      uncertain && err instanceof BackendUnreachableError &&
+      !(err instanceof PromptOutcomeUnknownError) && !neverDelivered(err)
+    ) {
+      throw new PromptOutcomeUnknownError(api.label, api.baseUrl, promptId, err.reason);
     }
     throw err;
   } finally {
@@ -344,25 +361,32 @@ async function cancelled(
 }
 
 /**
- * POST /prompt; when the answer is lost to a network error, looks whether the backend got
- * it anyway before sending it once more under the same prompt id.
+ * POST /prompt, never twice: ComfyUI keeps a client-chosen `prompt_id` but runs a repeated
+ * one again. When the answer is lost (timeout, reset, a proxy's gateway error), looks for
+ * the id in `/queue` and `/history` and follows it there when found; sends it once more only
+ * when the backend says it has not got it. When that look cannot be made either, throws
+ * {@linkcode PromptOutcomeUnknownError}: nobody may queue the prompt until this backend
+ * answers. A request that never reached ComfyUI (refused) is rethrown as is.
  */
 async function queueIdempotent(
   api: PromptApi,
   prompt: ApiPrompt,
   opts: RunOptions,
 ): Promise<{ prompt_id: string; number: number }> {
-  try {
-    return await api.queuePrompt(prompt, opts);
-  } catch (err) {
-    if (!(err instanceof BackendUnreachableError)) throw err;
-    let where: PromptLocation | undefined;
+  for (let attempt = 1;; attempt++) {
     try {
-      where = await api.locate(opts.promptId);
-    } catch {
-      throw err;
+      return await api.queuePrompt(prompt, opts);
+    } catch (err) {
+      if (!(err instanceof BackendUnreachableError) || neverDelivered(err)) throw err;
+      let where: PromptLocation | undefined;
+      try {
+        where = await api.locate(opts.promptId);
+      } catch {
+        throw new PromptOutcomeUnknownError(api.label, api.baseUrl, opts.promptId, err.reason);
+      }
+      if (where !== undefined) return { prompt_id: opts.promptId, number: -1 };
+      // Not there, so the lost POST never took effect: safe to give up on this backend too.
+      if (attempt >= 2) throw err;
     }
-    if (where !== undefined) return { prompt_id: opts.promptId, number: -1 };
-    return await api.queuePrompt(prompt, opts);
   }
 }
