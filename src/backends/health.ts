@@ -99,6 +99,9 @@ function signature(s: BackendStatus): string {
  *
  * @example
  * ```ts
+ * import { workspaceAt } from "../workspace/root.ts";
+ * import { readBackends } from "./registry.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const monitor = new HealthMonitor(await readBackends(ws), { intervalMs: 2000 });
  * monitor.onChange((s) => console.log(s.id, s.state, s.queueRemaining));
  * monitor.start();
@@ -152,6 +155,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * monitor.start();
    * ```
    */
@@ -175,6 +179,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * await monitor.stop();
    * ```
    */
@@ -197,6 +202,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * await monitor.probeAll();
    * console.log(monitor.statuses());
    * ```
@@ -210,6 +216,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * const up = monitor.statuses().filter((s) => s.state === "up");
    * ```
    */
@@ -222,6 +229,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * console.log(monitor.status("gpu1")?.state);
    * ```
    */
@@ -235,6 +243,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * const info = monitor.objectInfo("gpu1");
    * ```
    */
@@ -247,6 +256,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * await monitor.client("gpu1")?.probe();
    * ```
    */
@@ -261,6 +271,10 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * import { workspaceAt } from "../workspace/root.ts";
+   * import { readBackends } from "./registry.ts";
+   * const ws = workspaceAt("/srv/comfy");
+   * const monitor = new HealthMonitor([]);
    * monitor.setBackends(await readBackends(ws));
    * ```
    */
@@ -293,6 +307,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * monitor.markDown("gpu1", "connection refused while running job j-12");
    * ```
    */
@@ -313,6 +328,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * monitor.adjustInFlight("gpu1", +1);
    * // ... job ends
    * monitor.adjustInFlight("gpu1", -1);
@@ -331,6 +347,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
+   * const monitor = new HealthMonitor([]);
    * const off = monitor.onChange((s) => console.log(s.id, s.state));
    * off();
    * ```

@@ -58,6 +58,9 @@ export type { ApiPrompt, ObjectInfo, PromptApi, RunEvent, RunResult };
  *
  * @example
  * ```ts
+ * import type { BackendConfig } from "../backends/types.ts";
+ * declare const backend: BackendConfig;
+ * const detach = new AbortController();
  * const client = clientFor(backend, detach.signal);
  * ```
  */
@@ -72,6 +75,10 @@ export function clientFor(b: BackendConfig, signal?: AbortSignal): ComfyUIClient
  *
  * @example
  * ```ts
+ * import type { BackendConfig } from "../backends/types.ts";
+ * import type { Job } from "./types.ts";
+ * declare const backend: BackendConfig;
+ * declare const job: Job;
  * const res = await viewResponse(backend, job.outputs[0]);
  * ```
  */
@@ -101,6 +108,10 @@ export async function viewResponse(b: BackendConfig, out: JobOutput): Promise<Re
  *
  * @example
  * ```ts
+ * import type { BackendConfig } from "../backends/types.ts";
+ * import type { Job } from "./types.ts";
+ * declare const backend: BackendConfig;
+ * declare const job: Job;
  * viewUrl(backend, job.outputs[0]); // http://10.0.0.5:8188/view?filename=...
  * ```
  */
@@ -121,6 +132,9 @@ export function viewUrl(b: BackendConfig, out: JobOutput): string {
  *
  * @example
  * ```ts
+ * import type { ObjectInfo } from "../comfyui/object_info.ts";
+ * declare const a: ObjectInfo;
+ * declare const b: ObjectInfo;
  * const info = mergeObjectInfo([a, b]);
  * ```
  */
@@ -178,6 +192,7 @@ function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
  *
  * @example
  * ```ts
+ * const monitor = new HealthMonitor([]);
  * const info = learnedObjectInfo(monitor, "gpu1");
  * ```
  */
@@ -194,6 +209,8 @@ export function learnedObjectInfo(
  *
  * @example
  * ```ts
+ * declare const err: unknown;
+ * declare function failover(): void;
  * if (isUnreachable(err)) failover();
  * ```
  */

@@ -68,6 +68,14 @@ function message(err: unknown): string {
  *
  * @example
  * ```ts
+ * import { JobStore } from "./store.ts";
+ * import { HealthMonitor } from "./backend_api.ts";
+ * import type { BackendConfig } from "../backends/types.ts";
+ * const store = JobStore.open(":memory:");
+ * const monitor = new HealthMonitor([]);
+ * declare const list: BackendConfig[];
+ * declare const backends: BackendConfig[];
+ * const workflow = {};
  * const d = new Dispatcher({ store, monitor, backends: () => list });
  * d.start();
  * const job = d.submit({ workflow, sets: [["seed", "42"]] });
@@ -143,6 +151,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * dispatcher.start();
    * ```
    */
@@ -159,6 +172,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * await dispatcher.stop();
    * ```
    */
@@ -176,6 +194,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * const info = dispatcher.objectInfo();
    * ```
    */
@@ -189,6 +212,12 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
+   * const prompt = {};
    * const v = dispatcher.placeFor(prompt, null, []);
    * if (v.kind === "ok") console.log(v.backend.id);
    * ```
@@ -204,6 +233,12 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const workflow = {};
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * const job = dispatcher.submit({ workflow, sets: [["steps", "30"]] });
    * ```
    */
@@ -271,6 +306,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * const job = await dispatcher.cancel("lx2k3j4a-9f3e1c");
    * ```
    */
@@ -316,6 +356,11 @@ export class Dispatcher {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
    * dispatcher.kick();
    * ```
    */

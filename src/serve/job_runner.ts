@@ -85,8 +85,28 @@ function nodeInfo(job: Job, node: string | undefined): Record<string, string> {
  *
  * @example
  * ```ts
- * const runner = new JobRunner({ store, monitor, backends, deps, log, pollIntervalMs: 1000,
- *   onSettled: () => {}, onFinished: () => {} });
+ * import { JobStore } from "./store.ts";
+ * import { HealthMonitor } from "./backend_api.ts";
+ * import type { BackendConfig } from "../backends/types.ts";
+ * import type { Job } from "./types.ts";
+ * import { defaultDispatcherDeps } from "./dispatch_types.ts";
+ * const store = JobStore.open(":memory:");
+ * const monitor = new HealthMonitor([]);
+ * declare const backends: BackendConfig[];
+ * declare const backend: BackendConfig;
+ * declare const job: Job;
+ * const deps = defaultDispatcherDeps();
+ * const log = console.log;
+ * const runner = new JobRunner({
+ *   store,
+ *   monitor,
+ *   backends: () => [],
+ *   deps,
+ *   log,
+ *   pollIntervalMs: 1000,
+ *   onSettled: () => {},
+ *   onFinished: () => {},
+ * });
  * runner.dispatch(job, backend);
  * ```
  */
@@ -116,6 +136,11 @@ export class JobRunner {
    *
    * @example
    * ```ts
+   * import type { BackendConfig } from "../backends/types.ts";
+   * import type { Job } from "./types.ts";
+   * declare const backend: BackendConfig;
+   * declare const job: Job;
+   * declare const runner: JobRunner;
    * runner.dispatch(job, backend);
    * ```
    */
@@ -150,6 +175,9 @@ export class JobRunner {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * const store = JobStore.open(":memory:");
+   * declare const runner: JobRunner;
    * for (const job of store.inFlight()) runner.reattach(job);
    * ```
    */
@@ -169,6 +197,7 @@ export class JobRunner {
    *
    * @example
    * ```ts
+   * declare const runner: JobRunner;
    * await runner.detachAll();
    * ```
    */
@@ -186,6 +215,9 @@ export class JobRunner {
    *
    * @example
    * ```ts
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const monitor = new HealthMonitor([]);
+   * declare const runner: JobRunner;
    * monitor.onChange((s) => runner.onBackendChange(s));
    * ```
    */
@@ -462,6 +494,11 @@ export class JobRunner {
    *
    * @example
    * ```ts
+   * import type { BackendConfig } from "../backends/types.ts";
+   * import type { Job } from "./types.ts";
+   * declare const backend: BackendConfig;
+   * declare const job: Job;
+   * declare const runner: JobRunner;
    * runner.fail(job, "no backend took the job within the queue timeout", null, ["queued"]);
    * ```
    */

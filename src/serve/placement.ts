@@ -33,7 +33,10 @@ import { type BackendHealth, JobInputError, type Placement } from "./dispatch_ty
  *
  * @example
  * ```ts
- * const placer = new Placer(() => backends, monitor);
+ * import { HealthMonitor } from "./backend_api.ts";
+ * const monitor = new HealthMonitor([]);
+ * const prompt = {};
+ * const placer = new Placer(() => [], monitor);
  * const v = placer.placeFor(prompt, null, []);
  * ```
  */
@@ -52,6 +55,7 @@ export class Placer {
    *
    * @example
    * ```ts
+   * declare const placer: Placer;
    * const info = placer.objectInfo();
    * ```
    */
@@ -72,7 +76,9 @@ export class Placer {
    *
    * @example
    * ```ts
-   * const prompt = placer.prepare(workflow, [["seed", "1"]], placer.objectInfo(), false);
+   * const workflow = {};
+   * declare const placer: Placer;
+   * const p = placer.prepare(workflow, [["seed", "1"]], placer.objectInfo(), false);
    * ```
    */
   prepare(
@@ -105,6 +111,8 @@ export class Placer {
    *
    * @example
    * ```ts
+   * const prompt = {};
+   * declare const placer: Placer;
    * const v = placer.placeFor(prompt, null, []);
    * if (v.kind === "ok") console.log(v.backend.id);
    * ```
@@ -119,6 +127,11 @@ export class Placer {
    *
    * @example
    * ```ts
+   * import { HealthMonitor } from "./backend_api.ts";
+   * import type { PromptRequirements } from "../comfyui/requirements.ts";
+   * const monitor = new HealthMonitor([]);
+   * declare const placer: Placer;
+   * declare const req: PromptRequirements;
    * const v = placer.placeReq(req, null, [], monitor.statuses());
    * ```
    */
@@ -157,6 +170,11 @@ export class Placer {
    *
    * @example
    * ```ts
+   * import { HealthMonitor } from "./backend_api.ts";
+   * import type { BackendConfig } from "../backends/types.ts";
+   * const monitor = new HealthMonitor([]);
+   * declare const backend: BackendConfig;
+   * declare const placer: Placer;
    * if (!placer.hasRoom(monitor.statuses())) console.log("every backend is full");
    * ```
    */

@@ -61,6 +61,9 @@ function hostForUrl(host: string): string {
  *
  * @example
  * ```ts
+ * const promptId = crypto.randomUUID();
+ * const clientId = crypto.randomUUID();
+ * const prompt = {};
  * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
  * const { queueRemaining } = await client.probe();
  * const result = await client.runPrompt(prompt, {
@@ -185,6 +188,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const { queueRemaining } = await client.probe(2000);
    * ```
    */
@@ -211,6 +215,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const s = await client.systemStats();
    * console.log(s.system.comfyui_version, s.devices[0]?.vram_free);
    * ```
@@ -230,6 +235,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const info = await client.objectInfo();
    * console.log(Object.keys(info).length, "node classes");
    * ```
@@ -249,6 +255,10 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const promptId = crypto.randomUUID();
+   * const clientId = crypto.randomUUID();
+   * const prompt = {};
    * const { prompt_id, number } = await client.queuePrompt(prompt, { promptId, clientId });
    * ```
    */
@@ -303,6 +313,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const { running, pending } = await client.queue();
    * ```
    */
@@ -324,6 +335,8 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const promptId = crypto.randomUUID();
    * const entry = await client.history(promptId);
    * if (entry) console.log(entry.status?.status_str);
    * ```
@@ -344,6 +357,8 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const promptId = crypto.randomUUID();
    * if (await client.locate(promptId) === undefined) console.log("not there");
    * ```
    */
@@ -361,6 +376,8 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const promptId = crypto.randomUUID();
    * const { deleted, interrupted } = await client.cancel(promptId);
    * ```
    */
@@ -389,6 +406,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const png = await client.view({ filename: "ComfyUI_00001_.png", subfolder: "", type: "output" });
    * ```
    */
@@ -421,6 +439,7 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
    * const s = await client.connect("monitor-1", { onMessage: (m) => console.log(m.type) });
    * await s.close();
    * ```
@@ -441,7 +460,8 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
-   * const follow = client.withSignal(detach.signal);
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const follow = client.withSignal(AbortSignal.timeout(60_000));
    * ```
    */
   withSignal(signal: AbortSignal): ComfyUIClient {
@@ -458,6 +478,10 @@ export class ComfyUIClient implements PromptApi {
    *
    * @example
    * ```ts
+   * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+   * const promptId = crypto.randomUUID();
+   * const clientId = crypto.randomUUID();
+   * const prompt = {};
    * const r = await client.runPrompt(prompt, { promptId, clientId, onEvent: console.log });
    * if (r.status === "error") console.log(r.error?.message);
    * ```

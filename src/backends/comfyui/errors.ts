@@ -15,7 +15,14 @@ import type { NodeErrors, PromptErrorInfo } from "../../comfyui/api.ts";
  *
  * @example
  * ```ts
- * try { await client.probe(); } catch (e) { if (e instanceof BackendUnreachableError) failover(); }
+ * import { ComfyUIClient } from "./client.ts";
+ * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+ * declare function failover(): void;
+ * try {
+ *   await client.probe();
+ * } catch (e) {
+ *   if (e instanceof BackendUnreachableError) failover();
+ * }
  * ```
  */
 export class BackendUnreachableError extends GovError {
@@ -41,6 +48,7 @@ export class BackendUnreachableError extends GovError {
  *
  * @example
  * ```ts
+ * declare const err: unknown;
  * if (err instanceof PromptLostError) console.log(`${err.promptId} vanished`);
  * ```
  */
@@ -68,6 +76,7 @@ export class PromptLostError extends BackendUnreachableError {
  *
  * @example
  * ```ts
+ * declare const err: unknown;
  * if (err instanceof PromptOutcomeUnknownError) console.log(`ask again for ${err.promptId}`);
  * ```
  */
@@ -88,6 +97,10 @@ export class PromptOutcomeUnknownError extends BackendUnreachableError {
  *
  * @example
  * ```ts
+ * import { ComfyUIClient } from "./client.ts";
+ * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+ * declare const err: unknown;
+ * const id = "p1";
  * if (err instanceof BackendUnreachableError && !neverDelivered(err)) await client.locate(id);
  * ```
  */
@@ -102,6 +115,7 @@ export function neverDelivered(err: BackendUnreachableError): boolean {
  *
  * @example
  * ```ts
+ * declare const err: unknown;
  * if (err instanceof BackendHttpError && err.status === 401) console.log("bad token");
  * ```
  */
@@ -151,7 +165,16 @@ export function summariseNodeErrors(nodeErrors: NodeErrors): string {
  *
  * @example
  * ```ts
- * catch (e) { if (e instanceof PromptRejectedError) console.log(e.nodeErrors); }
+ * import { ComfyUIClient } from "./client.ts";
+ * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+ * const promptId = crypto.randomUUID();
+ * const clientId = crypto.randomUUID();
+ * const prompt = {};
+ * try {
+ *   await client.queuePrompt(prompt, { promptId, clientId });
+ * } catch (e) {
+ *   if (e instanceof PromptRejectedError) console.log(e.nodeErrors);
+ * }
  * ```
  */
 export class PromptRejectedError extends GovError {
@@ -177,7 +200,17 @@ export class PromptRejectedError extends GovError {
  *
  * @example
  * ```ts
- * catch (e) { if (e instanceof PromptDetachedError) persistForLater(e.promptId); }
+ * import { ComfyUIClient } from "./client.ts";
+ * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
+ * const promptId = crypto.randomUUID();
+ * const clientId = crypto.randomUUID();
+ * const prompt = {};
+ * declare function persistForLater(promptId: string): void;
+ * try {
+ *   await client.runPrompt(prompt, { promptId, clientId, detachSignal: AbortSignal.timeout(1) });
+ * } catch (e) {
+ *   if (e instanceof PromptDetachedError) persistForLater(e.promptId);
+ * }
  * ```
  */
 export class PromptDetachedError extends GovError {

@@ -55,6 +55,8 @@ export function outputsFromNode(nodeId: string, out: Record<string, unknown>): O
  *
  * @example
  * ```ts
+ * import { ComfyUIClient } from "./client.ts";
+ * const client = new ComfyUIClient({ host: "127.0.0.1", port: 8188 });
  * const r = resultFromHistory("p1", await client.history("p1") ?? {}, "poll");
  * ```
  */
