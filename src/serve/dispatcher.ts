@@ -16,6 +16,12 @@
  * backend's `/history` and `/queue` for the id and follows what it finds. On another
  * backend reusing the id is harmless, because ComfyUI's prompt ids are per backend.
  *
+ * Never twice. ComfyUI keeps a client-chosen `prompt_id` but runs a repeated one again. So
+ * when gov cannot tell whether a backend got a prompt (its POST timed out or lost its
+ * answer, a gateway died between POST and answer, and the backend cannot be asked now), the
+ * job stays with that backend, `dispatched`, until it answers the look in `/queue` and
+ * `/history`; it is not failed over. A refused connection is different: nothing got there.
+ *
  * The parts: `placement.ts` decides where a prompt can go, `job_runner.ts` follows it on
  * its backend and records its end, `dispatch_types.ts` holds the request, errors, options
  * and the injected dependencies (backend client, clock, health view).
