@@ -378,6 +378,7 @@ export class Dispatcher {
       this.#passTimer = undefined;
       if (this.#stopping) return;
       try {
+        this.#runner.sweepLeftBehind(this.monitor.statuses());
         this.#pass();
       } catch (err) {
         this.#log(`dispatch pass failed: ${(err as Error)?.stack ?? err}`);

@@ -117,6 +117,9 @@ export class JobRunner {
   readonly runSeconds: Histogram = new Histogram(RUN_BUCKETS);
   #o: JobRunnerOptions;
   #running = new Map<string, Runtime>();
+  /** Prompts that may wait on a backend their job failed over from: backend, prompt, job. */
+  #leftBehind = new Map<string, Map<string, string>>();
+  #dropping = new Set<string>();
 
   constructor(opts: JobRunnerOptions) {
     this.#o = opts;
@@ -168,6 +171,8 @@ export class JobRunner {
     const attach = job.attempts > 0 &&
       (job.backend === backend.id || job.failedBackends.includes(backend.id));
     this.#launch(updated, backend, attach);
+    // Now placed elsewhere, its prompt left on backends it failed over from can go.
+    for (const id of job.failedBackends) if (id !== backend.id) this.#sweep(id);
   }
 
   /**
@@ -222,6 +227,7 @@ export class JobRunner {
    * ```
    */
   onBackendChange(s: BackendStatus): void {
+    if (s.state === "up") this.#sweep(s.id);
     if (s.state !== "down") return;
     for (const rt of this.#running.values()) {
       // A run unsure whether the backend holds its prompt waits for it; it cannot move.
@@ -231,6 +237,64 @@ export class JobRunner {
         rt.detach.abort();
       }
     }
+  }
+
+  /**
+   * Deletes prompts left behind on backends that are up now, where their jobs cannot come
+   * back for them (see the sweep on a backend coming up). Dispatch passes call it, so a
+   * drop that failed is tried again.
+   *
+   * @example
+   * ```ts
+   * import { HealthMonitor } from "./backend_api.ts";
+   * import type { JobRunner } from "./job_runner.ts";
+   * const monitor = new HealthMonitor([]);
+   * declare const runner: JobRunner;
+   * runner.sweepLeftBehind(monitor.statuses());
+   * ```
+   */
+  sweepLeftBehind(statuses: BackendStatus[]): void {
+    if (this.#leftBehind.size === 0) return;
+    for (const s of statuses) if (s.state === "up") this.#sweep(s.id);
+  }
+
+  /** Remembers that `job`'s prompt may still wait on a backend it failed over from. */
+  #leave(backendId: string, job: Job): void {
+    let left = this.#leftBehind.get(backendId);
+    if (!left) this.#leftBehind.set(backendId, left = new Map());
+    left.set(job.promptId, job.id);
+  }
+
+  /**
+   * Deletes left-behind prompts from a backend that answers again, once their job cannot
+   * come back for them: it ended, or it runs on another backend. A job still queued may be
+   * dispatched back there and attach to its prompt, so its prompt stays until then.
+   */
+  #sweep(backendId: string): void {
+    const left = this.#leftBehind.get(backendId);
+    if (!left) return;
+    const backend = this.#o.backends().find((b) => b.id === backendId);
+    for (const [promptId, jobId] of left) {
+      const job = this.#o.store.get(jobId);
+      if (job?.state === "queued") continue;
+      if (!backend || !job || (!isTerminal(job.state) && job.backend === backendId)) {
+        left.delete(promptId);
+      } else {
+        this.#dropLeft(backend, promptId);
+      }
+    }
+    if (left.size === 0) this.#leftBehind.delete(backendId);
+  }
+
+  /** Best effort: deletes a left-behind prompt there (or interrupts it), forgets it if done. */
+  #dropLeft(backend: BackendConfig, promptId: string): void {
+    const key = `${backend.id}\n${promptId}`;
+    if (this.#dropping.has(key)) return;
+    this.#dropping.add(key);
+    this.#o.deps.client(backend, { timeoutMs: 3000 }).cancel(promptId).then(
+      () => this.#leftBehind.get(backend.id)?.delete(promptId),
+      () => {},
+    ).finally(() => this.#dropping.delete(key));
   }
 
   #launch(job: Job, backend: BackendConfig, attach: boolean): void {
@@ -437,8 +501,10 @@ export class JobRunner {
     if (rt.reason === "failover" || err instanceof PromptDetachedError || isUnreachable(err)) {
       const why = rt.failoverReason ?? message(err);
       if (rt.reason !== "failover") this.#o.monitor.markDown(rt.backend.id, why);
-      // If the backend comes back with the prompt still queued, drop it there.
-      this.#o.deps.client(rt.backend, { timeoutMs: 3000 }).cancel(job.promptId).catch(() => {});
+      // The prompt may still be queued there and run when the backend recovers: drop it
+      // now if it answers, else once it is back up (see #sweep).
+      this.#leave(rt.backend.id, job);
+      this.#dropLeft(rt.backend, job.promptId);
       this.#failover(job, rt.backend, why);
       return;
     }

@@ -453,3 +453,31 @@ Deno.test("dispatcher: a restarted gateway whose backend is silent waits for it,
     await w.close();
   }
 });
+
+Deno.test("dispatcher: a prompt left queued on a backend that recovers is deleted there once its job ran elsewhere", async () => {
+  const w = await World.start(["a", "b"]);
+  try {
+    const a = w.fake("a");
+    a.runPolls = 0;
+    // Something else runs on a, so the job's prompt waits in a's queue.
+    await a.queuePrompt(txt2img({ seed: 99 }), { promptId: "other", clientId: "x" });
+    w.health.set("b", "down", "not yet");
+    const job = w.dispatcher.submit({ workflow: txt2img() });
+    assertTrue(await waitFor(() => a.queued().includes(job.promptId), 10_000, 2));
+    w.health.set("b", "up");
+    // a stops answering with the prompt still pending there; the job moves to b.
+    a.mode = "wedged";
+    const done = await w.until(job.id, ["completed"]);
+    assertEquals(done.backend, "b");
+    assertEquals(a.queued(), ["other", job.promptId]);
+
+    a.mode = "up";
+    w.health.set("a", "up");
+    assertTrue(await waitFor(() => !a.queued().includes(job.promptId), 10_000, 2));
+    a.finish();
+    assertEquals(a.executions(job.promptId), 0);
+    assertEquals(w.runs(job.promptId), 1);
+  } finally {
+    await w.close();
+  }
+});
