@@ -25,6 +25,7 @@ import {
 } from "./backend_api.ts";
 import type { BackendHealth, DispatcherDeps } from "./dispatch_types.ts";
 import { DISPATCH_BUCKETS, Histogram, RUN_BUCKETS } from "./metrics.ts";
+import { LeftBehind } from "./left_behind.ts";
 import type { JobStore } from "./store.ts";
 import { isTerminal, type Job, type JobOutput, type JobState } from "./types.ts";
 
@@ -66,6 +67,12 @@ export interface JobRunnerOptions {
   onSettled: () => void;
   /** Called when a job leaves the queue for good, so passes forget it. */
   onFinished: (jobId: string) => void;
+}
+
+/** Whether a run ended not knowing if the backend holds its prompt. */
+function isUnknownOutcome(err: unknown): boolean {
+  if (err instanceof PromptOutcomeUnknownError) return true;
+  return err instanceof PromptDetachedError && err.outcomeUnknown;
 }
 
 function message(err: unknown): string {
@@ -117,12 +124,11 @@ export class JobRunner {
   readonly runSeconds: Histogram = new Histogram(RUN_BUCKETS);
   #o: JobRunnerOptions;
   #running = new Map<string, Runtime>();
-  /** Prompts that may wait on a backend their job failed over from: backend, prompt, job. */
-  #leftBehind = new Map<string, Map<string, string>>();
-  #dropping = new Set<string>();
+  #left: LeftBehind;
 
   constructor(opts: JobRunnerOptions) {
     this.#o = opts;
+    this.#left = new LeftBehind(opts.store, opts.backends, opts.deps);
   }
 
   /** Jobs being followed now, by job id. */
@@ -172,7 +178,7 @@ export class JobRunner {
       (job.backend === backend.id || job.failedBackends.includes(backend.id));
     this.#launch(updated, backend, attach);
     // Now placed elsewhere, its prompt left on backends it failed over from can go.
-    for (const id of job.failedBackends) if (id !== backend.id) this.#sweep(id);
+    for (const id of job.failedBackends) if (id !== backend.id) this.#left.sweep(id);
   }
 
   /**
@@ -227,7 +233,7 @@ export class JobRunner {
    * ```
    */
   onBackendChange(s: BackendStatus): void {
-    if (s.state === "up") this.#sweep(s.id);
+    if (s.state === "up") this.#left.sweep(s.id);
     if (s.state !== "down") return;
     for (const rt of this.#running.values()) {
       // A run unsure whether the backend holds its prompt waits for it; it cannot move.
@@ -241,8 +247,7 @@ export class JobRunner {
 
   /**
    * Deletes prompts left behind on backends that are up now, where their jobs cannot come
-   * back for them (see the sweep on a backend coming up). Dispatch passes call it, so a
-   * drop that failed is tried again.
+   * back for them. Dispatch passes call it, so a drop that failed is tried again.
    *
    * @example
    * ```ts
@@ -254,47 +259,13 @@ export class JobRunner {
    * ```
    */
   sweepLeftBehind(statuses: BackendStatus[]): void {
-    if (this.#leftBehind.size === 0) return;
-    for (const s of statuses) if (s.state === "up") this.#sweep(s.id);
+    for (const s of statuses) if (s.state === "up") this.#left.sweep(s.id);
   }
 
-  /** Remembers that `job`'s prompt may still wait on a backend it failed over from. */
-  #leave(backendId: string, job: Job): void {
-    let left = this.#leftBehind.get(backendId);
-    if (!left) this.#leftBehind.set(backendId, left = new Map());
-    left.set(job.promptId, job.id);
-  }
-
-  /**
-   * Deletes left-behind prompts from a backend that answers again, once their job cannot
-   * come back for them: it ended, or it runs on another backend. A job still queued may be
-   * dispatched back there and attach to its prompt, so its prompt stays until then.
-   */
-  #sweep(backendId: string): void {
-    const left = this.#leftBehind.get(backendId);
-    if (!left) return;
-    const backend = this.#o.backends().find((b) => b.id === backendId);
-    for (const [promptId, jobId] of left) {
-      const job = this.#o.store.get(jobId);
-      if (job?.state === "queued") continue;
-      if (!backend || !job || (!isTerminal(job.state) && job.backend === backendId)) {
-        left.delete(promptId);
-      } else {
-        this.#dropLeft(backend, promptId);
-      }
-    }
-    if (left.size === 0) this.#leftBehind.delete(backendId);
-  }
-
-  /** Best effort: deletes a left-behind prompt there (or interrupts it), forgets it if done. */
-  #dropLeft(backend: BackendConfig, promptId: string): void {
-    const key = `${backend.id}\n${promptId}`;
-    if (this.#dropping.has(key)) return;
-    this.#dropping.add(key);
-    this.#o.deps.client(backend, { timeoutMs: 3000 }).cancel(promptId).then(
-      () => this.#leftBehind.get(backend.id)?.delete(promptId),
-      () => {},
-    ).finally(() => this.#dropping.delete(key));
+  /** Remembers that `job`'s prompt may wait on `backend`, and tries to delete it now. */
+  #leave(backend: BackendConfig, job: Job): void {
+    this.#left.add(backend.id, job);
+    this.#left.drop(backend, job.promptId);
   }
 
   #launch(job: Job, backend: BackendConfig, attach: boolean): void {
@@ -331,6 +302,10 @@ export class JobRunner {
             return;
           } catch (err) {
             if (!this.#outcomeUnknown(rt, err)) {
+              if (rt.reason === "cancel" && isUnknownOutcome(err)) {
+                // Cancelled before the backend said whether it got the prompt: drop it there.
+                this.#leave(backend, job);
+              }
               this.#settleError(job.id, rt, err);
               return;
             }
@@ -353,8 +328,7 @@ export class JobRunner {
    */
   #outcomeUnknown(rt: Runtime, err: unknown): boolean {
     if (rt.reason === "shutdown" || rt.reason === "cancel") return false;
-    if (err instanceof PromptOutcomeUnknownError) return true;
-    return err instanceof PromptDetachedError && err.outcomeUnknown;
+    return isUnknownOutcome(err);
   }
 
   /**
@@ -385,7 +359,7 @@ export class JobRunner {
     });
     if (rt.cancel.signal.aborted) {
       // Cancelled while unsure: if the backend did get the prompt, drop it there.
-      this.#o.deps.client(rt.backend, { timeoutMs: 3000 }).cancel(job.promptId).catch(() => {});
+      this.#leave(rt.backend, job);
       return false;
     }
     return !rt.detach.signal.aborted;
@@ -502,9 +476,8 @@ export class JobRunner {
       const why = rt.failoverReason ?? message(err);
       if (rt.reason !== "failover") this.#o.monitor.markDown(rt.backend.id, why);
       // The prompt may still be queued there and run when the backend recovers: drop it
-      // now if it answers, else once it is back up (see #sweep).
-      this.#leave(rt.backend.id, job);
-      this.#dropLeft(rt.backend, job.promptId);
+      // now if it answers, else once it is back up (left_behind.ts).
+      this.#leave(rt.backend, job);
       this.#failover(job, rt.backend, why);
       return;
     }

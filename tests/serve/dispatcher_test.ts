@@ -377,10 +377,13 @@ Deno.test("dispatcher: cancelling a job unsure of its backend drops the prompt t
     a.onPost = () => a.mode = "wedged";
     const job = w.dispatcher.submit({ workflow: txt2img() });
     assertTrue(await waitFor(() => /waiting for a/.test(w.job(job.id).error ?? ""), 10_000, 2));
-    a.mode = "up";
+    // Cancelled while a still does not answer: the prompt is dropped there once it does.
     await w.dispatcher.cancel(job.id);
     assertEquals(w.job(job.id).state, "cancelled");
+    assertEquals(a.queued(), [job.promptId]);
+    a.mode = "up";
     assertTrue(await waitFor(() => a.queued().length === 0, 10_000, 2), a.requests.join("\n"));
+    assertTrue(a.requests.includes(`POST /queue delete ${job.promptId}`));
   } finally {
     await w.close();
   }
