@@ -67,7 +67,7 @@ export function isModelInput(name: string, spec: unknown): boolean {
  * @example
  * ```ts
  * import { modelsFromObjectInfo } from "@/backends/capabilities.ts";
- * import { type ComfyUIClient } from "@/backends/client.ts";
+ * import { type ComfyUIClient } from "@/backends/comfyui/mod.ts";
  * declare const client: ComfyUIClient;
  *
  * const models = modelsFromObjectInfo(await client.objectInfo());

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type BackendUnreachableError, ComfyUIClient, type ComfyUISocket } from "./client.ts";
+import { type BackendUnreachableError, ComfyUIClient, type ComfyUISocket } from "./comfyui/mod.ts";
 import { modelsFromObjectInfo, nodeClassesFromObjectInfo } from "./capabilities.ts";
 import type { BackendConfig, BackendObjectInfo, BackendStatus } from "./types.ts";
 
@@ -99,11 +99,9 @@ function signature(s: BackendStatus): string {
  *
  * @example
  * ```ts
- * import { HealthMonitor } from "@/backends/health.ts";
- * import { readBackends } from "@/backends/registry.ts";
- * import { type Workspace } from "@/workspace/root.ts";
- * declare const ws: Workspace;
- *
+ * import { workspaceAt } from "../workspace/root.ts";
+ * import { readBackends } from "./registry.ts";
+ * const ws = workspaceAt("/srv/comfy");
  * const monitor = new HealthMonitor(await readBackends(ws), { intervalMs: 2000 });
  * monitor.onChange((s) => console.log(s.id, s.state, s.queueRemaining));
  * monitor.start();
@@ -157,9 +155,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * monitor.start();
    * ```
    */
@@ -183,9 +179,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * await monitor.stop();
    * ```
    */
@@ -208,9 +202,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * await monitor.probeAll();
    * console.log(monitor.statuses());
    * ```
@@ -224,9 +216,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * const up = monitor.statuses().filter((s) => s.state === "up");
    * ```
    */
@@ -239,9 +229,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * console.log(monitor.status("gpu1")?.state);
    * ```
    */
@@ -255,9 +243,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * const info = monitor.objectInfo("gpu1");
    * ```
    */
@@ -270,9 +256,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * await monitor.client("gpu1")?.probe();
    * ```
    */
@@ -287,12 +271,10 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * import { readBackends } from "@/backends/registry.ts";
-   * import { type Workspace } from "@/workspace/root.ts";
-   * declare const monitor: HealthMonitor;
-   * declare const ws: Workspace;
-   *
+   * import { workspaceAt } from "../workspace/root.ts";
+   * import { readBackends } from "./registry.ts";
+   * const ws = workspaceAt("/srv/comfy");
+   * const monitor = new HealthMonitor([]);
    * monitor.setBackends(await readBackends(ws));
    * ```
    */
@@ -325,9 +307,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * monitor.markDown("gpu1", "connection refused while running job j-12");
    * ```
    */
@@ -348,9 +328,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * monitor.adjustInFlight("gpu1", +1);
    * // ... job ends
    * monitor.adjustInFlight("gpu1", -1);
@@ -369,9 +347,7 @@ export class HealthMonitor {
    *
    * @example
    * ```ts
-   * import { type HealthMonitor } from "@/backends/health.ts";
-   * declare const monitor: HealthMonitor;
-   *
+   * const monitor = new HealthMonitor([]);
    * const off = monitor.onChange((s) => console.log(s.id, s.state));
    * off();
    * ```

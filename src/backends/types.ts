@@ -4,7 +4,9 @@
  *
  * @module
  */
-import type { NodeDefinition, ObjectInfo } from "../workflow/object_info.ts";
+import type { NodeDefinition, ObjectInfo } from "../comfyui/object_info.ts";
+
+export type { PromptRequirements } from "../comfyui/requirements.ts";
 
 /** One ComfyUI backend as declared in `<workspace>/backends.toml` (`[[backend]]` tables). */
 export interface BackendConfig {
@@ -67,14 +69,6 @@ export interface BackendStatus {
   capabilitiesAt?: number;
   /** Whether a `/ws` socket is open, so `queueRemaining` is live rather than per probe. */
   statusSocket?: boolean;
-}
-
-/** What a prompt needs of a backend: its node classes and the model files it loads. */
-export interface PromptRequirements {
-  /** Every distinct `class_type` in the API prompt. */
-  classTypes: string[];
-  /** Model files by input name (`ckpt_name`, `lora_name`, `vae_name`, ...). */
-  models: { input: string; name: string; nodeId: string }[];
 }
 
 /** One refusal reason per backend, for {@linkcode PromptRequirements} that fit nowhere. */

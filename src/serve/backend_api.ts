@@ -10,12 +10,15 @@ import type { BackendConfig } from "../backends/types.ts";
 import {
   BackendUnreachableError,
   ComfyUIClient,
+  type PromptApi,
   PromptDetachedError,
   PromptLostError,
+  PromptOutcomeUnknownError,
   PromptRejectedError,
   type RunEvent,
+  runPrompt,
   type RunResult,
-} from "../backends/client.ts";
+} from "../backends/comfyui/mod.ts";
 import { HealthMonitor } from "../backends/health.ts";
 import { isTransient, NoBackendError, selectBackend } from "../backends/scheduler.ts";
 import { readBackends } from "../backends/registry.ts";
@@ -23,8 +26,8 @@ import { isApiPrompt, toApiPrompt } from "../workflow/convert.ts";
 import { UnknownNodeError } from "../workflow/errors.ts";
 import { patchPrompt } from "../workflow/patch.ts";
 import { promptRequirements } from "../workflow/requirements.ts";
-import type { ObjectInfo } from "../workflow/object_info.ts";
-import type { ApiPrompt } from "../workflow/types.ts";
+import type { ObjectInfo } from "../comfyui/object_info.ts";
+import type { ApiPrompt } from "../comfyui/prompt.ts";
 import type { JobOutput } from "./types.ts";
 
 export {
@@ -37,14 +40,16 @@ export {
   patchPrompt,
   PromptDetachedError,
   PromptLostError,
+  PromptOutcomeUnknownError,
   PromptRejectedError,
   promptRequirements,
   readBackends,
+  runPrompt,
   selectBackend,
   toApiPrompt,
   UnknownNodeError,
 };
-export type { ApiPrompt, ObjectInfo, RunEvent, RunResult };
+export type { ApiPrompt, ObjectInfo, PromptApi, RunEvent, RunResult };
 
 /**
  * A client for a backend, named by its id in error messages. Aborting `signal` ends its
@@ -53,11 +58,9 @@ export type { ApiPrompt, ObjectInfo, RunEvent, RunResult };
  *
  * @example
  * ```ts
- * import { clientFor } from "@/serve/backend_api.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
+ * import type { BackendConfig } from "../backends/types.ts";
  * declare const backend: BackendConfig;
- * declare const detach: AbortController;
- *
+ * const detach = new AbortController();
  * const client = clientFor(backend, detach.signal);
  * ```
  */
@@ -72,12 +75,10 @@ export function clientFor(b: BackendConfig, signal?: AbortSignal): ComfyUIClient
  *
  * @example
  * ```ts
- * import { viewResponse } from "@/serve/backend_api.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
- * import { type Job } from "@/serve/types.ts";
+ * import type { BackendConfig } from "../backends/types.ts";
+ * import type { Job } from "./types.ts";
  * declare const backend: BackendConfig;
  * declare const job: Job;
- *
  * const res = await viewResponse(backend, job.outputs[0]);
  * ```
  */
@@ -107,12 +108,10 @@ export async function viewResponse(b: BackendConfig, out: JobOutput): Promise<Re
  *
  * @example
  * ```ts
- * import { viewUrl } from "@/serve/backend_api.ts";
- * import { type BackendConfig } from "@/backends/types.ts";
- * import { type Job } from "@/serve/types.ts";
+ * import type { BackendConfig } from "../backends/types.ts";
+ * import type { Job } from "./types.ts";
  * declare const backend: BackendConfig;
  * declare const job: Job;
- *
  * viewUrl(backend, job.outputs[0]); // http://10.0.0.5:8188/view?filename=...
  * ```
  */
@@ -133,11 +132,9 @@ export function viewUrl(b: BackendConfig, out: JobOutput): string {
  *
  * @example
  * ```ts
- * import { mergeObjectInfo } from "@/serve/backend_api.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
+ * import type { ObjectInfo } from "../comfyui/object_info.ts";
  * declare const a: ObjectInfo;
  * declare const b: ObjectInfo;
- *
  * const info = mergeObjectInfo([a, b]);
  * ```
  */
@@ -195,14 +192,14 @@ function poolCombo(a: Spec | undefined, b: Spec | undefined): Spec | undefined {
  *
  * @example
  * ```ts
- * import { learnedObjectInfo } from "@/serve/backend_api.ts";
- * import { type HealthMonitor } from "@/backends/health.ts";
- * declare const monitor: HealthMonitor;
- *
+ * const monitor = new HealthMonitor([]);
  * const info = learnedObjectInfo(monitor, "gpu1");
  * ```
  */
-export function learnedObjectInfo(monitor: HealthMonitor, id: string): ObjectInfo | undefined {
+export function learnedObjectInfo(
+  monitor: { objectInfo(id: string): ObjectInfo | undefined },
+  id: string,
+): ObjectInfo | undefined {
   return monitor.objectInfo(id);
 }
 
@@ -212,10 +209,8 @@ export function learnedObjectInfo(monitor: HealthMonitor, id: string): ObjectInf
  *
  * @example
  * ```ts
- * import { isUnreachable } from "@/serve/backend_api.ts";
  * declare const err: unknown;
- * declare const failover: () => void;
- *
+ * declare function failover(): void;
  * if (isUnreachable(err)) failover();
  * ```
  */

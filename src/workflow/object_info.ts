@@ -8,33 +8,10 @@
  */
 import { readTextIfExists } from "../fs/atomic.ts";
 import { ConfigError, NotFoundError } from "../errors.ts";
+import type { InputSpec, NodeDefinition, ObjectInfo } from "../comfyui/object_info.ts";
 
-/** An input spec: `[type, options?]` where type is a name (`"INT"`) or a list of choices. */
-export type InputSpec = [unknown, Record<string, unknown>?];
-
-/** One node class as `/object_info` describes it. */
-export interface NodeDefinition {
-  input?: {
-    required?: Record<string, InputSpec>;
-    optional?: Record<string, InputSpec>;
-    hidden?: Record<string, unknown>;
-  };
-  input_order?: { required?: string[]; optional?: string[] };
-  output?: (string | string[])[];
-  output_is_list?: boolean[];
-  output_name?: string[];
-  name?: string;
-  display_name?: string;
-  description?: string;
-  category?: string;
-  output_node?: boolean;
-  python_module?: string;
-  deprecated?: boolean;
-  experimental?: boolean;
-}
-
-/** `/object_info`: node class name to definition. */
-export type ObjectInfo = Record<string, NodeDefinition>;
+// ComfyUI's /object_info shapes live in src/comfyui (shared with the backends layer).
+export type { InputSpec, NodeDefinition, ObjectInfo };
 
 /**
  * Reads an `/object_info` dump from a file. Throws {@linkcode NotFoundError} when the file is

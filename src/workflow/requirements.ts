@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PromptRequirements } from "../backends/types.ts";
+import type { PromptRequirements } from "../comfyui/requirements.ts";
 import { type ApiPrompt, isApiLink } from "./types.ts";
 
 /**

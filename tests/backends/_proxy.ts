@@ -2,7 +2,9 @@
  * A TCP proxy on loopback for the backend tests: forwards every connection to a target
  * port, records each connection's request head (to check headers gov sends), and can cut
  * the WebSocket connections passing through (a socket dropped mid-job by a flaky network or
- * proxy) without touching the backend itself.
+ * proxy) without touching the backend itself. It counts the `POST /prompt` requests that
+ * reach the backend (what a ComfyUI that does not deduplicate would execute) and can lose
+ * their answers: cut the connection when the answer comes (reset), or never deliver it.
  *
  * @module
  */
@@ -12,7 +14,12 @@ interface Pair {
   upstream?: Deno.Conn;
   websocket: boolean;
   closed: boolean;
+  /** A `POST /prompt` went up this connection and its answer is to be lost this way. */
+  loseAnswer?: "reset" | "hold";
 }
+
+/** What happens to the answers of `POST /prompt`: delivered, cut (reset), or held back. */
+export type PromptAnswers = "deliver" | "reset" | "hold";
 
 /** A running proxy; close it with {@linkcode TcpProxy.close}. */
 export class TcpProxy {
@@ -20,6 +27,10 @@ export class TcpProxy {
   readonly port: number;
   /** The first bytes (request line and headers) of each connection, in arrival order. */
   readonly heads: string[] = [];
+  /** `POST /prompt` requests forwarded to the backend so far. */
+  promptPosts = 0;
+  /** What happens to the answer of the next `POST /prompt` requests. */
+  promptAnswers: PromptAnswers = "deliver";
   #listener: Deno.Listener;
   #pairs = new Set<Pair>();
   #tasks = new Set<Promise<void>>();
@@ -87,12 +98,23 @@ export class TcpProxy {
           this.heads.push(head);
           if (/^upgrade:\s*websocket/im.test(head)) pair.websocket = true;
         }
+        if (
+          fromClient && /^POST \/prompt[ ?]/.test(new TextDecoder().decode(buf.subarray(0, 16)))
+        ) {
+          // Keep-alive connections carry several requests; each starts a chunk from gov.
+          this.promptPosts++;
+          if (this.promptAnswers !== "deliver") pair.loseAnswer = this.promptAnswers;
+        }
+        if (!fromClient && pair.loseAnswer === "reset") break;
+        if (!fromClient && pair.loseAnswer === "hold") continue;
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
     } catch {
       // One side went away.
     }
+    // A held answer stays held when the backend closes: gov must see no answer, not an EOF.
+    if (!fromClient && pair.loseAnswer === "hold" && !pair.closed) return;
     this.#shut(pair);
   }
 

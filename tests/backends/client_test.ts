@@ -7,7 +7,7 @@ import {
   PromptDetachedError,
   PromptRejectedError,
   type RunEvent,
-} from "../../src/backends/client.ts";
+} from "../../src/backends/comfyui/mod.ts";
 import { GovError } from "../../src/errors.ts";
 import { newId, PNG_SIGNATURE, txt2img } from "./_fixtures.ts";
 import { TcpProxy } from "./_proxy.ts";
@@ -227,31 +227,48 @@ Deno.test("client: aborting runPrompt's signal cancels the prompt on the backend
   }
 });
 
-Deno.test("client: the same prompt_id is not run twice; attach follows a prompt already there", async () => {
+Deno.test("client: a POST whose answer is lost or late is found on the backend and sent once", async () => {
   const comfy = await startFakeComfyUI({ env: { FAKE_COMFYUI_EXEC_SECONDS: "0.3" } });
+  const proxy = TcpProxy.start(comfy.port);
   try {
-    const client = new ComfyUIClient({ host: "127.0.0.1", port: comfy.port });
-    const promptId = newId();
-    const first = await client.queuePrompt(txt2img({ seed: 31 }), { promptId, clientId: "a" });
-    const retry = await client.queuePrompt(txt2img({ seed: 31 }), { promptId, clientId: "a" });
-    assertEquals(retry, first);
+    // The connection is cut as the answer comes back: gov looks, finds it, follows it.
+    proxy.promptAnswers = "reset";
+    const client = new ComfyUIClient({ host: "127.0.0.1", port: proxy.port, timeoutMs: 1500 });
+    const lost = newId();
     const r = await client.runPrompt(txt2img({ seed: 31 }), {
-      promptId,
+      promptId: lost,
       clientId: newId(),
-      attach: true,
+      noWebSocket: true,
       pollIntervalMs: 100,
     });
     assertEquals(r.status, "success");
-    assertEquals(r.outputs.length, 1);
+    assertEquals(proxy.promptPosts, 1);
+
+    // The answer never comes: the POST times out, and the same look finds the prompt.
+    proxy.promptAnswers = "hold";
+    const late = newId();
+    const r2 = await client.runPrompt(txt2img({ seed: 32 }), {
+      promptId: late,
+      clientId: newId(),
+      noWebSocket: true,
+      pollIntervalMs: 100,
+    });
+    assertEquals(r2.status, "success");
+    assertEquals(proxy.promptPosts, 2);
+
     // Attaching after it finished reads the result from /history without queueing again.
+    proxy.promptAnswers = "deliver";
     const again = await client.runPrompt(txt2img({ seed: 31 }), {
-      promptId,
+      promptId: lost,
       clientId: newId(),
       attach: true,
     });
     assertEquals(again.outputs, r.outputs);
-    assertEquals(await client.probe(), { queueRemaining: 0 });
+    assertEquals(proxy.promptPosts, 2);
+    const history = await (await fetch(`${comfy.url}/history`)).json();
+    assertEquals([lost, late].filter((id) => id in history), [lost, late]);
   } finally {
+    await proxy.close();
     await comfy.stop();
   }
 });

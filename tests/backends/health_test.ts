@@ -2,7 +2,7 @@ import { assertEquals, assertTrue } from "../helpers/assert.ts";
 import { type FakeComfyUI, startFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { freePort, waitFor } from "../helpers/net.ts";
 import { REAL_WORKFLOWS_DIR } from "../helpers/paths.ts";
-import { ComfyUIClient } from "../../src/backends/client.ts";
+import { ComfyUIClient } from "../../src/backends/comfyui/mod.ts";
 import { HealthMonitor } from "../../src/backends/health.ts";
 import type { BackendConfig, BackendStatus } from "../../src/backends/types.ts";
 import { newId, txt2img } from "./_fixtures.ts";

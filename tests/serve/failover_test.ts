@@ -1,10 +1,16 @@
 /**
- * Failover through `gov serve`: a backend killed or wedged mid-job is marked down and the
- * job completes on another one; a backend without `/ws` completes jobs by polling
- * `/history`; a prompt ComfyUI rejects or that fails while executing is not retried.
+ * Failover through `gov serve`, end to end with real processes: a backend killed mid-job is
+ * marked down and the job completes on another one; a backend without `/ws` completes jobs
+ * by polling `/history`; a prompt ComfyUI rejects or that fails while executing is not
+ * retried; a gateway killed between its POST and the answer re-attaches and the prompt runs
+ * once. The dispatcher's rules (failover on a monitor's "down", retry of a lost prompt,
+ * cancel, queue timeout, every unknown POST outcome) are proven in-process, in
+ * dispatcher_test.ts.
  */
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
+import { waitFor } from "../helpers/net.ts";
 import { parseSse } from "../../src/serve/client.ts";
+import { TcpProxy } from "../backends/_proxy.ts";
 import { api, backendHistory, newLab, startServe, txt2img, waitJob } from "./_helpers.ts";
 
 Deno.test("a backend killed mid-job: the job completes on another one (attempts 2)", async () => {
@@ -44,26 +50,6 @@ Deno.test("a backend killed mid-job: the job completes on another one (attempts 
     const metrics = await (await fetch(`${gov.url}/metrics`)).text();
     assertMatch(metrics, new RegExp(`^gov_backend_up\\{backend="${first}"\\} 0$`, "m"));
     assertMatch(metrics, /^gov_job_retries_total 1$/m);
-  } finally {
-    await lab.cleanup();
-  }
-});
-
-Deno.test("a backend that stops answering mid-job is marked down; the job moves", async () => {
-  const lab = await newLab();
-  try {
-    const slow = { FAKE_COMFYUI_EXEC_SECONDS: "4" };
-    await lab.addBackend("a", slow);
-    await lab.addBackend("b", slow);
-    const gov = await startServe(lab);
-    const r = await api(gov, "POST", "/v1/jobs", { workflow: txt2img() });
-    const running = await waitJob(gov, r.body.id, ["running"]);
-    const first = running.backend as string;
-    const wedge = await fetch(`${lab.backends.get(first)!.url}/fake/hang`, { method: "POST" });
-    await wedge.body?.cancel();
-    const done = await waitJob(gov, r.body.id, ["completed"], 60_000);
-    assertTrue(done.backend !== first, "the job finished on the wedged backend");
-    assertEquals(done.attempts, 2);
   } finally {
     await lab.cleanup();
   }
@@ -114,6 +100,38 @@ Deno.test("an execution error fails the job with ComfyUI's message and is not re
     assertMatch(rejected.error, /rejected the prompt/);
     assertMatch(rejected.error, /node 3 \(KSampler\)/);
   } finally {
+    await lab.cleanup();
+  }
+});
+
+Deno.test("gov serve killed between its POST and the answer re-attaches on restart; the prompt runs once", async () => {
+  const lab = await newLab();
+  const comfy = await lab.addBackend("a", { FAKE_COMFYUI_EXEC_SECONDS: "1" });
+  // gov reaches the backend through a proxy that counts the POSTs reaching ComfyUI (which
+  // runs every one of them, repeated prompt_id or not) and holds back their answers.
+  const proxy = TcpProxy.start(comfy.port);
+  try {
+    await Deno.writeTextFile(
+      `${lab.ws}/backends.toml`,
+      `[[backend]]\nid = "a"\nhost = "127.0.0.1"\nport = ${proxy.port}\n`,
+    );
+    proxy.promptAnswers = "hold";
+    const gov = await startServe(lab);
+    const r = await api(gov, "POST", "/v1/jobs", { workflow: txt2img() });
+    assertEquals(r.status, 201);
+    assertTrue(await waitFor(() => proxy.promptPosts === 1, 30_000), gov.log());
+    await gov.kill();
+
+    proxy.promptAnswers = "deliver";
+    const again = await startServe(lab);
+    const done = await waitJob(again, r.body.id, ["completed"]);
+    assertEquals(done.attempts, 1);
+    assertEquals(done.outputs.length, 1);
+    assertEquals(proxy.promptPosts, 1);
+    assertTrue((await backendHistory(comfy)).includes(done.prompt_id));
+    assertMatch(again.log(), new RegExp(`re-attaching to prompt ${done.prompt_id} on a`));
+  } finally {
+    await proxy.close();
     await lab.cleanup();
   }
 });

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { ComfyUIClient } from "../../backends/client.ts";
+import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import { addBackend, DEFAULT_MAX_QUEUE, DEFAULT_WEIGHT } from "../../backends/registry.ts";
 import { resolveWorkspace } from "../../workspace/root.ts";
 import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";

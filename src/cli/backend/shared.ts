@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ComfyUIClient } from "../../backends/client.ts";
+import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import type { BackendConfig, BackendStatus } from "../../backends/types.ts";
 
 /**

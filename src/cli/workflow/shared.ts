@@ -9,7 +9,7 @@ import { NotFoundError, UsageError } from "../../errors.ts";
 import { writeFileAtomic } from "../../fs/atomic.ts";
 import { resolveWorkspace } from "../../workspace/root.ts";
 import { getBackend } from "../../backends/registry.ts";
-import { ComfyUIClient } from "../../backends/client.ts";
+import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import { WorkflowError } from "../../workflow/errors.ts";
 import { loadObjectInfo, type ObjectInfo, parseObjectInfo } from "../../workflow/object_info.ts";
 import type { ApiPrompt } from "../../workflow/types.ts";
