@@ -3,7 +3,7 @@
  * object_info.json, with expected prompts worked out by hand from the frontend's rules.
  */
 import { assertEquals, assertThrows, assertTrue } from "../helpers/assert.ts";
-import { isApiPrompt, toApiPrompt, workflowToPrompt } from "../../src/workflow/convert.ts";
+import { isApiPrompt, toApiPrompt, workflowToPrompt } from "../../src/workflow/convert/mod.ts";
 import { UnknownNodeError, WorkflowError } from "../../src/workflow/errors.ts";
 import type { ApiPrompt } from "../../src/workflow/types.ts";
 import { extendedObjectInfo, realObjectInfo, realWorkflow, realWorkflowFiles } from "./helpers.ts";

@@ -8,7 +8,7 @@ import {
   processDynamicPrompt,
   toApiPrompt,
   workflowToPrompt,
-} from "../../src/workflow/convert.ts";
+} from "../../src/workflow/convert/mod.ts";
 import { UnknownNodeError, WorkflowError } from "../../src/workflow/errors.ts";
 import { widgetLayout } from "../../src/workflow/object_info.ts";
 import type { ObjectInfo } from "../../src/workflow/object_info.ts";
