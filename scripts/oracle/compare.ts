@@ -5,7 +5,10 @@
  * @module
  */
 
-type Prompt = Record<string, { class_type?: unknown; inputs?: Record<string, unknown>; _meta?: { title?: unknown } }>;
+type Prompt = Record<
+  string,
+  { class_type?: unknown; inputs?: Record<string, unknown>; _meta?: { title?: unknown } }
+>;
 
 function canonical(x: unknown): string {
   if (Array.isArray(x)) return `[${x.map(canonical).join(",")}]`;
@@ -43,14 +46,18 @@ export function comparePrompts(frontend: Prompt, gov: Prompt): string[] {
       out.push(`node ${id}: class_type frontend ${show(f.class_type)}, gov ${show(g.class_type)}`);
     }
     if (f._meta?.title !== g._meta?.title) {
-      out.push(`node ${id}: _meta.title frontend ${show(f._meta?.title)}, gov ${show(g._meta?.title)}`);
+      out.push(
+        `node ${id}: _meta.title frontend ${show(f._meta?.title)}, gov ${show(g._meta?.title)}`,
+      );
     }
     const fi = f.inputs ?? {};
     const gi = g.inputs ?? {};
     for (const name of [...new Set([...Object.keys(fi), ...Object.keys(gi)])].sort()) {
       if (canonical(fi[name]) !== canonical(gi[name])) {
         out.push(
-          `node ${id} (${f.class_type}) input ${name}: frontend ${show(fi[name])}, gov ${show(gi[name])}`,
+          `node ${id} (${f.class_type}) input ${name}: frontend ${show(fi[name])}, gov ${
+            show(gi[name])
+          }`,
         );
       }
     }

@@ -81,7 +81,9 @@ async function main(): Promise<number> {
 
   const corpus = buildCorpus(REAL_DIR, templates, info);
   const missing = new Map<string, number>();
-  for (const s of corpus.skipped) for (const c of s.missing) missing.set(c, (missing.get(c) ?? 0) + 1);
+  for (const s of corpus.skipped) {
+    for (const c of s.missing) missing.set(c, (missing.get(c) ?? 0) + 1);
+  }
   log(
     `corpus: ${corpus.compared.length + corpus.skipped.length} UI workflows ` +
       `(${Object.keys(info).length} classes in ${objectInfoPath}); ` +
@@ -112,7 +114,9 @@ async function main(): Promise<number> {
     page.on((method, params) => {
       if (method === "Runtime.exceptionThrown") {
         const d = params.exceptionDetails as Record<string, unknown>;
-        consoleLines.push(`page exception: ${(d.exception as { description?: string })?.description ?? d.text}`);
+        consoleLines.push(
+          `page exception: ${(d.exception as { description?: string })?.description ?? d.text}`,
+        );
       }
     });
     await page.send("Runtime.enable");
@@ -120,7 +124,11 @@ async function main(): Promise<number> {
       for (const l of consoleLines) log(l);
       throw e;
     });
-    log(`frontend ${FRONTEND.version} booted in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    log(
+      `frontend ${FRONTEND.version} booted in ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s`,
+    );
 
     for (const entry of corpus.compared) {
       let diffs: string[];

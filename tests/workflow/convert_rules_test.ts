@@ -692,3 +692,65 @@ Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length 
   assertEquals([kept["5:3"].inputs.seed, kept["5:3"].inputs.steps], [1, 20]);
   assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values/);
 });
+
+Deno.test("subgraph node ids already taken are renumbered on load, links and proxyWidgets follow", () => {
+  // A definition's inner node 5 collides with the root instance 5: the frontend renumbers
+  // it to last_node_id + 1, skipping ids in use; a second definition's 5 collides too.
+  const sg = (id: string, name: string) => ({
+    id,
+    name,
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [],
+    outputs: [{ name: "LATENT", type: "LATENT", linkIds: [1] }],
+    nodes: [{
+      id: 5,
+      type: "EmptyLatentImage",
+      mode: 0,
+      inputs: [],
+      outputs: [out("LATENT", "LATENT", [1])],
+      widgets_values: [64, 64, 1],
+    }],
+    links: [{
+      id: 1,
+      origin_id: 5,
+      origin_slot: 0,
+      target_id: -20,
+      target_slot: 0,
+      type: "LATENT",
+    }],
+  });
+  const a = sg("55555555-0000-0000-0000-00000000000a", "A");
+  const b = sg("55555555-0000-0000-0000-00000000000b", "B");
+  const instance = (id: number, type: string, link: number) => ({
+    id,
+    type,
+    mode: 0,
+    inputs: [],
+    outputs: [out("LATENT", "LATENT", [link])],
+    properties: { proxyWidgets: [["5", "width"]] },
+    widgets_values: [128 * id],
+  });
+  const decode = (id: number, link: number) => ({
+    id,
+    type: "VAEDecode",
+    mode: 0,
+    inputs: [inp("samples", "LATENT", link), inp("vae", "VAE")],
+    outputs: [out("IMAGE", "IMAGE")],
+  });
+  const doc = {
+    version: 0.4,
+    last_node_id: 7,
+    nodes: [instance(5, a.id, 10), instance(8, b.id, 11), decode(6, 10), decode(9, 11)],
+    links: [[10, 5, 0, 6, 0, "LATENT"], [11, 8, 0, 9, 0, "LATENT"]],
+    definitions: { subgraphs: [a, b] },
+  };
+  const prompt = workflowToPrompt(doc, INFO);
+  // A's 5 becomes 10 (8 and 9 are taken by root nodes); B's 5 still collides with the
+  // root 5 and takes the next free id, 11.
+  assertEquals(Object.keys(prompt).sort(), ["5:10", "6", "8:11", "9"]);
+  assertEquals(prompt["6"].inputs.samples, ["5:10", 0]);
+  assertEquals(prompt["5:10"].inputs.width, 640);
+  assertEquals(prompt["8:11"].inputs.width, 1024);
+  assertEquals(doc.definitions.subgraphs[0].nodes[0].id, 5, "the input document is not changed");
+});

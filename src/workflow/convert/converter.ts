@@ -37,6 +37,7 @@ import {
   subgraphSlotOf,
   wrap,
 } from "./exec.ts";
+import { normalizeSubgraphIds } from "./subgraph_ids.ts";
 import { applyTextReplacements, processDynamicPrompt, SAVE_NODE_TYPES } from "./text.ts";
 
 /** Options of {@linkcode workflowToPrompt}. */
@@ -82,8 +83,9 @@ export class Converter {
   }
 
   run(): ApiPrompt {
-    this.collectSubgraphs(this.doc, new Set());
-    const root = parseGraph(this.doc.nodes as unknown[], this.doc.links, "workflow");
+    const { definitions, rootNodes } = normalizeSubgraphIds(this.doc);
+    this.collectSubgraphs(definitions);
+    const root = parseGraph(rootNodes, this.doc.links, "workflow");
     const groupDefs = isObject(this.doc.extra) && isObject(this.doc.extra.groupNodes)
       ? this.doc.extra.groupNodes
       : {};
@@ -135,12 +137,9 @@ export class Converter {
     this.unknown.set(classType, ids);
   }
 
-  private collectSubgraphs(holder: Record<string, unknown>, seen: Set<unknown>) {
-    const defs = isObject(holder.definitions) ? holder.definitions.subgraphs : undefined;
-    if (!Array.isArray(defs)) return;
-    for (const raw of defs) {
-      if (!isObject(raw) || seen.has(raw)) continue;
-      seen.add(raw);
+  /** Parses the subgraph definitions, already normalised the way the frontend loads them. */
+  private collectSubgraphs(definitions: Record<string, unknown>[]) {
+    for (const raw of definitions) {
       const id = String(raw.id ?? "");
       if (!id) throw new WorkflowError("workflow: a subgraph definition has no id");
       const slots = (list: unknown) =>
@@ -160,7 +159,6 @@ export class Converter {
         inputs: slots(raw.inputs),
         outputs: slots(raw.outputs),
       });
-      this.collectSubgraphs(raw, seen);
     }
   }
 
