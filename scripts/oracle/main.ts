@@ -130,7 +130,8 @@ async function main(): Promise<number> {
       } s`,
     );
 
-    for (const entry of corpus.compared) {
+    const only = Deno.env.get("ORACLE_ONLY");
+    for (const entry of corpus.compared.filter((e) => !only || e.name.includes(only))) {
       let diffs: string[];
       try {
         const front = await frontendPrompt(page, entry.doc);
@@ -145,6 +146,9 @@ async function main(): Promise<number> {
           throw diffs;
         }
         diffs = comparePrompts(front, gov);
+        if (only && Deno.env.get("ORACLE_DUMP")) {
+          log(`frontend: ${JSON.stringify(front)}\ngov:      ${JSON.stringify(gov)}`);
+        }
       } catch (e) {
         diffs = Array.isArray(e) ? e : [`the frontend failed on it: ${(e as Error).message}`];
       }

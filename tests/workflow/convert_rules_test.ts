@@ -497,23 +497,25 @@ Deno.test("legacy group node with an outside input and an output used outside", 
     widgets_values: ["area", 128, 96, "center"],
   });
   const save = n("SaveImage", { inputs: [inp("images", "IMAGE", 2)], widgets_values: ["out"] });
+  // Loaded, the group becomes a subgraph: inner nodes take the next ids after last_node_id
+  // (99), 100 and 101, and the instance 102.
   const prompt = workflowToPrompt(
     wf([load, g, save], [[1, load.id, 0, g.id, 0, "IMAGE"], [2, g.id, 0, save.id, 0, "IMAGE"]], {
       groupNodes: { invert_scale: group },
     }),
     INFO,
   );
-  assertEquals(prompt[`${g.id}:0`].inputs, { image: [String(load.id), 0] });
-  assertEquals(prompt[`${g.id}:1`].inputs, {
+  assertEquals(prompt["102:100"].inputs, { image: [String(load.id), 0] });
+  assertEquals(prompt["102:101"].inputs, {
     upscale_method: "area",
     width: 128,
     height: 96,
     crop: "center",
-    image: [`${g.id}:0`, 0],
+    image: ["102:100", 0],
   });
   assertEquals(prompt[String(save.id)].inputs, {
     filename_prefix: "out",
-    images: [`${g.id}:1`, 0],
+    images: ["102:101", 0],
   });
 });
 

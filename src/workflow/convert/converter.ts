@@ -83,7 +83,7 @@ export class Converter {
   }
 
   run(): ApiPrompt {
-    const { definitions, rootNodes } = normalizeSubgraphIds(this.doc);
+    const { definitions, rootNodes, newId } = normalizeSubgraphIds(this.doc);
     this.collectSubgraphs(definitions);
     const root = parseGraph(rootNodes, this.doc.links, "workflow");
     const groupDefs = isObject(this.doc.extra) && isObject(this.doc.extra.groupNodes)
@@ -95,6 +95,7 @@ export class Converter {
       this.objectInfo,
       this.warn,
       (cls, id) => this.noteUnknown(cls, id),
+      newId,
     );
     this.enumerate(root, [], undefined, new Set());
     if (this.unknown.size > 0 && !this.opts.allowUnknown) {

@@ -34,13 +34,19 @@ interface GroupConfig {
   links: unknown[][];
 }
 
-/** Replaces every expandable group node of `graph` by its inner nodes, rewiring links. */
+/**
+ * Replaces every expandable group node of `graph` by its inner nodes, rewiring links.
+ * The frontend converts each legacy group node to a subgraph on load: it pastes the inner
+ * nodes (fresh ids, in definition order) and wraps them in a new instance (the next id), so
+ * inner node i runs as `"<instance>:<inner>"`; `newId` mints ids the way its graph does.
+ */
 export function expandGroupNodes(
   graph: Graph,
   groupDefs: Record<string, unknown>,
   objectInfo: ObjectInfo,
   warn: (m: string) => void,
   noteUnknown: (cls: string, id: string) => void,
+  newId: () => number,
 ) {
   const configs = new Map<string, GroupConfig | undefined>();
   let changed = false;
@@ -52,6 +58,9 @@ export function expandGroupNodes(
       newNodes.push(node);
       continue;
     }
+    const rawNodes = (groupDefs[name] as Record<string, unknown>).nodes;
+    const innerIds = (Array.isArray(rawNodes) ? rawNodes : []).filter(isObject).map(() => newId());
+    const instanceId = newId();
     if (isSkipped(node.mode)) {
       // Not expanded: a muted group emits nothing and a bypassed one passes its inputs on.
       newNodes.push(node);
@@ -66,10 +75,11 @@ export function expandGroupNodes(
       continue;
     }
     changed = true;
-    const prefix = `${node.id}:`;
+    const prefix = `${instanceId}:`;
     const inner: Node[] = config.nodes.map((raw, i) => {
-      const parsed = parseGraph([{ ...raw, id: `${prefix}${i}` }], [], `group node ${node.id}`)
-        .nodes[0];
+      const parsed =
+        parseGraph([{ ...raw, id: `${prefix}${innerIds[i]}` }], [], `group node ${node.id}`)
+          .nodes[0];
       for (const input of parsed.inputs) input.link = null;
       for (const output of parsed.outputs) output.links = [];
       if (!objectInfo[parsed.type] && !FRONTEND_VIRTUAL_CLASSES.has(parsed.type)) {

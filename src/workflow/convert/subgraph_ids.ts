@@ -14,6 +14,8 @@ export interface NormalizedSubgraphs {
   definitions: Record<string, unknown>[];
   /** The root nodes, with promoted-widget references following renumbered inner nodes. */
   rootNodes: unknown[];
+  /** Mints the next node id the way the frontend's graph state does after loading. */
+  newId: () => number;
 }
 
 function flatten(list: unknown, out: Record<string, unknown>[]) {
@@ -47,17 +49,6 @@ function numericId(id: unknown): number | null {
  */
 export function normalizeSubgraphIds(doc: Record<string, unknown>): NormalizedSubgraphs {
   const rootNodes = Array.isArray(doc.nodes) ? doc.nodes : [];
-  const flat: Record<string, unknown>[] = [];
-  if (isObject(doc.definitions)) flatten(doc.definitions.subgraphs, flat);
-  if (flat.length === 0) return { definitions: [], rootNodes };
-  const seenIds = new Set<string>();
-  const definitions = flat.filter((d) => {
-    const id = String(d.id ?? "");
-    if (seenIds.has(id)) return false;
-    seenIds.add(id);
-    return true;
-  }).map((d) => structuredClone(d));
-
   const reserved = new Set<string>();
   const numeric = new Set<number>();
   for (const n of rootNodes) {
@@ -73,12 +64,31 @@ export function normalizeSubgraphIds(doc: Record<string, unknown>): NormalizedSu
     ? doc.state.lastNodeId
     : 0;
   let lastNodeId = Number.isSafeInteger(last) && (last as number) >= 0 ? last as number : 0;
-  const mint = (): number => {
+  const newId = (): number => {
     let next = lastNodeId + 1;
     while (numeric.has(next)) next++;
     lastNodeId = next;
+    numeric.add(next);
     return next;
   };
+  const observeRoot = () => {
+    // Adding the root nodes afterwards raises lastNodeId to the largest id among them.
+    for (const k of numeric) if (k > lastNodeId) lastNodeId = k;
+  };
+
+  const flat: Record<string, unknown>[] = [];
+  if (isObject(doc.definitions)) flatten(doc.definitions.subgraphs, flat);
+  if (flat.length === 0) {
+    observeRoot();
+    return { definitions: [], rootNodes, newId };
+  }
+  const seenIds = new Set<string>();
+  const definitions = flat.filter((d) => {
+    const id = String(d.id ?? "");
+    if (seenIds.has(id)) return false;
+    seenIds.add(id);
+    return true;
+  }).map((d) => structuredClone(d));
 
   const remaps = new Map<string, Map<string, number>>();
   for (const def of definitions) {
@@ -88,10 +98,9 @@ export function normalizeSubgraphIds(doc: Record<string, unknown>): NormalizedSu
       const key = String(node.id);
       const k = numericId(node.id);
       if (reserved.has(key)) {
-        const id = mint();
+        const id = newId();
         remap.set(key, id);
         node.id = id;
-        numeric.add(id);
         reserved.add(String(id));
       } else {
         reserved.add(key);
@@ -120,7 +129,8 @@ export function normalizeSubgraphIds(doc: Record<string, unknown>): NormalizedSu
       if (id !== undefined) widget.id = id;
     }
   }
-  if (remaps.size === 0) return { definitions, rootNodes };
+  observeRoot();
+  if (remaps.size === 0) return { definitions, rootNodes, newId };
 
   // Promoted widgets name inner nodes by id: follow the renumbering.
   const patchNodes = (nodes: unknown[]): unknown[] =>
@@ -138,5 +148,5 @@ export function normalizeSubgraphIds(doc: Record<string, unknown>): NormalizedSu
       return copy;
     });
   for (const def of definitions) if (Array.isArray(def.nodes)) def.nodes = patchNodes(def.nodes);
-  return { definitions, rootNodes: patchNodes(rootNodes) };
+  return { definitions, rootNodes: patchNodes(rootNodes), newId };
 }
