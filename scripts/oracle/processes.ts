@@ -124,10 +124,11 @@ export async function startChromium(
   }).spawn();
   const base = `http://127.0.0.1:${port}`;
   await waitHttp(`${base}/json/version`, process, "chromium");
-  let target: { type: string; url: string; webSocketDebuggerUrl: string } | undefined;
+  type Target = { type: string; url: string; webSocketDebuggerUrl: string };
+  let target: Target | undefined;
   for (let i = 0; i < 100 && !target; i++) {
-    const list = await (await fetch(`${base}/json/list`)).json() as typeof target[];
-    target = list.find((t) => t?.type === "page");
+    const list = await (await fetch(`${base}/json/list`)).json() as Target[];
+    target = list.find((t) => t.type === "page");
     if (!target) await new Promise((r) => setTimeout(r, 100));
   }
   if (!target) throw new Error("chromium opened no page");
