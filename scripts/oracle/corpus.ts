@@ -32,9 +32,21 @@ function jsonFiles(dir: string, filter: (name: string) => boolean): string[] {
     .sort();
 }
 
-/** Lists the corpus and sorts each workflow into compared or skipped. */
-export function buildCorpus(realDir: string, templatesDir: string, info: ObjectInfo): Corpus {
+/**
+ * Lists the corpus and sorts each workflow into compared or skipped; `extraDir` (optional)
+ * adds a folder of workflows, e.g. hand-made cases to ask the frontend about one rule.
+ */
+export function buildCorpus(
+  realDir: string,
+  templatesDir: string,
+  info: ObjectInfo,
+  extraDir?: string,
+): Corpus {
   const files: { name: string; path: string }[] = [
+    ...(extraDir ? jsonFiles(extraDir, (n) => n.endsWith(".json")) : []).map((n) => ({
+      name: `extra/${n}`,
+      path: `${extraDir}/${n}`,
+    })),
     ...jsonFiles(realDir, (n) => n.endsWith(".ui.json")).map((n) => ({
       name: `real/${n}`,
       path: `${realDir}/${n}`,

@@ -26,7 +26,7 @@ import { startChromium, startFakeComfy } from "./processes.ts";
 import type { CdpPage } from "./cdp.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const REAL_DIR = Deno.env.get("GOV_REAL_WORKFLOWS") ?? `${REPO}/../shared/real-workflows`;
+const REAL_DIR = Deno.env.get("ORACLE_REAL_WORKFLOWS") ?? `${REPO}/../shared/real-workflows`;
 const FIXED_TIME = Date.UTC(2024, 4, 6, 7, 8, 9);
 const RANDOM = 0.5;
 
@@ -79,7 +79,7 @@ async function main(): Promise<number> {
   const objectInfoPath = `${REAL_DIR}/object_info.json`;
   const info = JSON.parse(await Deno.readTextFile(objectInfoPath)) as ObjectInfo;
 
-  const corpus = buildCorpus(REAL_DIR, templates, info);
+  const corpus = buildCorpus(REAL_DIR, templates, info, Deno.env.get("ORACLE_EXTRA"));
   const missing = new Map<string, number>();
   for (const s of corpus.skipped) {
     for (const c of s.missing) missing.set(c, (missing.get(c) ?? 0) + 1);
@@ -93,6 +93,9 @@ async function main(): Promise<number> {
   if (top.length) {
     log(`most common missing classes: ${top.map(([c, n]) => `${c} (${n})`).join(", ")}`);
   }
+  const skippedList = corpus.skipped.map((s) => `${s.name}: ${s.missing.join(", ")}\n`).join("");
+  await Deno.writeTextFile(`${tools}/oracle-skipped.txt`, skippedList);
+  log(`skipped workflows and their missing classes: .tools/oracle-skipped.txt`);
   if (Deno.env.get("ORACLE_LIST_SKIPPED")) {
     for (const s of corpus.skipped) log(`  skipped ${s.name}: ${s.missing.join(", ")}`);
   }
