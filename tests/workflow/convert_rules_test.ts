@@ -654,7 +654,7 @@ Deno.test("subgraph instances: bypassed ones pass their input through; IO pass-t
   );
 });
 
-Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length mismatch keeps inner values", () => {
+Deno.test("subgraph proxyWidgets: values pair with entries by position, even when fewer", () => {
   const sg = {
     id: "44444444-0000-0000-0000-000000000004",
     name: "Sampler",
@@ -689,10 +689,12 @@ Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length 
   const prompt = workflowToPrompt(doc([777, "fixed", 12]), INFO);
   assertEquals(prompt["5:3"].inputs.seed, 777);
   assertEquals(prompt["5:3"].inputs.steps, 12);
+  // Fewer values than entries: still paired by position, as the real frontend does; the
+  // second value goes to the seed control (nowhere) and steps has none, so keeps its own.
   const warnings: string[] = [];
-  const kept = workflowToPrompt(doc([777, 12]), INFO, { onWarning: (m) => warnings.push(m) });
-  assertEquals([kept["5:3"].inputs.seed, kept["5:3"].inputs.steps], [1, 20]);
-  assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values/);
+  const short = workflowToPrompt(doc([777, 12]), INFO, { onWarning: (m) => warnings.push(m) });
+  assertEquals([short["5:3"].inputs.seed, short["5:3"].inputs.steps], [777, 20]);
+  assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values; paired by position/);
 });
 
 Deno.test("subgraph node ids already taken are renumbered on load, links and proxyWidgets follow", () => {

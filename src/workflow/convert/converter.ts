@@ -341,8 +341,9 @@ export class Converter {
   /**
    * Newer frontends keep a subgraph instance's promoted widgets as `properties.proxyWidgets`
    * (`[innerNodeId, widgetName]` pairs, `"-1"` for a widget behind a subgraph input) with
-   * the values in `widgets_values`, position by position. When the two lists disagree in
-   * length the pairing is unknowable, so the inner widgets keep their own values.
+   * the values in `widgets_values`. The frontend (1.58's proxy-widget migration) pairs them
+   * by position even when the lengths differ: a missing value leaves the inner widget as it
+   * is, and an entry that names no value widget (a seed control) takes its value nowhere.
    */
   private applyProxyWidgets(instance: Exec) {
     const proxies = instance.node.properties.proxyWidgets;
@@ -352,13 +353,12 @@ export class Converter {
     if (values.length !== proxies.length) {
       this.warn(
         `subgraph node ${instance.id}: ${proxies.length} promoted widgets but ` +
-          `${values.length} values; inner widgets keep their own values`,
+          `${values.length} values; paired by position, as the frontend does`,
       );
-      return;
     }
     instance.proxied = new Map();
     proxies.forEach((entry, i) => {
-      if (!Array.isArray(entry) || entry.length < 2) return;
+      if (!Array.isArray(entry) || entry.length < 2 || values[i] === undefined) return;
       const innerId = String(entry[0]);
       const name = String(entry[1]);
       if (innerId === "-1") {
