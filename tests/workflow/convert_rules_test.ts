@@ -12,6 +12,7 @@ import {
 import { UnknownNodeError, WorkflowError } from "../../src/workflow/errors.ts";
 import { widgetLayout } from "../../src/workflow/object_info.ts";
 import type { ObjectInfo } from "../../src/workflow/object_info.ts";
+import type { ApiPrompt } from "../../src/workflow/types.ts";
 import { realObjectInfo } from "./helpers.ts";
 
 type Slot = { name: string; type: string; link?: number | null; widget?: { name: string } };
@@ -757,4 +758,77 @@ Deno.test("subgraph node ids already taken are renumbered on load, links and pro
   assertEquals(prompt["5:10"].inputs.width, 640);
   assertEquals(prompt["8:11"].inputs.width, 1024);
   assertEquals(doc.definitions.subgraphs[0].nodes[0].id, 5, "the input document is not changed");
+});
+
+Deno.test("promoted subgraph inputs take widgets_values by position; proxyWidgets entries win", () => {
+  // Inner KSampler 3 with seed and steps promoted through subgraph inputs.
+  const sg = {
+    id: "66666666-0000-0000-0000-000000000006",
+    name: "Sampler",
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [
+      { name: "seed", type: "INT", linkIds: [1] },
+      { name: "steps", type: "INT", linkIds: [2] },
+    ],
+    outputs: [],
+    nodes: [{
+      id: 3,
+      type: "KSampler",
+      mode: 0,
+      inputs: [inp("seed", "INT", 1, "seed"), inp("steps", "INT", 2, "steps")],
+      outputs: [out("LATENT", "LATENT")],
+      widgets_values: [1, "randomize", 20, 8, "euler", "normal", 1],
+    }],
+    links: [
+      { id: 1, origin_id: -10, origin_slot: 0, target_id: 3, target_slot: 0, type: "INT" },
+      { id: 2, origin_id: -10, origin_slot: 1, target_id: 3, target_slot: 1, type: "INT" },
+    ],
+  };
+  const doc = (values: unknown[], proxyWidgets?: unknown[]) => ({
+    nodes: [{
+      id: 5,
+      type: sg.id,
+      inputs: [inp("seed", "INT", null, "seed"), inp("steps", "INT", null, "steps")],
+      outputs: [],
+      properties: proxyWidgets ? { proxyWidgets } : {},
+      widgets_values: values,
+    }],
+    links: [],
+    definitions: { subgraphs: [sg] },
+  });
+  const inputs = (p: ApiPrompt) => [p["5:3"].inputs.seed, p["5:3"].inputs.steps];
+  assertEquals(inputs(workflowToPrompt(doc([777, 12]), INFO)), [777, 12]);
+  // A value left for the seed's control is not skipped: the frontend reads it as steps.
+  assertEquals(inputs(workflowToPrompt(doc([777, "fixed", 12]), INFO)), [777, "fixed"]);
+  assertEquals(inputs(workflowToPrompt(doc([777]), INFO)), [777, 20]);
+  // With proxyWidgets, an entry for the input wins; an input without one keeps its
+  // positional value.
+  assertEquals(inputs(workflowToPrompt(doc([5, 6], [["3", "cfg"], ["-1", "steps"]]), INFO)), [
+    5,
+    6,
+  ]);
+});
+
+Deno.test("a muted or bypassed legacy group node still runs: its subgraph does not keep the mode", () => {
+  const group = {
+    nodes: [{
+      id: -1,
+      type: "EmptyLatentImage",
+      index: 0,
+      outputs: [out("LATENT", "LATENT", [])],
+      widgets_values: [64, 64, 1],
+    }],
+    links: [],
+    external: [],
+  };
+  for (const mode of [2, 4]) {
+    const g = n("workflow>latent", { mode, outputs: [out("LATENT", "LATENT")] });
+    const prompt = workflowToPrompt(wf([g], [], { groupNodes: { latent: group } }), INFO);
+    assertEquals(
+      Object.values(prompt).map((p) => p.class_type),
+      ["EmptyLatentImage"],
+      `mode ${mode}`,
+    );
+  }
 });

@@ -29,14 +29,7 @@ import {
   type SubgraphDef,
 } from "./graph.ts";
 import { expandGroupNodes } from "./group_nodes.ts";
-import {
-  type Exec,
-  getterName,
-  instanceInputIndex,
-  type Resolved,
-  subgraphSlotOf,
-  wrap,
-} from "./exec.ts";
+import { type Exec, getterName, instanceInputIndex, type Resolved, wrap } from "./exec.ts";
 import { normalizeSubgraphIds } from "./subgraph_ids.ts";
 import { applyTextReplacements, processDynamicPrompt, SAVE_NODE_TYPES } from "./text.ts";
 
@@ -502,9 +495,8 @@ export class Converter {
 
   /**
    * The value of a subgraph instance's promoted widget for subgraph input `subgraphSlot`:
-   * the instance's own `widgets_values` entry (one per promoted input, in input order; old
-   * files also keep a slot for the inner widget's seed control), else the inner widget's
-   * value.
+   * the instance's own `widgets_values` entry (one per promoted input, in input order), or
+   * its `proxyWidgets` entry, else the inner widget's value.
    */
   private promotedValue(instance: Exec, subgraphSlot: number): { value: unknown } | undefined {
     const interior = this.interiorWidget(instance, subgraphSlot);
@@ -514,34 +506,34 @@ export class Converter {
     if (input?.widgetName !== undefined && instance.applied.has(input.widgetName)) {
       return { value: instance.applied.get(input.widgetName) };
     }
-    if (Array.isArray(instance.node.properties.proxyWidgets)) {
-      // widgets_values pair with proxyWidgets, not with the promoted inputs.
-      const name = input?.name ?? "";
-      const proxied = instance.proxied;
-      return { value: proxied?.has(name) ? proxied.get(name) : interior.value };
-    }
     const raw = instance.node.widgetsValues;
-    if (Array.isArray(raw) && input) {
-      const promoted = instance.node.inputs.filter((i) => i.widgetName !== undefined);
-      const legacy = raw.length > promoted.length;
-      let index = 0;
-      for (const p of promoted) {
-        if (p === input) return { value: raw[index] !== undefined ? raw[index] : interior.value };
-        index += 1;
-        const pSlot = subgraphSlotOf(instance, instance.node.inputs.indexOf(p));
-        if (legacy && this.interiorWidget(instance, pSlot)?.hasControl) index += 1;
-      }
-    } else if (isObject(raw) && input?.widgetName !== undefined && input.widgetName in raw) {
+    // The instance's configure: widgets_values pair with the promoted inputs by position
+    // (1.58 keeps no slot for an inner seed control; an old file that does is read shifted,
+    // as the frontend reads it).
+    const k = input
+      ? instance.node.inputs.filter((i) => i.widgetName !== undefined).indexOf(input)
+      : -1;
+    const configured = Array.isArray(raw) && k >= 0 && raw[k] !== undefined
+      ? { value: raw[k] }
+      : undefined;
+    if (Array.isArray(instance.node.properties.proxyWidgets)) {
+      // A proxy entry for this input wins over what configure gave it.
+      const name = input?.name ?? "";
+      if (instance.proxied?.has(name)) return { value: instance.proxied.get(name) };
+      return configured ?? { value: interior.value };
+    }
+    if (configured) return configured;
+    if (isObject(raw) && input?.widgetName !== undefined && input.widgetName in raw) {
       return { value: raw[input.widgetName] };
     }
     return { value: interior.value };
   }
 
-  /** The inner widget a subgraph input feeds: its value and whether it has a seed control. */
+  /** The inner widget a subgraph input feeds, with its value. */
   private interiorWidget(
     instance: Exec,
     subgraphSlot: number,
-  ): { value: unknown; hasControl: boolean } | undefined {
+  ): { value: unknown } | undefined {
     const sg = instance.subgraph!;
     for (const link of sg.graph.links.values()) {
       if (link.originId !== SUBGRAPH_INPUT_ID || link.originSlot !== subgraphSlot) continue;
@@ -551,11 +543,7 @@ export class Converter {
       if (!inner || !input?.widgetName) continue;
       const values = this.widgetValues(inner);
       if (!values.has(input.widgetName)) continue;
-      const hasControl = !!inner.def &&
-        widgetLayout(inner.def, inner.node.type).some((s) =>
-          s.kind === "control" && s.input?.name === input.widgetName
-        );
-      return { value: values.get(input.widgetName), hasControl };
+      return { value: values.get(input.widgetName) };
     }
     return undefined;
   }

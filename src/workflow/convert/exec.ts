@@ -57,14 +57,3 @@ export function instanceInputIndex(instance: Exec, subgraphSlot: number): number
   if (index < 0) index = inputs.findIndex((i) => i.name === want.name);
   return index < 0 ? subgraphSlot : index;
 }
-
-/** The subgraph input slot an instance input is bound to (by name, else position). */
-export function subgraphSlotOf(instance: Exec, inputIndex: number): number {
-  const input = instance.node.inputs[inputIndex];
-  const inputs = instance.subgraph!.inputs;
-  if (!input) return inputIndex;
-  if (inputs[inputIndex]?.name === input.name) return inputIndex;
-  let k = inputs.findIndex((s) => s.name === input.name && s.type === input.type);
-  if (k < 0) k = inputs.findIndex((s) => s.name === input.name);
-  return k < 0 ? inputIndex : k;
-}

@@ -18,7 +18,6 @@ import {
   FRONTEND_VIRTUAL_CLASSES,
   type Graph,
   isObject,
-  isSkipped,
   type Node,
   parseGraph,
 } from "./graph.ts";
@@ -61,11 +60,8 @@ export function expandGroupNodes(
     const rawNodes = (groupDefs[name] as Record<string, unknown>).nodes;
     const innerIds = (Array.isArray(rawNodes) ? rawNodes : []).filter(isObject).map(() => newId());
     const instanceId = newId();
-    if (isSkipped(node.mode)) {
-      // Not expanded: a muted group emits nothing and a bypassed one passes its inputs on.
-      newNodes.push(node);
-      continue;
-    }
+    // A muted or bypassed group node is expanded all the same: the frontend's conversion to
+    // a subgraph does not carry the group's mode over, so its inner nodes run.
     if (!configs.has(name)) {
       configs.set(name, groupConfig(groupDefs[name] as Record<string, unknown>, objectInfo));
     }

@@ -23,7 +23,9 @@
  *   through as a whole.
  *   A PrimitiveNode writes its value into the widgets it feeds.
  * - Inputs left pointing at nodes that were not emitted are dropped.
- * - Legacy group nodes (`extra.groupNodes`) expand to `"<group id>:<index>"` nodes.
+ * - Legacy group nodes (`extra.groupNodes`) expand the way the frontend converts them to
+ *   subgraphs on load: `"<new instance id>:<new inner id>"`, whatever the group's mode.
+ * - Subgraph inner nodes whose ids are taken are renumbered on load, as the frontend does.
  * - Classes missing from the definitions are reported together ({@linkcode UnknownNodeError});
  *   frontend-only classes are recognised by name ({@linkcode FRONTEND_VIRTUAL_CLASSES},
  *   `virtualClasses`), since gov cannot run the extension code that marks them virtual.
