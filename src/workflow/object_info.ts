@@ -66,6 +66,7 @@ export async function loadObjectInfo(path: string): Promise<ObjectInfo> {
  *
  * @example
  * ```ts
+ * const url = "http://127.0.0.1:8188/object_info";
  * const info = parseObjectInfo(await (await fetch(url)).json(), url);
  * ```
  */
@@ -163,6 +164,7 @@ export function inputInfo(name: string, spec: unknown, optional = false): InputI
  *
  * @example
  * ```ts
+ * const info = await loadObjectInfo("object_info.json");
  * definitionInputs(info.KSampler).filter((i) => i.isWidget).map((i) => i.name);
  * ```
  */
@@ -220,6 +222,7 @@ const layoutCache = new WeakMap<NodeDefinition, WidgetSlot[]>();
  *
  * @example
  * ```ts
+ * const info = await loadObjectInfo("object_info.json");
  * widgetLayout(info.KSampler).map((s) => s.name);
  * // ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"]
  * ```
@@ -299,6 +302,7 @@ export function widgetDefault(input: InputInfo): unknown {
  *
  * @example
  * ```ts
+ * const info = await loadObjectInfo("object_info.json");
  * classTitle(info, "CheckpointLoaderSimple"); // "Load Checkpoint"
  * ```
  */

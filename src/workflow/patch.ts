@@ -40,6 +40,10 @@ export interface ResolvedKey {
  *
  * @example
  * ```ts
+ * import { loadObjectInfo } from "./object_info.ts";
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
+ * const info = await loadObjectInfo("object_info.json");
  * const next = patchPrompt(prompt, [["seed", "random"], ["KSampler.steps", "30"]], info);
  * ```
  */
@@ -107,6 +111,8 @@ export function parseSet(arg: string): [string, string] {
  *
  * @example
  * ```ts
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
  * resolveKey(prompt, "KSampler.seed"); // { nodeId: "3", input: "seed" }
  * ```
  */
@@ -208,6 +214,8 @@ function defaultFor(spec: InputInfo | undefined): unknown {
  *
  * @example
  * ```ts
+ * import { describe } from "./params.ts";
+ * const stepsParam = describe("3", "KSampler", "KSampler", "steps", 20, undefined);
  * coerceValue("steps", stepsParam, "30", Math.random); // 30
  * ```
  */
