@@ -77,10 +77,17 @@ async function compareOne(
   dump: boolean,
 ): Promise<string[]> {
   let front: Record<string, never>;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    front = await frontendPrompt(page, doc);
+    // A workflow that wedges the page (a modal awaiting a click) must not hang CI.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no answer within 60 s")), 60_000);
+    });
+    front = await Promise.race([frontendPrompt(page, doc), timeout]);
   } catch (e) {
     return [`the frontend failed on it: ${(e as Error).message}`];
+  } finally {
+    clearTimeout(timer);
   }
   let gov: Record<string, never>;
   try {
