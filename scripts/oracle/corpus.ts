@@ -32,6 +32,16 @@ function jsonFiles(dir: string, filter: (name: string) => boolean): string[] {
     .sort();
 }
 
+/** Whether gov finds every node class of `doc` in `info` (frontend-only classes aside). */
+export function definesAll(doc: unknown, info: ObjectInfo): boolean {
+  try {
+    workflowToPrompt(structuredClone(doc), info);
+  } catch (e) {
+    if (e instanceof UnknownNodeError) return false;
+  }
+  return true;
+}
+
 /**
  * Lists the corpus and sorts each workflow into compared or skipped; `extraDir` (optional)
  * adds a folder of workflows, e.g. hand-made cases to ask the frontend about one rule.

@@ -19,7 +19,8 @@
 import { toApiPrompt } from "../../src/workflow/convert/mod.ts";
 import type { ObjectInfo } from "../../src/workflow/object_info.ts";
 import { comparePrompts } from "./compare.ts";
-import { buildCorpus } from "./corpus.ts";
+import { buildCorpus, definesAll } from "./corpus.ts";
+import { handMadeCases } from "./cases.ts";
 import { KNOWN_EXCEPTIONS } from "./exceptions.ts";
 import { FRONTEND, installWheel, TEMPLATES } from "./install.ts";
 import { startChromium, startFakeComfy } from "./processes.ts";
@@ -140,7 +141,11 @@ async function main(): Promise<number> {
   let browser: Awaited<ReturnType<typeof startChromium>> | undefined;
   const only = Deno.env.get("ORACLE_ONLY");
   const selected = corpus.compared.filter((e) => !only || e.name.includes(only));
+  const cases = handMadeCases(REAL_DIR).filter((c) =>
+    (!only || c.name.includes(only)) && definesAll(c.doc, info)
+  );
   let identical = 0;
+  let casesSame = 0;
   let unexplained = 0;
   try {
     // The first-run tutorial would open a template browser over the canvas.
@@ -170,24 +175,31 @@ async function main(): Promise<number> {
       } s`,
     );
 
-    for (const entry of selected) {
-      const diffs = await compareOne(page, entry.doc, info, only !== undefined);
-      const known = KNOWN_EXCEPTIONS[entry.name];
-      if (diffs.length === 0) {
-        identical++;
-        log(`same    ${entry.name}${known ? " (listed as an exception: remove the entry)" : ""}`);
-        continue;
+    const run = async (entries: { name: string; doc: unknown }[]) => {
+      let same = 0;
+      for (const entry of entries) {
+        const diffs = await compareOne(page, entry.doc, info, only !== undefined);
+        const known = KNOWN_EXCEPTIONS[entry.name];
+        if (diffs.length === 0) {
+          same++;
+          log(`same    ${entry.name}${known ? " (listed as an exception: remove the entry)" : ""}`);
+          continue;
+        }
+        if (!known) unexplained++;
+        log(`${known ? "known " : "DIFFERS"} ${entry.name}${known ? `: ${known}` : ""}`);
+        for (const d of diffs.slice(0, 12)) log(`          ${d}`);
+        if (diffs.length > 12) log(`          ... ${diffs.length - 12} more`);
       }
-      if (!known) unexplained++;
-      log(`${known ? "known " : "DIFFERS"} ${entry.name}${known ? `: ${known}` : ""}`);
-      for (const d of diffs.slice(0, 12)) log(`          ${d}`);
-      if (diffs.length > 12) log(`          ... ${diffs.length - 12} more`);
-    }
+      return same;
+    };
+    casesSame = await run(cases);
+    identical = await run(selected);
   } finally {
     await browser?.stop();
     await fake.stop();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+  log(`hand-made cases: ${cases.length} compared, ${casesSame} identical`);
   log(`wall time ${((performance.now() - started) / 1000).toFixed(1)} s`);
   log(`frontend oracle: ${selected.length} workflows compared, ${identical} identical`);
   return unexplained > 0 ? 1 : 0;
