@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { loadObjectInfo } from "../../src/workflow/object_info.ts";
-import { workflowToPrompt } from "../../src/workflow/convert.ts";
+import { workflowToPrompt } from "../../src/workflow/convert/mod.ts";
 import { patchPrompt } from "../../src/workflow/patch.ts";
 
 const SHARED = fileURLToPath(new URL("../../../shared/real-workflows/", import.meta.url));

@@ -45,9 +45,7 @@ export async function loadObjectInfo(path: string): Promise<ObjectInfo> {
  *
  * @example
  * ```ts
- * import { parseObjectInfo } from "@/workflow/object_info.ts";
- * declare const url: string;
- *
+ * const url = "http://127.0.0.1:8188/object_info";
  * const info = parseObjectInfo(await (await fetch(url)).json(), url);
  * ```
  */
@@ -147,10 +145,7 @@ export function inputInfo(name: string, spec: unknown, optional = false): InputI
  *
  * @example
  * ```ts
- * import { definitionInputs } from "@/workflow/object_info.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
- * declare const info: ObjectInfo;
- *
+ * const info = await loadObjectInfo("object_info.json");
  * definitionInputs(info.KSampler).filter((i) => i.isWidget).map((i) => i.name);
  * ```
  */
@@ -208,10 +203,7 @@ const layoutCache = new WeakMap<NodeDefinition, WidgetSlot[]>();
  *
  * @example
  * ```ts
- * import { widgetLayout } from "@/workflow/object_info.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
- * declare const info: ObjectInfo;
- *
+ * const info = await loadObjectInfo("object_info.json");
  * widgetLayout(info.KSampler).map((s) => s.name);
  * // ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"]
  * ```
@@ -293,10 +285,7 @@ export function widgetDefault(input: InputInfo): unknown {
  *
  * @example
  * ```ts
- * import { classTitle } from "@/workflow/object_info.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
- * declare const info: ObjectInfo;
- *
+ * const info = await loadObjectInfo("object_info.json");
  * classTitle(info, "CheckpointLoaderSimple"); // "Load Checkpoint"
  * ```
  */

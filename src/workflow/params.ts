@@ -46,13 +46,10 @@ export interface Parameter {
  *
  * @example
  * ```ts
- * import { listParameters } from "@/workflow/params.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
- * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const prompt: ApiPrompt;
- *
- * declare const info: ObjectInfo;
- *
+ * import { loadObjectInfo } from "./object_info.ts";
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
+ * const info = await loadObjectInfo("object_info.json");
  * for (const p of listParameters(prompt, info)) console.log(p.key, p.type, p.value);
  * // 3.seed INT 8566257 ...
  * ```

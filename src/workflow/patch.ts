@@ -40,13 +40,10 @@ export interface ResolvedKey {
  *
  * @example
  * ```ts
- * import { patchPrompt } from "@/workflow/patch.ts";
- * import { type ObjectInfo } from "@/workflow/object_info.ts";
- * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const prompt: ApiPrompt;
- *
- * declare const info: ObjectInfo;
- *
+ * import { loadObjectInfo } from "./object_info.ts";
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
+ * const info = await loadObjectInfo("object_info.json");
  * const next = patchPrompt(prompt, [["seed", "random"], ["KSampler.steps", "30"]], info);
  * ```
  */
@@ -116,10 +113,8 @@ export function parseSet(arg: string): [string, string] {
  *
  * @example
  * ```ts
- * import { resolveKey } from "@/workflow/patch.ts";
- * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const prompt: ApiPrompt;
- *
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
  * resolveKey(prompt, "KSampler.seed"); // { nodeId: "3", input: "seed" }
  * ```
  */
@@ -221,10 +216,8 @@ function defaultFor(spec: InputInfo | undefined): unknown {
  *
  * @example
  * ```ts
- * import { coerceValue } from "@/workflow/patch.ts";
- * import { type Parameter } from "@/workflow/params.ts";
- * declare const stepsParam: Parameter;
- *
+ * import { describe } from "./params.ts";
+ * const stepsParam = describe("3", "KSampler", "KSampler", "steps", 20, undefined);
  * coerceValue("steps", stepsParam, "30", Math.random); // 30
  * ```
  */

@@ -44,10 +44,8 @@ const MODEL_FILE = /\.(safetensors|ckpt|pt|pth|bin|gguf|sft|onnx|pkl)$/i;
  *
  * @example
  * ```ts
- * import { promptRequirements } from "@/workflow/requirements.ts";
- * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const prompt: ApiPrompt;
- *
+ * import type { ApiPrompt } from "./types.ts";
+ * const prompt: ApiPrompt = JSON.parse(await Deno.readTextFile("prompt.json"));
  * promptRequirements(prompt);
  * // { classTypes: ["CheckpointLoaderSimple", "KSampler", ...],
  * //   models: [{ input: "ckpt_name", name: "v1-5-pruned-emaonly.safetensors", nodeId: "4" }] }

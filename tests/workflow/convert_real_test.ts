@@ -3,7 +3,7 @@
  * object_info.json, with expected prompts worked out by hand from the frontend's rules.
  */
 import { assertEquals, assertThrows, assertTrue } from "../helpers/assert.ts";
-import { isApiPrompt, toApiPrompt, workflowToPrompt } from "../../src/workflow/convert.ts";
+import { isApiPrompt, toApiPrompt, workflowToPrompt } from "../../src/workflow/convert/mod.ts";
 import { UnknownNodeError, WorkflowError } from "../../src/workflow/errors.ts";
 import type { ApiPrompt } from "../../src/workflow/types.ts";
 import { extendedObjectInfo, realObjectInfo, realWorkflow, realWorkflowFiles } from "./helpers.ts";
@@ -130,40 +130,42 @@ Deno.test("frontend_combo_control_widget: control and filter values stay out of 
   });
 });
 
-Deno.test("frontend_group_node_v1.3.3: inner nodes get <group id>:<index> ids", async () => {
+Deno.test("frontend_group_node_v1.3.3: converted to a subgraph on load: inner nodes get fresh ids", async () => {
   const info = await realObjectInfo();
   const doc = await realWorkflow("frontend_group_node_v1.3.3.ui.json");
+  // The frontend turns the group node (id 10, last_node_id 10) into a subgraph: its seven
+  // inner nodes are pasted as 11..17 and the new instance is 18.
   const expected: ApiPrompt = {
-    "10:0": node("EmptyLatentImage", "Empty Latent Image", {
+    "18:11": node("EmptyLatentImage", "Empty Latent Image", {
       width: 512,
       height: 512,
       batch_size: 1,
     }),
-    "10:1": node("CheckpointLoaderSimple", "Load Checkpoint", {
+    "18:12": node("CheckpointLoaderSimple", "Load Checkpoint", {
       ckpt_name: "v1-5-pruned-emaonly.ckpt",
     }),
-    "10:2": node("CLIPTextEncode", "CLIP Text Encode (Prompt)", {
+    "18:13": node("CLIPTextEncode", "CLIP Text Encode (Prompt)", {
       text: PROMPT_TEXT,
-      clip: ["10:1", 1],
+      clip: ["18:12", 1],
     }),
-    "10:3": node("CLIPTextEncode", "CLIP Text Encode (Prompt)", {
+    "18:14": node("CLIPTextEncode", "CLIP Text Encode (Prompt)", {
       text: "text, watermark",
-      clip: ["10:1", 1],
+      clip: ["18:12", 1],
     }),
-    "10:4": node("KSampler", "KSampler", {
+    "18:15": node("KSampler", "KSampler", {
       seed: 156680208700286,
       steps: 20,
       cfg: 8,
       sampler_name: "euler",
       scheduler: "normal",
       denoise: 1,
-      model: ["10:1", 0],
-      positive: ["10:2", 0],
-      negative: ["10:3", 0],
-      latent_image: ["10:0", 0],
+      model: ["18:12", 0],
+      positive: ["18:13", 0],
+      negative: ["18:14", 0],
+      latent_image: ["18:11", 0],
     }),
-    "10:5": node("VAEDecode", "VAE Decode", { samples: ["10:4", 0], vae: ["10:1", 2] }),
-    "10:6": node("SaveImage", "Save Image", { filename_prefix: "ComfyUI", images: ["10:5", 0] }),
+    "18:16": node("VAEDecode", "VAE Decode", { samples: ["18:15", 0], vae: ["18:12", 2] }),
+    "18:17": node("SaveImage", "Save Image", { filename_prefix: "ComfyUI", images: ["18:16", 0] }),
   };
   assertEquals(workflowToPrompt(doc, info), expected);
   // The group node's own widgets_values (concatenated inner widgets) win over the copies
@@ -172,8 +174,8 @@ Deno.test("frontend_group_node_v1.3.3: inner nodes get <group id>:<index> ids", 
   group.widgets_values[8] = 33;
   group.widgets_values[13] = "grouped";
   const prompt = workflowToPrompt(doc, info);
-  assertEquals(prompt["10:4"].inputs.steps, 33);
-  assertEquals(prompt["10:6"].inputs.filename_prefix, "grouped");
+  assertEquals(prompt["18:15"].inputs.steps, 33);
+  assertEquals(prompt["18:17"].inputs.filename_prefix, "grouped");
 });
 
 Deno.test("frontend_basic_subgraph: inner nodes get <instance>:<inner> ids", async () => {
@@ -182,7 +184,8 @@ Deno.test("frontend_basic_subgraph: inner nodes get <instance>:<inner> ids", asy
     await realObjectInfo(),
   );
   // The instance's `positive` input is not connected outside, so the inner KSampler gets
-  // no positive; VAEEncode's inputs are unconnected.
+  // no positive; VAEEncode's inputs are unconnected. Its id 2 is the instance's, so the
+  // frontend renumbers it on load to last_node_id + 1 (3), as the frontend oracle showed.
   assertEquals(prompt, {
     "2:1": node("KSampler", "KSampler", {
       seed: 0,
@@ -192,7 +195,7 @@ Deno.test("frontend_basic_subgraph: inner nodes get <instance>:<inner> ids", asy
       scheduler: "simple",
       denoise: 1,
     }),
-    "2:2": node("VAEEncode", "VAE Encode", {}),
+    "2:3": node("VAEEncode", "VAE Encode", {}),
   });
 });
 

@@ -8,10 +8,11 @@ import {
   processDynamicPrompt,
   toApiPrompt,
   workflowToPrompt,
-} from "../../src/workflow/convert.ts";
+} from "../../src/workflow/convert/mod.ts";
 import { UnknownNodeError, WorkflowError } from "../../src/workflow/errors.ts";
 import { widgetLayout } from "../../src/workflow/object_info.ts";
 import type { ObjectInfo } from "../../src/workflow/object_info.ts";
+import type { ApiPrompt } from "../../src/workflow/types.ts";
 import { realObjectInfo } from "./helpers.ts";
 
 type Slot = { name: string; type: string; link?: number | null; widget?: { name: string } };
@@ -497,23 +498,25 @@ Deno.test("legacy group node with an outside input and an output used outside", 
     widgets_values: ["area", 128, 96, "center"],
   });
   const save = n("SaveImage", { inputs: [inp("images", "IMAGE", 2)], widgets_values: ["out"] });
+  // Loaded, the group becomes a subgraph: inner nodes take the next ids after last_node_id
+  // (99), 100 and 101, and the instance 102.
   const prompt = workflowToPrompt(
     wf([load, g, save], [[1, load.id, 0, g.id, 0, "IMAGE"], [2, g.id, 0, save.id, 0, "IMAGE"]], {
       groupNodes: { invert_scale: group },
     }),
     INFO,
   );
-  assertEquals(prompt[`${g.id}:0`].inputs, { image: [String(load.id), 0] });
-  assertEquals(prompt[`${g.id}:1`].inputs, {
+  assertEquals(prompt["102:100"].inputs, { image: [String(load.id), 0] });
+  assertEquals(prompt["102:101"].inputs, {
     upscale_method: "area",
     width: 128,
     height: 96,
     crop: "center",
-    image: [`${g.id}:0`, 0],
+    image: ["102:100", 0],
   });
   assertEquals(prompt[String(save.id)].inputs, {
     filename_prefix: "out",
-    images: [`${g.id}:1`, 0],
+    images: ["102:101", 0],
   });
 });
 
@@ -652,7 +655,7 @@ Deno.test("subgraph instances: bypassed ones pass their input through; IO pass-t
   );
 });
 
-Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length mismatch keeps inner values", () => {
+Deno.test("subgraph proxyWidgets: values pair with entries by position, even when fewer", () => {
   const sg = {
     id: "44444444-0000-0000-0000-000000000004",
     name: "Sampler",
@@ -687,8 +690,145 @@ Deno.test("subgraph proxyWidgets: promoted values by [inner id, widget], length 
   const prompt = workflowToPrompt(doc([777, "fixed", 12]), INFO);
   assertEquals(prompt["5:3"].inputs.seed, 777);
   assertEquals(prompt["5:3"].inputs.steps, 12);
+  // Fewer values than entries: still paired by position, as the real frontend does; the
+  // second value goes to the seed control (nowhere) and steps has none, so keeps its own.
   const warnings: string[] = [];
-  const kept = workflowToPrompt(doc([777, 12]), INFO, { onWarning: (m) => warnings.push(m) });
-  assertEquals([kept["5:3"].inputs.seed, kept["5:3"].inputs.steps], [1, 20]);
-  assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values/);
+  const short = workflowToPrompt(doc([777, 12]), INFO, { onWarning: (m) => warnings.push(m) });
+  assertEquals([short["5:3"].inputs.seed, short["5:3"].inputs.steps], [777, 20]);
+  assertMatch(warnings.join("\n"), /3 promoted widgets but 2 values; paired by position/);
+});
+
+Deno.test("subgraph node ids already taken are renumbered on load, links and proxyWidgets follow", () => {
+  // A definition's inner node 5 collides with the root instance 5: the frontend renumbers
+  // it to last_node_id + 1, skipping ids in use; a second definition's 5 collides too.
+  const sg = (id: string, name: string) => ({
+    id,
+    name,
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [],
+    outputs: [{ name: "LATENT", type: "LATENT", linkIds: [1] }],
+    nodes: [{
+      id: 5,
+      type: "EmptyLatentImage",
+      mode: 0,
+      inputs: [],
+      outputs: [out("LATENT", "LATENT", [1])],
+      widgets_values: [64, 64, 1],
+    }],
+    links: [{
+      id: 1,
+      origin_id: 5,
+      origin_slot: 0,
+      target_id: -20,
+      target_slot: 0,
+      type: "LATENT",
+    }],
+  });
+  const a = sg("55555555-0000-0000-0000-00000000000a", "A");
+  const b = sg("55555555-0000-0000-0000-00000000000b", "B");
+  const instance = (id: number, type: string, link: number) => ({
+    id,
+    type,
+    mode: 0,
+    inputs: [],
+    outputs: [out("LATENT", "LATENT", [link])],
+    properties: { proxyWidgets: [["5", "width"]] },
+    widgets_values: [128 * id],
+  });
+  const decode = (id: number, link: number) => ({
+    id,
+    type: "VAEDecode",
+    mode: 0,
+    inputs: [inp("samples", "LATENT", link), inp("vae", "VAE")],
+    outputs: [out("IMAGE", "IMAGE")],
+  });
+  const doc = {
+    version: 0.4,
+    last_node_id: 7,
+    nodes: [instance(5, a.id, 10), instance(8, b.id, 11), decode(6, 10), decode(9, 11)],
+    links: [[10, 5, 0, 6, 0, "LATENT"], [11, 8, 0, 9, 0, "LATENT"]],
+    definitions: { subgraphs: [a, b] },
+  };
+  const prompt = workflowToPrompt(doc, INFO);
+  // A's 5 becomes 10 (8 and 9 are taken by root nodes); B's 5 still collides with the
+  // root 5 and takes the next free id, 11.
+  assertEquals(Object.keys(prompt).sort(), ["5:10", "6", "8:11", "9"]);
+  assertEquals(prompt["6"].inputs.samples, ["5:10", 0]);
+  assertEquals(prompt["5:10"].inputs.width, 640);
+  assertEquals(prompt["8:11"].inputs.width, 1024);
+  assertEquals(doc.definitions.subgraphs[0].nodes[0].id, 5, "the input document is not changed");
+});
+
+Deno.test("promoted subgraph inputs take widgets_values by position; proxyWidgets entries win", () => {
+  // Inner KSampler 3 with seed and steps promoted through subgraph inputs.
+  const sg = {
+    id: "66666666-0000-0000-0000-000000000006",
+    name: "Sampler",
+    inputNode: { id: -10 },
+    outputNode: { id: -20 },
+    inputs: [
+      { name: "seed", type: "INT", linkIds: [1] },
+      { name: "steps", type: "INT", linkIds: [2] },
+    ],
+    outputs: [],
+    nodes: [{
+      id: 3,
+      type: "KSampler",
+      mode: 0,
+      inputs: [inp("seed", "INT", 1, "seed"), inp("steps", "INT", 2, "steps")],
+      outputs: [out("LATENT", "LATENT")],
+      widgets_values: [1, "randomize", 20, 8, "euler", "normal", 1],
+    }],
+    links: [
+      { id: 1, origin_id: -10, origin_slot: 0, target_id: 3, target_slot: 0, type: "INT" },
+      { id: 2, origin_id: -10, origin_slot: 1, target_id: 3, target_slot: 1, type: "INT" },
+    ],
+  };
+  const doc = (values: unknown[], proxyWidgets?: unknown[]) => ({
+    nodes: [{
+      id: 5,
+      type: sg.id,
+      inputs: [inp("seed", "INT", null, "seed"), inp("steps", "INT", null, "steps")],
+      outputs: [],
+      properties: proxyWidgets ? { proxyWidgets } : {},
+      widgets_values: values,
+    }],
+    links: [],
+    definitions: { subgraphs: [sg] },
+  });
+  const inputs = (p: ApiPrompt) => [p["5:3"].inputs.seed, p["5:3"].inputs.steps];
+  assertEquals(inputs(workflowToPrompt(doc([777, 12]), INFO)), [777, 12]);
+  // A value left for the seed's control is not skipped: the frontend reads it as steps.
+  assertEquals(inputs(workflowToPrompt(doc([777, "fixed", 12]), INFO)), [777, "fixed"]);
+  assertEquals(inputs(workflowToPrompt(doc([777]), INFO)), [777, 20]);
+  // With proxyWidgets, an entry for the input wins; an input without one keeps its
+  // positional value.
+  assertEquals(inputs(workflowToPrompt(doc([5, 6], [["3", "cfg"], ["-1", "steps"]]), INFO)), [
+    5,
+    6,
+  ]);
+});
+
+Deno.test("a muted or bypassed legacy group node still runs: its subgraph does not keep the mode", () => {
+  const group = {
+    nodes: [{
+      id: -1,
+      type: "EmptyLatentImage",
+      index: 0,
+      outputs: [out("LATENT", "LATENT", [])],
+      widgets_values: [64, 64, 1],
+    }],
+    links: [],
+    external: [],
+  };
+  for (const mode of [2, 4]) {
+    const g = n("workflow>latent", { mode, outputs: [out("LATENT", "LATENT")] });
+    const prompt = workflowToPrompt(wf([g], [], { groupNodes: { latent: group } }), INFO);
+    assertEquals(
+      Object.values(prompt).map((p) => p.class_type),
+      ["EmptyLatentImage"],
+      `mode ${mode}`,
+    );
+  }
 });

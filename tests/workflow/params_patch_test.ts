@@ -3,7 +3,7 @@
  * backend, and the seed plan's roundtrip (UI workflow -> prompt -> params -> patch).
  */
 import { assertEquals, assertMatch, assertThrows, assertTrue } from "../helpers/assert.ts";
-import { toApiPrompt, workflowToPrompt } from "../../src/workflow/convert.ts";
+import { toApiPrompt, workflowToPrompt } from "../../src/workflow/convert/mod.ts";
 import { ParameterError } from "../../src/workflow/errors.ts";
 import { listParameters } from "../../src/workflow/params.ts";
 import { parseSet, patchPrompt, resolveKey } from "../../src/workflow/patch.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert/mod.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
 import {

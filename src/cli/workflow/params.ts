@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert/mod.ts";
 import { listParameters, type Parameter } from "../../workflow/params.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { NotFoundError, UsageError } from "../../errors.ts";
-import { needsObjectInfo, toApiPrompt } from "../../workflow/convert.ts";
+import { needsObjectInfo, toApiPrompt } from "../../workflow/convert/mod.ts";
 import { parseSet, patchPrompt } from "../../workflow/patch.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";

@@ -149,7 +149,7 @@ export function promptRequest(prompt: ApiPrompt, workflow: unknown): Record<stri
  * ```ts
  * import { warningPrinter } from "@/cli/workflow/shared.ts";
  * import { type Io } from "@/cli/io.ts";
- * import { toApiPrompt } from "@/workflow/convert.ts";
+ * import { toApiPrompt } from "@/workflow/convert/mod.ts";
  * import { type ObjectInfo } from "@/workflow/object_info.ts";
  * import { type UiWorkflow } from "@/workflow/types.ts";
  * declare const doc: UiWorkflow;
