@@ -33,6 +33,11 @@ export interface FetchRegistryNodeOptions extends UnpackLimits {
   maxArchiveBytes?: number;
   /** Time bound of the download. */
   downloadTimeoutMs?: number;
+  /**
+   * Temporary folder to unpack into before renaming to `dest` (must not exist); see
+   * `UnpackOptions.staging`. `gov node add` passes the path it journals.
+   */
+  staging?: string;
   /** Time bound of each API request. */
   apiTimeoutMs?: number;
   /** The fetch to use (tests). */
@@ -170,6 +175,7 @@ export async function fetchRegistryNode(
     archive: `${id}-${info.version}.zip`,
     maxEntries: opts.maxEntries,
     maxTotalBytes: opts.maxTotalBytes,
+    staging: opts.staging,
   });
   return {
     id,

@@ -19,6 +19,18 @@ export interface UnpackLimits {
   maxTotalBytes?: number;
 }
 
+/** Options of {@link unpackZipSafely}. */
+export interface UnpackOptions extends UnpackLimits {
+  /** Name of the archive in error messages. */
+  archive?: string;
+  /**
+   * The temporary folder to unpack into before the rename (must not exist; same file
+   * system as `dest`). Default: a fresh `.gov-unpack-*` folder beside `dest`. A caller that
+   * journals its steps passes its own, so recovery knows what to remove.
+   */
+  staging?: string;
+}
+
 /** Default entry bound. */
 export const DEFAULT_MAX_ENTRIES = 20_000;
 /** Default total uncompressed bound. */
@@ -197,8 +209,9 @@ async function entryData(zip: Uint8Array, e: Entry, archive: string): Promise<Ui
 
 /**
  * Unpacks `zip` into the new folder `dest` (which must not exist), safely: the archive is
- * checked whole first, unpacked into a temporary sibling, then renamed into place, so `dest`
- * either appears complete or not at all. Returns the number of files written.
+ * checked whole first, unpacked into a temporary folder (`opts.staging`, else a sibling of
+ * `dest`), then renamed into place, so `dest` either appears complete or not at all.
+ * Returns the number of files written.
  *
  * @example
  * ```ts
@@ -211,7 +224,7 @@ async function entryData(zip: Uint8Array, e: Entry, archive: string): Promise<Ui
 export async function unpackZipSafely(
   zip: Uint8Array,
   dest: string,
-  opts: UnpackLimits & { archive?: string } = {},
+  opts: UnpackOptions = {},
 ): Promise<number> {
   const archive = opts.archive ?? "archive";
   const limits = {
@@ -227,7 +240,15 @@ export async function unpackZipSafely(
   }
   const parent = dirname(dest);
   await Deno.mkdir(parent, { recursive: true });
-  const tmp = await Deno.makeTempDir({ dir: parent, prefix: ".gov-unpack-" });
+  let tmp: string;
+  if (opts.staging !== undefined) {
+    tmp = opts.staging;
+    await Deno.mkdir(dirname(tmp), { recursive: true });
+    // Not recursive: a staging folder that already exists is someone else's.
+    await Deno.mkdir(tmp);
+  } else {
+    tmp = await Deno.makeTempDir({ dir: parent, prefix: ".gov-unpack-" });
+  }
   let files = 0;
   try {
     for (const e of entries) {
