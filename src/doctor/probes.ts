@@ -1,10 +1,9 @@
 /**
- * What `gov doctor` looks at, injectable: programs, HTTP, the clock, process liveness, the
- * listeners of a port, and `/proc`. Tests replace these to check a host in milliseconds.
+ * What `gov doctor` looks at, injectable: programs, HTTP, the clock, process liveness, and
+ * the listeners of a port. Tests replace these to check a host in milliseconds.
  *
  * @module
  */
-import { join } from "node:path";
 import { isPidAlive, runProcess } from "../process/run.ts";
 import { isPortOpen } from "../net/port.ts";
 import { portListenerPids, processInfo } from "../supervisor/procinfo.ts";
@@ -37,59 +36,6 @@ export interface DoctorProbes {
 }
 
 /**
- * Pids listening on `port`, read from `/proc` (`net/tcp*` for the socket inode, then each
- * process's `fd/` for who holds it); `undefined` when `/proc` cannot tell (another user's
- * process, no procfs).
- *
- * @example
- * ```ts
- * import { procPortListeners } from "@/doctor/probes.ts";
- *
- * const pids = await procPortListeners(8188, "/proc");
- * ```
- */
-export async function procPortListeners(
-  port: number,
-  procRoot = "/proc",
-): Promise<number[] | undefined> {
-  const inodes = new Set<string>();
-  for (const f of ["net/tcp", "net/tcp6"]) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(join(procRoot, f));
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      // local_address is HEX_IP:HEX_PORT; state 0A is LISTEN.
-      if (cols.length < 10 || cols[3] !== "0A") continue;
-      if (parseInt(cols[1].split(":")[1], 16) === port) inodes.add(cols[9]);
-    }
-  }
-  if (inodes.size === 0) return undefined;
-  const pids: number[] = [];
-  try {
-    for await (const e of Deno.readDir(procRoot)) {
-      if (!/^\d+$/.test(e.name)) continue;
-      try {
-        for await (const fd of Deno.readDir(join(procRoot, e.name, "fd"))) {
-          const link = await Deno.readLink(join(procRoot, e.name, "fd", fd.name)).catch(() => "");
-          const m = /^socket:\[(\d+)\]$/.exec(link);
-          if (m && inodes.has(m[1])) {
-            pids.push(Number(e.name));
-            break;
-          }
-        }
-      } catch { /* another user's process */ }
-    }
-  } catch {
-    return undefined;
-  }
-  return pids.length ? pids : undefined;
-}
-
-/**
  * The real host.
  *
  * @example
@@ -114,8 +60,8 @@ export function hostProbes(): DoctorProbes {
     now: () => Date.now(),
     pidAlive: (pid) => isPidAlive(pid),
     portOpen: (port) => isPortOpen("127.0.0.1", port, 1000),
-    portListeners: async (port) =>
-      (await procPortListeners(port)) ?? (await portListenerPids(port)),
+    // `ss -p`: Deno grants /proc/<pid>/fd only with --allow-all, which gov does not ask for.
+    portListeners: (port) => portListenerPids(port),
     processCommand: async (pid) => (await processInfo(pid))?.args,
     getenv: (name) => Deno.env.get(name),
   };

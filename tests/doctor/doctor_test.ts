@@ -306,3 +306,22 @@ Deno.test("backends.toml: a backend that answers and one that does not", async (
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("the port, on the real host: a listener of this process is named by pid and command", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const root = await workspace({ prod: { config: `[comfyui]\nargs = ["--port", "${port}"]\n` } });
+  try {
+    const real = probes(healthyPrograms());
+    delete real.portOpen;
+    delete real.portListeners;
+    delete real.processCommand;
+    const r = await runDoctor({ workspace: workspaceAt(root), probes: real });
+    const f = byCheck(r.findings, `port ${port}`);
+    assertEquals(f.level, "error");
+    assertMatch(f.message, new RegExp(`^held by pid ${Deno.pid} \\(.*deno.*\\): gov run cannot`));
+  } finally {
+    listener.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
