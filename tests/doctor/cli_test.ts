@@ -37,6 +37,37 @@ Deno.test("gov doctor --json: healthy workspace exits 0, broken one exits 1 nami
     assertEquals(h.findings.find((f) => f.check === `port ${port}`)?.message, "free");
     assertTrue(h.findings.some((f) => f.check === "uv" && f.level === "ok"));
 
+    // A gov killed in the middle of `node add` left its journal and a partial clone: doctor
+    // names the leftover, and reading the environment recovers it as any gov command would.
+    const dead = new Deno.Command("true").spawn();
+    await dead.status;
+    const tmp = join(env, "ComfyUI", ".gov-clone-ghost-ab12");
+    await Deno.mkdir(tmp);
+    const at = new Date().toISOString();
+    await Deno.writeTextFile(
+      join(env, "state", "journal.json"),
+      JSON.stringify({
+        version: 1,
+        op: "node-add",
+        op_id: "node-add-test",
+        pid: dead.pid,
+        started_at: at,
+        step: "begun",
+        steps: [{ step: "begun", at }],
+        data: { node_id: "ghost", tmp, target: join(env, "ComfyUI", "custom_nodes", "ghost") },
+      }),
+    );
+    const leftover = await gov(["doctor", "--workspace", root, "--json"], {
+      env: await uvEnv(),
+      timeoutMs: 120_000,
+    });
+    assertEquals(leftover.code, 0, leftover.stdout);
+    const l = JSON.parse(leftover.stdout) as Report;
+    const rec = l.findings.find((f) => f.check === "env prod: recovery");
+    assertEquals(rec?.level, "note", leftover.stdout);
+    assertMatch(rec!.message, /undid interrupted `gov node add ghost`/);
+    assertEquals(await Deno.stat(tmp).catch(() => null), null);
+
     // Break it: ComfyUI's main.py gone, uv.lock edited behind gov's back.
     await Deno.remove(join(env, "ComfyUI", "main.py"));
     await Deno.writeTextFile(join(env, "uv.lock"), "# edited by hand\n", { append: true });
