@@ -15,12 +15,14 @@ import { commands as workflowCommands } from "./workflow/mod.ts";
 import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
 import { statusCommand } from "./status.ts";
+import { doctorCommand } from "./doctor.ts";
 import { cliWording } from "./wording.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
   ...supervisorCommands,
   statusCommand,
+  doctorCommand,
   ...envCommands,
   ...workflowCommands,
   ...backendCommands,

@@ -15,7 +15,13 @@
  * crash_limit = 3               # crashes within crash_window before gov gives up
  * crash_window = 300            # seconds
  * lock_timeout = 300            # seconds after which an unrefreshed .switch.lock is stale
+ *
+ * [registry]
+ * url = "https://api.comfy.org" # Comfy Registry for `gov node add <id>[@version]`
  * ```
+ *
+ * The `[registry]` table is read by `src/registry/settings.ts`, which the governance layer
+ * imports without importing the supervisor.
  *
  * @module
  */
