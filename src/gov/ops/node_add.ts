@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { GovError, InvalidInputError, ToolError, UsageError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess, SpawnError } from "../../process/run.ts";
-import { validateName } from "../../workspace/names.ts";
+import { validateName, validateNodeId } from "../../workspace/names.ts";
 import { timedStep } from "../../uv/driver.ts";
 import { beginJournal, type JournalHandle } from "../state/journal.ts";
 import { nodeGroup } from "../state/pyproject.ts";
@@ -69,7 +69,7 @@ async function git(
  * ```
  */
 export function checkNodeAdd(id: string, src: NodeSource): void {
-  validateName("custom node id", id);
+  validateNodeId(id);
   if (!src.url || src.url.startsWith("-") || /[\0\n]/.test(src.url)) {
     throw new UsageError(`invalid git URL '${src.url}'`, {
       hint: "pass a clone URL or path, e.g. https://github.com/owner/repo",

@@ -239,7 +239,10 @@ async function judgeImportFailures(
   const ignored: string[] = [];
   for (const f of failures) {
     const pending = f !== nodeId && reg.plugins[f] !== undefined && !(nodeGroup(f) in groups) &&
-      (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length > 0;
+      (await nodeRequirements(join(ctx.paths.customNodesDir, f)).then(
+        (r) => r.requirements.length > 0,
+        () => false,
+      ));
     (pending ? ignored : counted).push(f);
   }
   return { counted, ignored };
@@ -256,6 +259,10 @@ async function buildAndRun(
   const group = nodeGroup(tx.node_id);
   const nodeDir = join(p.customNodesDir, tx.node_id);
   const reqs = await nodeRequirements(nodeDir);
+  // Lines uv never sees must not vanish silently: a node whose only line is an index URL
+  // or `-e .` would otherwise "complete" with none of what it meant to install.
+  tx.warnings = reqs.ignoredOptions.map((o) => `requirement line not passed to uv: ${o}`);
+  for (const w of tx.warnings) ctx.note(w);
   tx.requirements = reqs.requirements;
   tx.requirements_sha256 = reqs.sha256;
   const candidate = tx.candidate_env;
