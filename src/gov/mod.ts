@@ -60,6 +60,7 @@ export type {
 export {
   CoreImpactError,
   NeedsResolutionError,
+  NoSuchVersionError,
   PromoteFailedError,
   PromoteGateError,
   RemoveFailedError,

@@ -18,6 +18,7 @@ import { exists, readTextIfExists, writeFileAtomic, writeJsonAtomic } from "../.
 import { type Environment, loadEnvironment } from "../../workspace/environment.ts";
 import { type GovContext, type GovOptions, makeContext } from "../steps/context.ts";
 import { syncProd } from "../steps/prod.ts";
+import { missingVersionOf } from "../steps/workdir.ts";
 import { requireGovManagedPython } from "../steps/guards.ts";
 import {
   parseRequirementsText,
@@ -173,7 +174,9 @@ export async function init(
       created.push(d.slice(p.dir.length + 1) + "/");
     }
   }
-  if (!(await exists(p.plugins))) {
+  // An initialised environment without its registry is refused (readPlugins says how to
+  // restore it): writing an empty one would forget every node.
+  if (!(await exists(p.plugins)) && !already) {
     await writeJsonAtomic(p.plugins, { version: 1, plugins: {} });
     created.push("state/plugins.json");
   } else {
@@ -214,7 +217,11 @@ export async function init(
     }
   }
   const uv = ctx.uv();
-  await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
+  try {
+    await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
+  } catch (err) {
+    throw missingVersionOf(err) ?? err;
+  }
   const prod = await syncProd(ctx);
   let snapshot: string | null = null;
   if ((await readSnapshotIndex(p)).snapshots.length === 0) {

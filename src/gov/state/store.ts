@@ -5,8 +5,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ConfigError, NotFoundError } from "../../errors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { join } from "node:path";
+import { ConfigError, GovError, NotFoundError } from "../../errors.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
 import { readJsonFile } from "../../fs/json.ts";
 import { validateName } from "../../workspace/names.ts";
 import { conflictPath, type GovPaths, txPath } from "./paths.ts";
@@ -89,7 +90,40 @@ export async function fileSha256(path: string): Promise<string | null> {
 }
 
 /**
- * The plugin registry; an empty one when the file does not exist yet.
+ * The registry of an initialised environment is missing. Read as empty, the next write would
+ * forget every registered node (and their dependency groups could never be removed).
+ */
+export class MissingRegistryError extends GovError {
+  constructor(path: string, snapshot?: string) {
+    super(`${path} is missing, though the environment is initialised; gov changed nothing`, {
+      hint: snapshot
+        ? `restore it from the newest snapshot: cp ${snapshot} ${path}`
+        : `restore it from a backup (an empty registry is {"version": 1, "plugins": {}}, but it forgets every registered node)`,
+    });
+    this.name = "MissingRegistryError";
+  }
+}
+
+async function newestSnapshotRegistry(p: GovPaths): Promise<string | undefined> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(p.snapshotsDir)) {
+      if (e.isDirectory && e.name.startsWith("snap-")) names.push(e.name);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  for (const n of names.sort().reverse()) {
+    const f = join(p.snapshotsDir, n, "plugins.json");
+    if (await exists(f)) return f;
+  }
+  return undefined;
+}
+
+/**
+ * The plugin registry; an empty one before `gov init` wrote it (no uv.lock yet). In an
+ * initialised environment a missing registry is a {@linkcode MissingRegistryError}.
  *
  * @example
  * ```ts
@@ -101,7 +135,12 @@ export async function fileSha256(path: string): Promise<string | null> {
  * ```
  */
 export async function readPlugins(p: GovPaths): Promise<PluginsFile> {
-  return (await readJsonFile(p.plugins, validatePlugins)) ?? { version: 1, plugins: {} };
+  const reg = await readJsonFile(p.plugins, validatePlugins);
+  if (reg) return reg;
+  if (await exists(p.lock)) {
+    throw new MissingRegistryError(p.plugins, await newestSnapshotRegistry(p));
+  }
+  return { version: 1, plugins: {} };
 }
 
 /**
