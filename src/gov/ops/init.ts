@@ -192,7 +192,17 @@ export async function init(
     warnings.push(`${ctx.env.comfyuiDir} has no main.py: transactions cannot test-start ComfyUI`);
   }
   let base: string[] = [];
-  if (!(await exists(p.pyproject))) {
+  // Without uv.lock, an earlier init stopped half way (a bad requirement, no network): its
+  // pyproject.toml was only this command's own output, so a new requirements file replaces
+  // it and the re-run finishes with the new input.
+  const redo = !already && reqText !== undefined && (await exists(p.pyproject)) &&
+    Object.keys((await readPyproject(p.pyproject)).groups).length === 0;
+  if (redo) {
+    warnings.push(
+      "the previous gov init had not finished; pyproject.toml was rewritten from the requirements file",
+    );
+  }
+  if (redo || !(await exists(p.pyproject))) {
     const source = reqText ??
       await readTextIfExists(join(ctx.env.comfyuiDir, "requirements.txt"));
     if (source !== undefined) {
@@ -209,7 +219,7 @@ export async function init(
         envName: ctx.env.name,
       }),
     );
-    created.push("pyproject.toml");
+    if (!redo) created.push("pyproject.toml");
   } else {
     base = (await readPyproject(p.pyproject)).dependencies;
     if (reqText !== undefined) {

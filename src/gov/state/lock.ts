@@ -125,11 +125,17 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
     throw err;
   }
   try {
-    await f.write(new TextEncoder().encode(content));
+    const bytes = new TextEncoder().encode(content);
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
     await f.sync();
-  } finally {
+  } catch (err) {
+    // A disk that filled up must not leave an empty lock behind for others to wait on.
     f.close();
+    await removeIfExists(path).catch(() => {});
+    throw err;
   }
+  f.close();
   await syncDir(dirname(path));
   return true;
 }
