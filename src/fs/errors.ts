@@ -69,7 +69,8 @@ function codeOf(err: unknown): string | undefined {
 
 /**
  * The {@linkcode StorageError} an OS error stands for, or undefined when `err` is something
- * else (including gov's own errors, which already say what happened).
+ * else (including gov's own errors, which already say what happened). `path` names the
+ * file when the OS error does not (a failed write on an open file carries none).
  *
  * @example
  * ```ts
@@ -82,14 +83,19 @@ function codeOf(err: unknown): string | undefined {
  * }
  * ```
  */
-export function storageErrorOf(err: unknown): StorageError | undefined {
+export function storageErrorOf(err: unknown, path?: string): StorageError | undefined {
+  if (err instanceof StorageError) {
+    return path && !err.path
+      ? new StorageError(err.condition, path, codeOf(err.cause) ?? "", { cause: err.cause })
+      : err;
+  }
   if (err instanceof GovError || !(err instanceof Error)) return undefined;
   const code = codeOf(err);
   const condition = code ? CODES[code] : undefined;
   if (!code || !condition) return undefined;
   // "<text> (os error 28): <syscall> '<path>'" or "... rename '<from>' -> '<to>'".
   const m = err.message.match(/: \w+ '([^']*)'(?: -> '([^']*)')?\s*$/);
-  return new StorageError(condition, m?.[2] ?? m?.[1] ?? "", code, { cause: err });
+  return new StorageError(condition, m?.[2] ?? m?.[1] ?? path ?? "", code, { cause: err });
 }
 
 /**

@@ -234,7 +234,7 @@ export class NoSuchVersionError extends GovError {
     super(
       `no version of ${requirements.join(", ")} exists on the package index${
         nodes.length ? ` (required by custom node ${nodes.join(", ")})` : ""
-      }; this is not a conflict between custom nodes; production unchanged`,
+      }: nothing conflicts, the version does not exist; production unchanged`,
       {
         hint: `uv says: ${uvSays.split("\n")[0]}\n  ` +
           "fix the requirement or the pin to a version that exists, then retry",

@@ -8,6 +8,7 @@
  */
 import { LockedError } from "../../errors.ts";
 import { removeIfExists, syncDir } from "../../fs/atomic.ts";
+import { storageErrorOf } from "../../fs/errors.ts";
 import { isPidAlive, runProcess } from "../../process/run.ts";
 import { dirname } from "node:path";
 
@@ -133,7 +134,7 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
     // A disk that filled up must not leave an empty lock behind for others to wait on.
     f.close();
     await removeIfExists(path).catch(() => {});
-    throw err;
+    throw storageErrorOf(err, path) ?? err;
   }
   f.close();
   await syncDir(dirname(path));
