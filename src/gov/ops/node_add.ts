@@ -39,7 +39,7 @@ export function explainGitFailure(
   const text = stderr.toLowerCase();
   const ref = subject.ref ?? "";
   if (
-    /pathspec .* did not match|unknown revision|couldn't find remote ref|not a commit|invalid reference|reference is not a tree|bad revision|remote branch .* not found/
+    /pathspec .* did not match|does not take a path argument|unknown revision|couldn't find remote ref|not a commit|invalid reference|reference is not a tree|bad revision|remote branch .* not found/
       .test(text)
   ) {
     return {
