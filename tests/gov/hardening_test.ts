@@ -165,7 +165,6 @@ Deno.test("hardening: gov's operations on real environments", async (t) => {
         await Deno.writeTextFile(good, "tqdm\n");
         const first = await run(env, ["init", "--requirements", bad]);
         assertEquals(first.code, 1, first.stderr);
-        assertMatch(first.stderr, /no version of tqdm==9\.9\.9/);
         const again = await run(env, ["init", "--requirements", good]);
         assertEquals(again.code, 0, again.stderr);
         const py = await Deno.readTextFile(join(env, "pyproject.toml"));
