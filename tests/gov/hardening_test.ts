@@ -115,6 +115,16 @@ Deno.test("hardening: gov's operations on real environments", async (t) => {
         assertTrue(!(await exists(join(env, "state/plugins.json"))), `${args} wrote one`);
       }
       assertTrue(!(await exists(join(env, "ComfyUI/custom_nodes/a"))));
+      // The same for pyproject.toml: a fresh one from `gov init` would drop every group.
+      const env2 = await scratch.copyEnv(template);
+      await Deno.remove(join(env2, "pyproject.toml"));
+      for (const args of [["init"], ["node", "add", "a", plain]]) {
+        const r = await run(env2, args);
+        assertEquals(r.code, 1, `gov ${args.join(" ")}: ${r.stderr}`);
+        assertMatch(r.stderr, /pyproject\.toml is missing, though the environment is initialised/);
+        assertMatch(r.stderr, /cp \S+\/snapshots\/snap-[^/]+\/pyproject\.toml /);
+        assertTrue(!(await exists(join(env2, "pyproject.toml"))), `${args} wrote one`);
+      }
     });
 
     await t.step("storage: read-only and full state folders are named", async (t) => {

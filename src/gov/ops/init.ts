@@ -19,7 +19,7 @@ import { type Environment, loadEnvironment } from "../../workspace/environment.t
 import { type GovContext, type GovOptions, makeContext } from "../steps/context.ts";
 import { syncProd } from "../steps/prod.ts";
 import { missingVersionOf } from "../steps/workdir.ts";
-import { requireGovManagedPython } from "../steps/guards.ts";
+import { requireGovManagedPython, requireTruthIntact } from "../steps/guards.ts";
 import {
   parseRequirementsText,
   projectNameFor,
@@ -157,6 +157,7 @@ export async function init(
   const created = [...plan.created];
   const p = ctx.paths;
   const warnings: string[] = [];
+  await requireTruthIntact(ctx);
   const already = (await exists(p.pyproject)) && (await exists(p.lock));
   for (
     const d of [

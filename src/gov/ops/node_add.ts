@@ -19,6 +19,7 @@ import { newId, nowIso, readPlugins, writePlugins } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import type { NodeInfo } from "../steps/node_code.ts";
 import type { RecoverJournal } from "../steps/undo.ts";
+import { requireTruthIntact } from "../steps/guards.ts";
 
 /** What `gov node add` clones. */
 export interface NodeSource {
@@ -159,6 +160,7 @@ export async function nodeAdd(
   id: string,
   src: NodeSource,
 ): Promise<NodeInfo> {
+  await requireTruthIntact(ctx);
   const reg = await readPlugins(ctx.paths);
   if (reg.plugins[id]) {
     throw new GovError(`custom node ${id} is already registered`, {

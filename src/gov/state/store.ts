@@ -90,21 +90,42 @@ export async function fileSha256(path: string): Promise<string | null> {
 }
 
 /**
- * The registry of an initialised environment is missing. Read as empty, the next write would
- * forget every registered node (and their dependency groups could never be removed).
+ * A truth file of an initialised environment is missing (plugins.json, pyproject.toml).
+ * Read as empty or rebuilt from scratch, the next write would forget every registered node
+ * (and their dependency groups could never be removed). Names the snapshot copy to restore.
+ *
+ * @example
+ * ```ts
+ * import { MissingTruthFileError } from "@/gov/state/store.ts";
+ *
+ * throw new MissingTruthFileError("/env/state/plugins.json");
+ * ```
  */
-export class MissingRegistryError extends GovError {
-  constructor(path: string, snapshot?: string) {
+export class MissingTruthFileError extends GovError {
+  constructor(path: string, snapshotCopy?: string) {
     super(`${path} is missing, though the environment is initialised; gov changed nothing`, {
-      hint: snapshot
-        ? `restore it from the newest snapshot: cp ${snapshot} ${path}`
-        : `restore it from a backup (an empty registry is {"version": 1, "plugins": {}}, but it forgets every registered node)`,
+      hint: snapshotCopy
+        ? `restore it from the newest snapshot: cp ${snapshotCopy} ${path}`
+        : "restore it from a backup; gov will not rebuild it, as that would forget every registered node",
     });
-    this.name = "MissingRegistryError";
+    this.name = "MissingTruthFileError";
   }
 }
 
-async function newestSnapshotRegistry(p: GovPaths): Promise<string | undefined> {
+/**
+ * The copy of truth file `name` ("plugins.json", "pyproject.toml", "uv.lock") in the newest
+ * snapshot holding one, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { newestSnapshotCopy } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
+ * const copy = await newestSnapshotCopy(paths, "plugins.json");
+ * ```
+ */
+export async function newestSnapshotCopy(p: GovPaths, name: string): Promise<string | undefined> {
   const names: string[] = [];
   try {
     for await (const e of Deno.readDir(p.snapshotsDir)) {
@@ -114,8 +135,9 @@ async function newestSnapshotRegistry(p: GovPaths): Promise<string | undefined> 
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   }
+  // Ids sort by creation time.
   for (const n of names.sort().reverse()) {
-    const f = join(p.snapshotsDir, n, "plugins.json");
+    const f = join(p.snapshotsDir, n, name);
     if (await exists(f)) return f;
   }
   return undefined;
@@ -123,7 +145,7 @@ async function newestSnapshotRegistry(p: GovPaths): Promise<string | undefined> 
 
 /**
  * The plugin registry; an empty one before `gov init` wrote it (no uv.lock yet). In an
- * initialised environment a missing registry is a {@linkcode MissingRegistryError}.
+ * initialised environment a missing registry is a {@linkcode MissingTruthFileError}.
  *
  * @example
  * ```ts
@@ -138,7 +160,7 @@ export async function readPlugins(p: GovPaths): Promise<PluginsFile> {
   const reg = await readJsonFile(p.plugins, validatePlugins);
   if (reg) return reg;
   if (await exists(p.lock)) {
-    throw new MissingRegistryError(p.plugins, await newestSnapshotRegistry(p));
+    throw new MissingTruthFileError(p.plugins, await newestSnapshotCopy(p, "plugins.json"));
   }
   return { version: 1, plugins: {} };
 }
