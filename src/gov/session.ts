@@ -112,7 +112,13 @@ export async function withReadEnv<T>(
       ctx.lock = lock;
       await recover(ctx);
     } catch (err) {
-      throw storageErrorOf(err) ?? err;
+      // A reader must not need write access: what could not be recovered is shown as it
+      // is, and the next command that can write recovers it.
+      const storage = storageErrorOf(err);
+      if (!storage) throw err;
+      ctx.note(
+        `could not recover an interrupted operation (${storage.message}); showing the state as it is`,
+      );
     } finally {
       await lock.release().catch(() => {});
       ctx.lock = undefined;

@@ -167,6 +167,10 @@ Deno.test("git failures are told in the user's terms", () => {
     ).message,
     /is unreachable/,
   );
+  assertMatch(
+    explainGitFailure("fatal: write error: No space left on device\n", src).message,
+    /the disk is full/,
+  );
 });
 
 // What uv 0.13.8 prints (checked against the real uv) for a version that does not exist,

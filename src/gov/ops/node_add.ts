@@ -39,6 +39,14 @@ export function explainGitFailure(
 ): { message: string; hint: string } {
   const text = stderr.toLowerCase();
   const ref = subject.ref ?? "";
+  if (/no space left on device|read-only file system/.test(text)) {
+    return {
+      message: `git could not write the clone of ${subject.url}: ${
+        text.includes("no space") ? "the disk is full" : "the file system is read-only"
+      }`,
+      hint: "free space on (or remount read-write) the file system holding ComfyUI, then retry",
+    };
+  }
   if (
     /pathspec .* did not match|does not take a path argument|unknown revision|couldn't find remote ref|not a commit|invalid reference|reference is not a tree|bad revision|remote branch .* not found/
       .test(text)
