@@ -239,7 +239,14 @@ Deno.test("hardening: gov's operations on real environments", async (t) => {
       assertTrue(incl.code_commit !== incl.commit);
       const table = await run(env, ["node", "list"]);
       assertMatch(table.stdout, /incl\s+\S+\s+other commit/);
-      await git(["reset", "-q", "--hard", "HEAD~1"], dir);
+      // Promoting a run of the new code makes it the recorded one.
+      assertEquals((await run(env, ["tx", "run", "incl"])).code, 0);
+      const promoted = await run(env, ["tx", "promote", await lastTxid(env)]);
+      assertEquals(promoted.code, 0, promoted.stderr);
+      list = await json(env, ["node", "list"]);
+      const after = list.find((n: { id: string }) => n.id === "incl");
+      assertEquals(after.code_state, "present");
+      assertEquals(after.commit, incl.code_commit);
     });
 
     await t.step("a promotion killed before production changed can be promoted again", async () => {

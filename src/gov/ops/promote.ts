@@ -354,6 +354,7 @@ async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transac
       rec.managed_deps = py.groups[group] ?? [];
       rec.pins = tx.resolution_pins;
       rec.last_txid = txid;
+      if (typeof tx.node_commit === "string") rec.commit = tx.node_commit;
       rec.updated_at = nowIso();
       await writePlugins(ctx.paths, reg);
     }

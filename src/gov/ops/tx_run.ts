@@ -22,6 +22,7 @@ import { coreImpact, corePackages, diffFreeze, freezeLines } from "../state/free
 import { candidatePath } from "../state/paths.ts";
 import { nodeGroup, readPyproject } from "../state/pyproject.ts";
 import { nodeRequirements } from "../steps/requirements.ts";
+import { inspectCode } from "../steps/node_code.ts";
 import type { Transaction } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "../state/store.ts";
 import {
@@ -265,6 +266,8 @@ async function buildAndRun(
   for (const w of tx.warnings) ctx.note(w);
   tx.requirements = reqs.requirements;
   tx.requirements_sha256 = reqs.sha256;
+  // The code this run tested: what the node's record says once it is promoted.
+  tx.node_commit = (await inspectCode(ctx.env.config.tools.git ?? "git", nodeDir, null)).commit;
   const candidate = tx.candidate_env;
   await Deno.mkdir(p.candidatesDir, { recursive: true });
   const prodPython = join(p.prodVenv, "bin", "python");

@@ -87,6 +87,9 @@ export interface Transaction {
   /** Additive: what the user should know though the run went on (requirement lines gov
    * did not pass to uv). */
   warnings?: string[];
+  /** Additive: the commit checked out in the node's folder when it was tested (null when
+   * the folder is not a git checkout). */
+  node_commit?: string | null;
   [extra: string]: unknown;
 }
 
