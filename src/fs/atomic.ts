@@ -7,6 +7,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { storageErrorOf } from "./errors.ts";
 
 let counter = 0;
 
@@ -24,6 +25,19 @@ export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   options: { mode?: number } = {},
+): Promise<void> {
+  try {
+    await writeFileAtomicRaw(path, data, options);
+  } catch (err) {
+    // A full disk or a read-only mount is named with the file being written.
+    throw storageErrorOf(err, path) ?? err;
+  }
+}
+
+async function writeFileAtomicRaw(
+  path: string,
+  data: string | Uint8Array,
+  options: { mode?: number },
 ): Promise<void> {
   const dir = dirname(path);
   await Deno.mkdir(dir, { recursive: true });

@@ -212,3 +212,36 @@ export class PromoteGateError extends GovError {
     return hints[gate];
   }
 }
+
+/**
+ * A requirement or pin names versions that do not exist on the package index (`six==9.9.9`,
+ * `six>=99`). uv reports it as unsatisfiable, like a conflict, but nothing conflicts: no pin
+ * of another package can fix it. Production is unchanged.
+ *
+ * @example
+ * ```ts
+ * import { NoSuchVersionError } from "@/gov/errors.ts";
+ *
+ * throw new NoSuchVersionError(["six==9.9.9"], ["alpha"], "Because there is no version of ...");
+ * ```
+ */
+export class NoSuchVersionError extends GovError {
+  /** The requirements no version satisfies, e.g. "six==9.9.9". */
+  requirements: string[];
+  /** Custom nodes whose group asks for them (empty: the base requirements or a pin). */
+  nodes: string[];
+  constructor(requirements: string[], nodes: string[], uvSays: string) {
+    super(
+      `no version of ${requirements.join(", ")} exists on the package index${
+        nodes.length ? ` (required by custom node ${nodes.join(", ")})` : ""
+      }: nothing conflicts, the version does not exist; production unchanged`,
+      {
+        hint: `uv says: ${uvSays.split("\n")[0]}\n  ` +
+          "fix the requirement or the pin to a version that exists, then retry",
+      },
+    );
+    this.name = "NoSuchVersionError";
+    this.requirements = requirements;
+    this.nodes = nodes;
+  }
+}

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { storageErrorOf } from "../fs/errors.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { validateName } from "../workspace/names.ts";
 import { withLockedEnv, withReadEnv } from "./session.ts";
@@ -60,6 +61,7 @@ export type {
 export {
   CoreImpactError,
   NeedsResolutionError,
+  NoSuchVersionError,
   PromoteFailedError,
   PromoteGateError,
   RemoveFailedError,
@@ -84,7 +86,12 @@ export async function initEnvironment(
   opts: InitOptions,
   gopts: GovOptions = {},
 ): Promise<InitResult> {
-  const plan = await prepareInit(dir, opts, gopts);
+  let plan;
+  try {
+    plan = await prepareInit(dir, opts, gopts);
+  } catch (err) {
+    throw storageErrorOf(err) ?? err;
+  }
   return await withLockedEnv(plan.env, "init", gopts, (ctx) => init(ctx, plan, opts));
 }
 

@@ -6,6 +6,7 @@
  *
  * | journaled op | interrupted before                   | then                              |
  * |--------------|--------------------------------------|-----------------------------------|
+ * | promote      | truth-copied (truth files unchanged) | nothing changed: tx keeps its status, promote again |
  * | promote      | smoke-passed                         | undo: pre snapshot, re-sync, tx `promote_failed` ("interrupted") |
  * | promote      | (at/after smoke-passed)              | finish: plugin record, post snapshot, tx `promoted` |
  * | promote      | (at conflict: lock failed, prod untouched) | finish: tx `needs_resolution` |

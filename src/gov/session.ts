@@ -5,6 +5,7 @@
  * @module
  */
 import { exists } from "../fs/atomic.ts";
+import { isNotWritable, storageErrorOf } from "../fs/errors.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { acquireEnvLock, type EnvLock, tryAcquireEnvLock } from "./state/lock.ts";
 import { type GovContext, type GovOptions, makeContext } from "./steps/context.ts";
@@ -38,11 +39,17 @@ export async function withLockedEnv<T>(
   fn: (ctx: GovContext) => Promise<T>,
 ): Promise<T> {
   const ctx = makeContext(env, opts);
-  const lock = await acquireEnvLock(ctx.paths.lockFile, {
-    command,
-    waitMs: lockWait(opts, ctx.getenv),
-  });
+  let lock: EnvLock;
+  try {
+    lock = await acquireEnvLock(ctx.paths.lockFile, {
+      command,
+      waitMs: lockWait(opts, ctx.getenv),
+    });
+  } catch (err) {
+    throw storageErrorOf(err) ?? err;
+  }
   ctx.lock = lock;
+  let failed = false;
   try {
     if (lock.tookOverFrom) {
       ctx.note(
@@ -51,8 +58,16 @@ export async function withLockedEnv<T>(
     }
     await recover(ctx);
     return await fn(ctx);
+  } catch (err) {
+    failed = true;
+    // The operation's own undo has run by now; only the words change.
+    throw storageErrorOf(err) ?? err;
   } finally {
-    await lock.release();
+    // A lock that cannot be removed (disk full, read-only) must not hide why the operation
+    // failed: the next gov sees our pid gone and takes the lock over.
+    await lock.release().catch((err) => {
+      if (!failed) throw storageErrorOf(err) ?? err;
+    });
   }
 }
 
@@ -85,18 +100,33 @@ export async function withReadEnv<T>(
     try {
       lock = await tryAcquireEnvLock(ctx.paths.lockFile, command);
     } catch (err) {
-      // A read-only folder (e.g. an inspection copy) cannot hold a lock; read as it is.
-      if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
+      // A read-only folder (an inspection copy, a read-only mount, a full disk) cannot hold
+      // a lock; read as it is.
+      if (!isNotWritable(err) && storageErrorOf(err)?.condition !== "disk-full") {
+        throw storageErrorOf(err) ?? err;
+      }
     }
   }
   if (lock) {
     try {
       ctx.lock = lock;
       await recover(ctx);
+    } catch (err) {
+      // A reader must not need write access: what could not be recovered is shown as it
+      // is, and the next command that can write recovers it.
+      const storage = storageErrorOf(err);
+      if (!storage) throw err;
+      ctx.note(
+        `could not recover an interrupted operation (${storage.message}); showing the state as it is`,
+      );
     } finally {
-      await lock.release();
+      await lock.release().catch(() => {});
       ctx.lock = undefined;
     }
   }
-  return await fn(ctx);
+  try {
+    return await fn(ctx);
+  } catch (err) {
+    throw storageErrorOf(err) ?? err;
+  }
 }

@@ -46,3 +46,30 @@ export function validateName(kind: string, value: string): string {
 export function isValidName(value: string): boolean {
   return NAME.test(value) && !value.includes("..");
 }
+
+/**
+ * Returns `id` when it is a valid custom node id: a safe name ({@linkcode validateName})
+ * that ComfyUI would load as `custom_nodes/<id>`. ComfyUI skips entries ending in
+ * `.disabled` (gov parks removed nodes that way, so such an id would also collide with the
+ * parked code of node `<id without .disabled>`), `__pycache__` and hidden entries; a
+ * `.py` suffix would make a file of the same name load instead of the folder.
+ *
+ * @example
+ * ```ts
+ * import { validateNodeId } from "@/workspace/names.ts";
+ *
+ * validateNodeId("ComfyUI-Impact-Pack");
+ * ```
+ */
+export function validateNodeId(id: string): string {
+  validateName("custom node id", id);
+  const lower = id.toLowerCase();
+  if (lower.endsWith(".disabled") || lower.endsWith(".py")) {
+    throw new UsageError(`invalid custom node id '${id}'`, {
+      hint: `ComfyUI does not load a custom_nodes entry ending in '${
+        lower.endsWith(".py") ? ".py" : ".disabled"
+      }' as a package (gov parks removed nodes as <id>.disabled); pick an id without it`,
+    });
+  }
+  return id;
+}

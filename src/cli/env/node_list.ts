@@ -41,7 +41,9 @@ ${ENV_FLAGS_HELP}
       ...nodes.map((n) => [
         n.id,
         (n.commit ?? "").slice(0, 12),
-        n.code_present ? "present" : "missing",
+        n.code_state === "other-commit"
+          ? `other commit ${(n.code_commit ?? "").slice(0, 12)}`
+          : n.code_state ?? (n.code_present ? "present" : "missing"),
         n.managed_deps.join(", ") || "-",
       ]),
     ]));

@@ -64,5 +64,6 @@ export function renderTx(io: Io, tx: Transaction): string {
     if (p.error) lines.push(`    error: ${p.error}`);
   }
   if (tx.error && tx.status !== "promoted") lines.push(`  error:        ${tx.error}`);
+  for (const w of tx.warnings ?? []) lines.push(`  ${s.yellow("warning:")}      ${w}`);
   return lines.join("\n") + "\n";
 }

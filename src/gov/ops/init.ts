@@ -18,7 +18,8 @@ import { exists, readTextIfExists, writeFileAtomic, writeJsonAtomic } from "../.
 import { type Environment, loadEnvironment } from "../../workspace/environment.ts";
 import { type GovContext, type GovOptions, makeContext } from "../steps/context.ts";
 import { syncProd } from "../steps/prod.ts";
-import { requireGovManagedPython } from "../steps/guards.ts";
+import { missingVersionOf } from "../steps/workdir.ts";
+import { requireGovManagedPython, requireTruthIntact } from "../steps/guards.ts";
 import {
   parseRequirementsText,
   projectNameFor,
@@ -156,6 +157,7 @@ export async function init(
   const created = [...plan.created];
   const p = ctx.paths;
   const warnings: string[] = [];
+  await requireTruthIntact(ctx);
   const already = (await exists(p.pyproject)) && (await exists(p.lock));
   for (
     const d of [
@@ -173,7 +175,9 @@ export async function init(
       created.push(d.slice(p.dir.length + 1) + "/");
     }
   }
-  if (!(await exists(p.plugins))) {
+  // An initialised environment without its registry is refused (readPlugins says how to
+  // restore it): writing an empty one would forget every node.
+  if (!(await exists(p.plugins)) && !already) {
     await writeJsonAtomic(p.plugins, { version: 1, plugins: {} });
     created.push("state/plugins.json");
   } else {
@@ -189,7 +193,17 @@ export async function init(
     warnings.push(`${ctx.env.comfyuiDir} has no main.py: transactions cannot test-start ComfyUI`);
   }
   let base: string[] = [];
-  if (!(await exists(p.pyproject))) {
+  // Without uv.lock, an earlier init stopped half way (a bad requirement, no network): its
+  // pyproject.toml was only this command's own output, so a new requirements file replaces
+  // it and the re-run finishes with the new input.
+  const redo = !already && reqText !== undefined && (await exists(p.pyproject)) &&
+    Object.keys((await readPyproject(p.pyproject)).groups).length === 0;
+  if (redo) {
+    warnings.push(
+      "the previous gov init had not finished; pyproject.toml was rewritten from the requirements file",
+    );
+  }
+  if (redo || !(await exists(p.pyproject))) {
     const source = reqText ??
       await readTextIfExists(join(ctx.env.comfyuiDir, "requirements.txt"));
     if (source !== undefined) {
@@ -206,7 +220,7 @@ export async function init(
         envName: ctx.env.name,
       }),
     );
-    created.push("pyproject.toml");
+    if (!redo) created.push("pyproject.toml");
   } else {
     base = (await readPyproject(p.pyproject)).dependencies;
     if (reqText !== undefined) {
@@ -214,7 +228,11 @@ export async function init(
     }
   }
   const uv = ctx.uv();
-  await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
+  try {
+    await uv.lock({ cwd: p.dir, projectEnvironment: p.prodVenv });
+  } catch (err) {
+    throw missingVersionOf(err) ?? err;
+  }
   const prod = await syncProd(ctx);
   let snapshot: string | null = null;
   if ((await readSnapshotIndex(p)).snapshots.length === 0) {

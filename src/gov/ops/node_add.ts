@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { GovError, InvalidInputError, ToolError, UsageError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess, SpawnError } from "../../process/run.ts";
-import { validateName } from "../../workspace/names.ts";
+import { validateName, validateNodeId } from "../../workspace/names.ts";
 import { timedStep } from "../../uv/driver.ts";
 import { beginJournal, type JournalHandle } from "../state/journal.ts";
 import { nodeGroup } from "../state/pyproject.ts";
@@ -19,6 +19,7 @@ import { newId, nowIso, readPlugins, writePlugins } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import type { NodeInfo } from "../steps/node_code.ts";
 import type { RecoverJournal } from "../steps/undo.ts";
+import { requireTruthIntact } from "../steps/guards.ts";
 
 /** What `gov node add` clones. */
 export interface NodeSource {
@@ -28,21 +29,91 @@ export interface NodeSource {
   ref?: string;
 }
 
+/**
+ * What a failed git run means, in the user's terms: git's own last line says it in git's
+ * words ("fatal: couldn't find remote ref x"), which reads like an internal failure.
+ */
+export function explainGitFailure(
+  stderr: string,
+  subject: { url: string; ref?: string },
+): { message: string; hint: string } {
+  const text = stderr.toLowerCase();
+  const ref = subject.ref ?? "";
+  if (/no space left on device|read-only file system/.test(text)) {
+    return {
+      message: `git could not write the clone of ${subject.url}: ${
+        text.includes("no space") ? "the disk is full" : "the file system is read-only"
+      }`,
+      hint: "free space on (or remount read-write) the file system holding ComfyUI, then retry",
+    };
+  }
+  if (
+    /pathspec .* did not match|does not take a path argument|unknown revision|couldn't find remote ref|not a commit|invalid reference|reference is not a tree|bad revision|remote branch .* not found/
+      .test(text)
+  ) {
+    return {
+      message: `git ref '${ref}' does not exist in ${subject.url}`,
+      hint: "pass an existing branch, tag or commit (see `git ls-remote <url>`)",
+    };
+  }
+  if (
+    /could not resolve host|unable to access|connection refused|connection timed out|network is unreachable|failed to connect|operation timed out|could not read from remote/
+      .test(text) && !/repository .* not found|does not appear to be a git repository/.test(text)
+  ) {
+    return {
+      message: `${subject.url} is unreachable`,
+      hint: "check the URL, the network and any proxy, then retry",
+    };
+  }
+  if (
+    /does not appear to be a git repository|not a git repository|repository .* not found|does not exist|no such file/
+      .test(text)
+  ) {
+    return {
+      message: `${subject.url} is not a git repository`,
+      hint: "pass the clone URL (or path) of the custom node's git repository",
+    };
+  }
+  if (
+    /authentication failed|terminal prompts disabled|could not read username|permission denied \(publickey/
+      .test(text)
+  ) {
+    return {
+      message: `${subject.url} needs credentials gov cannot give`,
+      hint: "use a public clone URL, or configure git credentials for it",
+    };
+  }
+  const last = stderr.trim().split("\n").filter((l) => l.trim()).slice(-1)[0] ?? "";
+  return { message: `git failed on ${subject.url}: ${last.trim()}`, hint: "see git's message" };
+}
+
+/** A git step of `gov node add` failed; the message says what happened, not git's words. */
+export class GitStepError extends ToolError {
+  constructor(code: number, stderr: string, subject: { url: string; ref?: string }) {
+    const { message, hint } = explainGitFailure(stderr, subject);
+    super("git", code, stderr, hint);
+    this.name = "GitStepError";
+    this.message = `${message}; nothing was changed`;
+  }
+}
+
 async function git(
   ctx: GovContext,
   args: string[],
   step: string,
-  cwd?: string,
+  subject: { url: string; ref?: string },
 ): Promise<string> {
   const exe = ctx.env.config.tools.git ?? "git";
-  let r;
   try {
-    r = await timedStep(ctx.onStep, step, () =>
-      runProcess(exe, args, {
-        cwd,
+    // The exit code is judged inside the step, so a failed run is shown as failed.
+    return await timedStep(ctx.onStep, step, async () => {
+      const r = await runProcess(exe, args, {
         env: { ...ctx.childEnv, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "echo" },
         timeoutMs: 30 * 60_000,
-      }));
+      });
+      if (r.code !== 0) throw new GitStepError(r.code, r.stderr, subject);
+      return r.stdout.trim();
+    });
   } catch (err) {
     if (err instanceof SpawnError) {
       throw new ToolError(
@@ -54,8 +125,6 @@ async function git(
     }
     throw err;
   }
-  if (r.code !== 0) throw new ToolError("git", r.code, r.stderr);
-  return r.stdout.trim();
 }
 
 /**
@@ -69,7 +138,7 @@ async function git(
  * ```
  */
 export function checkNodeAdd(id: string, src: NodeSource): void {
-  validateName("custom node id", id);
+  validateNodeId(id);
   if (!src.url || src.url.startsWith("-") || /[\0\n]/.test(src.url)) {
     throw new UsageError(`invalid git URL '${src.url}'`, {
       hint: "pass a clone URL or path, e.g. https://github.com/owner/repo",
@@ -99,6 +168,7 @@ export async function nodeAdd(
   id: string,
   src: NodeSource,
 ): Promise<NodeInfo> {
+  await requireTruthIntact(ctx);
   const reg = await readPlugins(ctx.paths);
   if (reg.plugins[id]) {
     throw new GovError(`custom node ${id} is already registered`, {
@@ -131,15 +201,16 @@ export async function nodeAdd(
   const j = await beginJournal(ctx.paths, "node-add", { node_id: id, tmp, target }, ctx.getenv);
   let placed = false;
   try {
-    await git(ctx, ["clone", "--quiet", "--", src.url, tmp], `git clone ${id}`);
+    await git(ctx, ["clone", "--quiet", "--", src.url, tmp], `git clone ${id}`, src);
     if (src.ref) {
       await git(
         ctx,
         ["-C", tmp, "checkout", "--quiet", "--detach", src.ref],
         `git checkout ${src.ref}`,
+        src,
       );
     }
-    const commit = await git(ctx, ["-C", tmp, "rev-parse", "HEAD"], "git rev-parse");
+    const commit = await git(ctx, ["-C", tmp, "rev-parse", "HEAD"], "git rev-parse", src);
     await j.step("cloned");
     await Deno.rename(tmp, target);
     placed = true;

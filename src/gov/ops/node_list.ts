@@ -1,5 +1,6 @@
 /**
- * `gov node list`: the registered custom nodes and whether their code is in place.
+ * `gov node list`: the registered custom nodes and what their folders really hold (the
+ * recorded commit, another one, local changes, or nothing).
  *
  * @module
  */
@@ -7,7 +8,7 @@ import { join } from "node:path";
 import { exists } from "../../fs/atomic.ts";
 import { readPlugins } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
-import type { NodeInfo } from "../steps/node_code.ts";
+import { inspectCode, type NodeInfo } from "../steps/node_code.ts";
 
 /**
  * The registered custom nodes, sorted by id.
@@ -26,8 +27,16 @@ export async function nodeList(ctx: GovContext): Promise<NodeInfo[]> {
   const reg = await readPlugins(ctx.paths);
   const out: NodeInfo[] = [];
   for (const id of Object.keys(reg.plugins).sort()) {
+    const rec = reg.plugins[id];
     const path = join(ctx.paths.customNodesDir, id);
-    out.push({ ...reg.plugins[id], path, code_present: await exists(path) });
+    const code = await inspectCode(ctx.env.config.tools.git ?? "git", path, rec.commit);
+    out.push({
+      ...rec,
+      path,
+      code_present: await exists(path),
+      code_state: code.state,
+      code_commit: code.commit,
+    });
   }
   return out;
 }

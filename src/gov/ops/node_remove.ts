@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { NotFoundError } from "../../errors.ts";
+import { GovError, NotFoundError } from "../../errors.ts";
 import { writeFileAtomic } from "../../fs/atomic.ts";
 import { validateName } from "../../workspace/names.ts";
 import { UvConflictError } from "../../uv/errors.ts";
@@ -80,6 +80,13 @@ export async function nodeRemove(
   const rec = reg.plugins[id];
   if (!rec) throw new NotFoundError("custom node", id, "see `gov node list`");
   await requireInitialised(ctx);
+  if (!opts.purgeCode && reg.plugins[`${id}.disabled`]) {
+    // Parking this node's code would take the folder of registered node <id>.disabled.
+    throw new GovError(
+      `custom node ${id}'s code cannot be parked as ${id}.disabled: that is the folder of registered node ${id}.disabled; nothing was changed`,
+      { hint: `remove node ${id}.disabled first, or remove ${id} deleting its code` },
+    );
+  }
   const group = nodeGroup(id);
   const py = await readPyproject(ctx.paths.pyproject);
   const hasGroup = group in py.groups;

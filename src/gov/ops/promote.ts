@@ -17,9 +17,11 @@
  * 10. a failure in 6-8 restores the pre snapshot, re-syncs, sets `promote_failed`
  *                                                                        journal: undoing
  *
- * Recovery rule: interrupted before the smoke test passed, the promotion is undone (restore
- * pre snapshot, re-sync, `promote_failed` with reason "interrupted"); after it passed, it is
- * finished (plugin record, post snapshot, `promoted`).
+ * Recovery rule: interrupted before the truth files changed, nothing is undone: the
+ * transaction gets its status back and can be promoted again. Interrupted after that but
+ * before the smoke test passed, the promotion is undone (restore pre snapshot, re-sync,
+ * `promote_failed` with reason "interrupted"); after it passed, it is finished (plugin
+ * record, post snapshot, `promoted`).
  *
  * @module
  */
@@ -45,10 +47,13 @@ import {
   createSnapshot,
   deleteSnapshot,
   readSnapshotIndex,
+  readSnapshotMeta,
   snapshotExists,
+  truthFiles,
 } from "../state/snapshots.ts";
 import {
   copyFileAtomic,
+  fileSha256,
   newId,
   nowIso,
   readConflict,
@@ -349,6 +354,7 @@ async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transac
       rec.managed_deps = py.groups[group] ?? [];
       rec.pins = tx.resolution_pins;
       rec.last_txid = txid;
+      if (typeof tx.node_commit === "string") rec.commit = tx.node_commit;
       rec.updated_at = nowIso();
       await writePlugins(ctx.paths, reg);
     }
@@ -378,6 +384,58 @@ async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transac
   await dropWorkdir(ctx, txid);
   await j.finish();
   return tx;
+}
+
+/** Steps at which the truth files and `.venv-prod` have not been written yet. */
+const BEFORE_TRUTH = ["begun", "snapshot-pre", "locked"];
+
+/**
+ * Whether an interrupted promotion never changed production: killed before the truth files
+ * were copied, and (the copy of each file being atomic but the pair not) both still as the
+ * pre-promote snapshot holds them.
+ */
+async function truthUntouched(ctx: GovContext, j: JournalHandle): Promise<boolean> {
+  if (!BEFORE_TRUTH.includes(j.journal.step)) return false;
+  const pre = j.data.pre_snapshot as string | undefined;
+  if (!pre) return true; // the copy comes after the snapshot
+  if (!(await snapshotExists(ctx.paths, pre))) return false;
+  const meta = await readSnapshotMeta(ctx.paths, pre);
+  for (const f of truthFiles(ctx.paths)) {
+    const want = meta.files?.[f.name];
+    if (want === undefined || want !== (await fileSha256(f.path))) return false;
+  }
+  return true;
+}
+
+/**
+ * Ends a promotion interrupted before production changed: the transaction gets its status
+ * back (so it can simply be promoted again), the promotion is recorded as interrupted, and
+ * the pre snapshot, which equals the truth, goes.
+ */
+async function abandonPromote(ctx: GovContext, j: JournalHandle, why: string): Promise<void> {
+  const txid = j.data.txid as string;
+  const prev = j.data.prev_status;
+  let tx: Transaction | undefined;
+  try {
+    tx = await readTx(ctx.paths, txid);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  if (tx) {
+    if (prev === "completed" || prev === "resolved" || prev === "failed") tx.status = prev;
+    tx.promotion = {
+      ...(tx.promotion ?? {}),
+      result: "interrupted",
+      error: `${why}; nothing had changed`,
+      pre_snapshot: null,
+      ended_at: nowIso(),
+    };
+    await writeTx(ctx.paths, tx);
+  }
+  await dropWorkdir(ctx, txid);
+  await j.finish();
+  const pre = j.data.pre_snapshot as string | undefined;
+  if (pre && (await snapshotExists(ctx.paths, pre))) await deleteSnapshot(ctx.paths, pre);
 }
 
 /** Steps after which an interrupted promotion is finished rather than undone. */
@@ -412,6 +470,12 @@ export const recoverPromote: RecoverJournal = async (ctx, j, why) => {
   if (PROMOTE_DONE.includes(j.journal.step)) {
     await finishPromote(ctx, j);
     return `finished the interrupted promotion of ${txid} (its smoke test had passed)`;
+  }
+  if (await truthUntouched(ctx, j)) {
+    await abandonPromote(ctx, j, why);
+    return `the promotion of ${txid} was interrupted before production changed: nothing changed; it is ${
+      String(j.data.prev_status)
+    } again, promote it again with \`gov tx promote ${txid}\``;
   }
   const err = await undoPromote(ctx, j, why);
   return `undid the interrupted promotion of ${txid}${

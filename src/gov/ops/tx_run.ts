@@ -22,6 +22,7 @@ import { coreImpact, corePackages, diffFreeze, freezeLines } from "../state/free
 import { candidatePath } from "../state/paths.ts";
 import { nodeGroup, readPyproject } from "../state/pyproject.ts";
 import { nodeRequirements } from "../steps/requirements.ts";
+import { inspectCode } from "../steps/node_code.ts";
 import type { Transaction } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "../state/store.ts";
 import {
@@ -239,7 +240,10 @@ async function judgeImportFailures(
   const ignored: string[] = [];
   for (const f of failures) {
     const pending = f !== nodeId && reg.plugins[f] !== undefined && !(nodeGroup(f) in groups) &&
-      (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length > 0;
+      (await nodeRequirements(join(ctx.paths.customNodesDir, f)).then(
+        (r) => r.requirements.length > 0,
+        () => false,
+      ));
     (pending ? ignored : counted).push(f);
   }
   return { counted, ignored };
@@ -256,8 +260,14 @@ async function buildAndRun(
   const group = nodeGroup(tx.node_id);
   const nodeDir = join(p.customNodesDir, tx.node_id);
   const reqs = await nodeRequirements(nodeDir);
+  // Lines uv never sees must not vanish silently: a node whose only line is an index URL
+  // or `-e .` would otherwise "complete" with none of what it meant to install.
+  tx.warnings = reqs.ignoredOptions.map((o) => `requirement line not passed to uv: ${o}`);
+  for (const w of tx.warnings) ctx.note(w);
   tx.requirements = reqs.requirements;
   tx.requirements_sha256 = reqs.sha256;
+  // The code this run tested: what the node's record says once it is promoted.
+  tx.node_commit = (await inspectCode(ctx.env.config.tools.git ?? "git", nodeDir, null)).commit;
   const candidate = tx.candidate_env;
   await Deno.mkdir(p.candidatesDir, { recursive: true });
   const prodPython = join(p.prodVenv, "bin", "python");

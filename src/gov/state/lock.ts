@@ -8,6 +8,7 @@
  */
 import { LockedError } from "../../errors.ts";
 import { removeIfExists, syncDir } from "../../fs/atomic.ts";
+import { storageErrorOf } from "../../fs/errors.ts";
 import { isPidAlive, runProcess } from "../../process/run.ts";
 import { dirname } from "node:path";
 
@@ -125,11 +126,17 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
     throw err;
   }
   try {
-    await f.write(new TextEncoder().encode(content));
+    const bytes = new TextEncoder().encode(content);
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
     await f.sync();
-  } finally {
+  } catch (err) {
+    // A disk that filled up must not leave an empty lock behind for others to wait on.
     f.close();
+    await removeIfExists(path).catch(() => {});
+    throw storageErrorOf(err, path) ?? err;
   }
+  f.close();
   await syncDir(dirname(path));
   return true;
 }

@@ -84,6 +84,12 @@ export interface Transaction {
   error?: string | null;
   /** Additive: the ComfyUI test start (outcome, timing, import failures). */
   run?: Record<string, unknown> | null;
+  /** Additive: what the user should know though the run went on (requirement lines gov
+   * did not pass to uv). */
+  warnings?: string[];
+  /** Additive: the commit checked out in the node's folder when it was tested (null when
+   * the folder is not a git checkout). */
+  node_commit?: string | null;
   [extra: string]: unknown;
 }
 
@@ -187,6 +193,9 @@ export function validateTransaction(v: unknown, file: string): Transaction {
     resolution_pins: check.stringArray(o.resolution_pins, file, "resolution_pins"),
     promotion_plan: optObject(o.promotion_plan, file, "promotion_plan"),
     promotion: optObject(o.promotion, file, "promotion"),
+    ...(o.warnings === undefined
+      ? {}
+      : { warnings: check.stringArray(o.warnings, file, "warnings") }),
   } as Transaction;
 }
 

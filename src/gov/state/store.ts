@@ -5,8 +5,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ConfigError, NotFoundError } from "../../errors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
+import { join } from "node:path";
+import { ConfigError, GovError, NotFoundError } from "../../errors.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
 import { readJsonFile } from "../../fs/json.ts";
 import { validateName } from "../../workspace/names.ts";
 import { conflictPath, type GovPaths, txPath } from "./paths.ts";
@@ -89,7 +90,62 @@ export async function fileSha256(path: string): Promise<string | null> {
 }
 
 /**
- * The plugin registry; an empty one when the file does not exist yet.
+ * A truth file of an initialised environment is missing (plugins.json, pyproject.toml).
+ * Read as empty or rebuilt from scratch, the next write would forget every registered node
+ * (and their dependency groups could never be removed). Names the snapshot copy to restore.
+ *
+ * @example
+ * ```ts
+ * import { MissingTruthFileError } from "@/gov/state/store.ts";
+ *
+ * throw new MissingTruthFileError("/env/state/plugins.json");
+ * ```
+ */
+export class MissingTruthFileError extends GovError {
+  constructor(path: string, snapshotCopy?: string) {
+    super(`${path} is missing, though the environment is initialised; gov changed nothing`, {
+      hint: snapshotCopy
+        ? `restore it from the newest snapshot: cp ${snapshotCopy} ${path}`
+        : "restore it from a backup; gov will not rebuild it, as that would forget every registered node",
+    });
+    this.name = "MissingTruthFileError";
+  }
+}
+
+/**
+ * The copy of truth file `name` ("plugins.json", "pyproject.toml", "uv.lock") in the newest
+ * snapshot holding one, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { newestSnapshotCopy } from "@/gov/state/store.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * declare const paths: GovPaths;
+ *
+ * const copy = await newestSnapshotCopy(paths, "plugins.json");
+ * ```
+ */
+export async function newestSnapshotCopy(p: GovPaths, name: string): Promise<string | undefined> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(p.snapshotsDir)) {
+      if (e.isDirectory && e.name.startsWith("snap-")) names.push(e.name);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  // Ids sort by creation time.
+  for (const n of names.sort().reverse()) {
+    const f = join(p.snapshotsDir, n, name);
+    if (await exists(f)) return f;
+  }
+  return undefined;
+}
+
+/**
+ * The plugin registry; an empty one before `gov init` wrote it (no uv.lock yet). In an
+ * initialised environment a missing registry is a {@linkcode MissingTruthFileError}.
  *
  * @example
  * ```ts
@@ -101,7 +157,12 @@ export async function fileSha256(path: string): Promise<string | null> {
  * ```
  */
 export async function readPlugins(p: GovPaths): Promise<PluginsFile> {
-  return (await readJsonFile(p.plugins, validatePlugins)) ?? { version: 1, plugins: {} };
+  const reg = await readJsonFile(p.plugins, validatePlugins);
+  if (reg) return reg;
+  if (await exists(p.lock)) {
+    throw new MissingTruthFileError(p.plugins, await newestSnapshotCopy(p, "plugins.json"));
+  }
+  return { version: 1, plugins: {} };
 }
 
 /**

@@ -23,7 +23,8 @@
 import { join } from "node:path";
 import { exists } from "../../fs/atomic.ts";
 import { SpawnError, spawnProcess } from "../../process/run.ts";
-import { type OnStep, timedStep } from "../../uv/driver.ts";
+import type { OnStep } from "../../uv/driver.ts";
+import { judgedStep } from "./progress.ts";
 import { freeLoopbackPort, isPortOpen } from "../../net/port.ts";
 
 /** Result of a test start. */
@@ -130,7 +131,7 @@ export async function testStartComfyUI(opts: {
     return { ...base, outcome: "missing-main", exitCode: 2, stderr: `${main} does not exist\n` };
   }
   const started = performance.now();
-  return await timedStep(opts.onStep, "ComfyUI test start", async () => {
+  return await judgedStep(opts.onStep, "ComfyUI test start", async (): Promise<ComfyRunResult> => {
     let child;
     try {
       child = spawnProcess(
@@ -190,5 +191,5 @@ export async function testStartComfyUI(opts: {
       importFailures: importFailures(log),
       port,
     } as ComfyRunResult;
-  });
+  }, (r) => r.outcome === "came-up" && r.importFailures.length === 0);
 }

@@ -9,6 +9,7 @@ import { parse as parseToml } from "smol-toml";
 import { ConfigError, GovError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { readPyproject } from "../state/pyproject.ts";
+import { MissingTruthFileError, newestSnapshotCopy } from "../state/store.ts";
 import type { GovContext } from "./context.ts";
 
 /**
@@ -25,6 +26,7 @@ import type { GovContext } from "./context.ts";
  * ```
  */
 export async function requireInitialised(ctx: GovContext): Promise<void> {
+  await requireTruthIntact(ctx);
   if (!(await exists(ctx.paths.pyproject)) || !(await exists(ctx.paths.lock))) {
     throw new GovError(`environment ${ctx.env.name} is not initialised (${ctx.paths.dir})`, {
       hint: "run `gov init` in it first",
@@ -46,6 +48,29 @@ export async function requireInitialised(ctx: GovContext): Promise<void> {
   }
   if (typeof lock.version !== "number") {
     throw new ConfigError(ctx.paths.lock, "version", "a number");
+  }
+}
+
+/**
+ * Throws a {@linkcode MissingTruthFileError} when pyproject.toml is gone from an environment
+ * that was initialised (its uv.lock or a snapshot is there): `gov init` would otherwise
+ * write a fresh one without the nodes' dependency groups, and the next sync would uninstall
+ * their packages.
+ *
+ * @example
+ * ```ts
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { requireTruthIntact } from "@/gov/steps/guards.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * await requireTruthIntact(makeContext(loadEnvironment("/srv/comfy/environments/prod")));
+ * ```
+ */
+export async function requireTruthIntact(ctx: GovContext): Promise<void> {
+  if (await exists(ctx.paths.pyproject)) return;
+  const copy = await newestSnapshotCopy(ctx.paths, "pyproject.toml");
+  if ((await exists(ctx.paths.lock)) || copy) {
+    throw new MissingTruthFileError(ctx.paths.pyproject, copy);
   }
 }
 

@@ -6,10 +6,26 @@
  * @module
  */
 import { join } from "node:path";
+import { GovError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
+import { readPlugins } from "../state/store.ts";
+import { runProcess } from "../../process/run.ts";
 import { validateName } from "../../workspace/names.ts";
 import type { PluginRecord } from "../state/schema.ts";
 import type { GovContext } from "./context.ts";
+
+/** What is on disk in a node's folder, compared with its record. */
+export type CodeState =
+  /** The recorded commit, checked out, no local changes. */
+  | "present"
+  /** No folder. */
+  | "missing"
+  /** Another commit is checked out. */
+  | "other-commit"
+  /** The recorded commit with uncommitted changes or untracked files. */
+  | "modified"
+  /** The folder is not a git checkout (or git cannot read it). */
+  | "not-a-repo";
 
 /** A registered node with where its code is. */
 export interface NodeInfo extends PluginRecord {
@@ -17,6 +33,46 @@ export interface NodeInfo extends PluginRecord {
   path: string;
   /** Whether that folder exists. */
   code_present: boolean;
+  /** What the folder holds compared with the record (absent when not checked). */
+  code_state?: CodeState;
+  /** The commit checked out in the folder, when it is a git checkout. */
+  code_commit?: string | null;
+}
+
+/**
+ * Looks at what node folder `path` really holds: the commit checked out (`git rev-parse
+ * HEAD`) and whether it has local changes, against the `recorded` commit. Read-only: git
+ * is told not to refresh its index, so this works on a read-only checkout.
+ *
+ * @example
+ * ```ts
+ * import { inspectCode } from "@/gov/steps/node_code.ts";
+ *
+ * const { state } = await inspectCode("git", "/env/ComfyUI/custom_nodes/impact", "0a1b2c");
+ * ```
+ */
+export async function inspectCode(
+  gitExe: string,
+  path: string,
+  recorded: string | null,
+): Promise<{ state: CodeState; commit: string | null }> {
+  if (!(await exists(path))) return { state: "missing", commit: null };
+  const git = (args: string[]) =>
+    runProcess(gitExe, ["--no-optional-locks", "-C", path, ...args], {
+      env: { GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0" },
+      timeoutMs: 60_000,
+    }).catch(() => undefined);
+  // The folder itself must be the top of the checkout: inside another repository (the
+  // ComfyUI checkout), rev-parse would answer for that one.
+  const top = await git(["rev-parse", "--show-toplevel", "HEAD"]);
+  const [topDir, head] = top?.code === 0 ? top.stdout.trim().split("\n") : [];
+  if (!topDir || !head || (await Deno.realPath(topDir)) !== (await Deno.realPath(path))) {
+    return { state: "not-a-repo", commit: null };
+  }
+  if (recorded && head !== recorded) return { state: "other-commit", commit: head };
+  const st = await git(["status", "--porcelain", "--untracked-files=normal"]);
+  if (st?.code !== 0 || st.stdout.trim() !== "") return { state: "modified", commit: head };
+  return { state: "present", commit: head };
 }
 
 /**
@@ -42,14 +98,29 @@ export async function retireCode(
 ): Promise<"purged" | "disabled" | "absent"> {
   const live = join(ctx.paths.customNodesDir, id);
   const parked = `${live}.disabled`;
+  // Ids ending in .disabled are refused now, but one registered before may be the live
+  // folder of another node: it is never touched as if it were this node's parked code.
+  const parkedIsANode = `${id}.disabled` in (await readPlugins(ctx.paths)).plugins;
   if (purge) {
-    const had = (await exists(live)) || (await exists(parked));
+    const had = (await exists(live)) || (!parkedIsANode && (await exists(parked)));
     await Deno.remove(live, { recursive: true }).catch(() => {});
-    await Deno.remove(parked, { recursive: true }).catch(() => {});
+    if (!parkedIsANode) await Deno.remove(parked, { recursive: true }).catch(() => {});
     return had ? "purged" : "absent";
   }
+  if (parkedIsANode) {
+    if (!(await exists(live))) return "absent";
+    throw new GovError(
+      `cannot park the code of custom node ${id}: ${parked} is the folder of registered node ${id}.disabled`,
+      { hint: `remove node ${id}.disabled first, or remove ${id} deleting its code` },
+    );
+  }
   if (await exists(live)) {
-    await Deno.remove(parked, { recursive: true }).catch(() => {});
+    // An older parked copy is code too (another removal's, or a folder someone parked by
+    // hand): it is kept under a dated name ComfyUI also skips, never deleted to make room.
+    if (await exists(parked)) {
+      const stamp = new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15);
+      await Deno.rename(parked, `${live}.${stamp}-${crypto.randomUUID().slice(0, 4)}.disabled`);
+    }
     await Deno.rename(live, parked);
     return "disabled";
   }

@@ -4,12 +4,93 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError, GovError } from "../../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../../fs/atomic.ts";
 import { parseRequirementsText } from "../state/pyproject.ts";
 import { sha256 } from "../state/store.ts";
+
+/**
+ * A node's requirement file cannot be read safely: it leads outside the node's folder (a
+ * symlink, or `-r ../x.txt`), or an include is missing. Nothing was changed.
+ *
+ * @example
+ * ```ts
+ * import { NodeRequirementsError } from "@/gov/steps/requirements.ts";
+ *
+ * throw new NodeRequirementsError("/n/requirements.txt", "is a symlink to /etc/passwd");
+ * ```
+ */
+export class NodeRequirementsError extends GovError {
+  constructor(file: string, what: string) {
+    super(`${file} ${what}; gov reads a custom node's requirements only inside its folder`, {
+      hint: "fix the node's requirements (or ask its author to), then run the transaction again",
+    });
+    this.name = "NodeRequirementsError";
+  }
+}
+
+async function lexists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** `path` resolved through symlinks, refused when it is not inside `nodeDir`. */
+async function insideNode(nodeDir: string, path: string): Promise<string> {
+  const root = await Deno.realPath(nodeDir);
+  let real: string;
+  try {
+    real = await Deno.realPath(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new NodeRequirementsError(path, "does not exist (or is a broken link)");
+    }
+    throw err;
+  }
+  const rel = relative(root, real);
+  if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || resolve(root, rel) !== real) {
+    throw new NodeRequirementsError(path, `leads to ${real}, outside the node's folder`);
+  }
+  return real;
+}
+
+const INCLUDE = /^(?:-r|--requirement)(?:\s*=?\s*|\s+)(.+)$/;
+
+/**
+ * Reads a requirements file and the files it includes with `-r`, each resolved inside the
+ * node's folder. Other pip options are returned as dropped lines, naming their file.
+ */
+async function readRequirementsTree(
+  nodeDir: string,
+  file: string,
+  seen: Set<string>,
+): Promise<{ requirements: string[]; options: string[] }> {
+  const real = await insideNode(nodeDir, file);
+  if (seen.has(real)) return { requirements: [], options: [] };
+  seen.add(real);
+  const { requirements, options } = parseRequirementsText(await Deno.readTextFile(real));
+  const out = { requirements: [...requirements], options: [] as string[] };
+  const where = relative(nodeDir, file) || "requirements.txt";
+  for (const o of options) {
+    const inc = o.match(INCLUDE);
+    if (inc) {
+      const sub = await readRequirementsTree(
+        nodeDir,
+        resolve(dirname(real), inc[1].trim()),
+        seen,
+      );
+      out.requirements.push(...sub.requirements);
+      out.options.push(...sub.options);
+    } else out.options.push(`${where}: ${o}`);
+  }
+  return out;
+}
 
 /** What a node declares. */
 export interface NodeRequirements {
@@ -17,7 +98,8 @@ export interface NodeRequirements {
   source: "requirements.txt" | "pyproject.toml" | "none";
   /** Requirement lines (PEP 508). */
   requirements: string[];
-  /** requirements.txt options gov does not pass on (index URLs, `-e`, includes). */
+  /** requirements.txt lines gov does not pass on (index URLs, `-e`, constraints), each
+   * prefixed with its file; `-r` includes inside the node's folder are followed. */
   ignoredOptions: string[];
   /** sha256 of the requirement lines, to notice a node that changed after its test run. */
   sha256: string;
@@ -34,9 +116,9 @@ export interface NodeRequirements {
  * ```
  */
 export async function nodeRequirements(nodeDir: string): Promise<NodeRequirements> {
-  const txt = await readTextIfExists(join(nodeDir, "requirements.txt"));
-  if (txt !== undefined) {
-    const { requirements, options } = parseRequirementsText(txt);
+  const txtPath = join(nodeDir, "requirements.txt");
+  if (await lexists(txtPath)) {
+    const { requirements, options } = await readRequirementsTree(nodeDir, txtPath, new Set());
     return {
       source: "requirements.txt",
       requirements,
@@ -45,7 +127,9 @@ export async function nodeRequirements(nodeDir: string): Promise<NodeRequirement
     };
   }
   const pyPath = join(nodeDir, "pyproject.toml");
-  const py = await readTextIfExists(pyPath);
+  const py = (await lexists(pyPath))
+    ? await readTextIfExists(await insideNode(nodeDir, pyPath))
+    : undefined;
   if (py !== undefined) {
     let doc: Record<string, unknown>;
     try {

@@ -11,7 +11,7 @@
  * @module
  */
 import { runProcess, SpawnError } from "../../process/run.ts";
-import { timedStep } from "../../uv/driver.ts";
+import { judgedStep } from "./progress.ts";
 import type { GovContext } from "./context.ts";
 import { requirementName } from "../state/pyproject.ts";
 
@@ -98,7 +98,7 @@ async function run(ctx: GovContext, cmd: string[]): Promise<{
  * ```
  */
 export async function smokeTest(ctx: GovContext, managedDeps: string[]): Promise<SmokeResult> {
-  return await timedStep(ctx.onStep, "smoke test", async () => {
+  return await judgedStep(ctx.onStep, "smoke test", async (): Promise<SmokeResult> => {
     const configured = ctx.env.config.tx.smoke_test_cmd;
     const cmd = configured ?? DEFAULT_SMOKE;
     const first = await run(ctx, cmd);
@@ -118,5 +118,5 @@ export async function smokeTest(ctx: GovContext, managedDeps: string[]): Promise
       stderr: first.stderr + check.stderr,
       imported: names,
     };
-  });
+  }, (r) => r.ok);
 }

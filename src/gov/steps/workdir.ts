@@ -8,7 +8,8 @@
 import { dirname, join } from "node:path";
 import { isValidName } from "../../workspace/names.ts";
 import { exists, writeFileAtomic } from "../../fs/atomic.ts";
-import type { UvConflictError } from "../../uv/errors.ts";
+import { stripAnsi, UvConflictError } from "../../uv/errors.ts";
+import { NoSuchVersionError } from "../errors.ts";
 import type { GovContext } from "./context.ts";
 import { readPyproject, removeGroup, setOverrides } from "../state/pyproject.ts";
 import { writeRequirementsFile } from "./requirements.ts";
@@ -139,13 +140,51 @@ export async function applyNodePlan(
   if (plan.pins.length) text = setOverrides(text, plan.pins, pyPath);
   await writeFileAtomic(pyPath, text);
   const venv = plan.projectEnvironment ?? join(workdir, ".venv");
-  if (plan.requirements.length) {
-    const file = await writeRequirementsFile(workdir, plan.group, plan.requirements);
-    await uv.addGroup(plan.group, file, { cwd: workdir, projectEnvironment: venv });
+  try {
+    if (plan.requirements.length) {
+      const file = await writeRequirementsFile(workdir, plan.group, plan.requirements);
+      await uv.addGroup(plan.group, file, { cwd: workdir, projectEnvironment: venv });
+    }
+    await uv.lock({ cwd: workdir, projectEnvironment: venv, step: "uv lock (workdir)" });
+  } catch (err) {
+    throw missingVersionOf(err) ?? err;
   }
-  await uv.lock({ cwd: workdir, projectEnvironment: venv, step: "uv lock (workdir)" });
   const py = await readPyproject(pyPath);
   return { managedDeps: py.groups[plan.group] ?? [], overrides: py.overrides };
+}
+
+/**
+ * The {@linkcode NoSuchVersionError} behind a uv "conflict" that is really a requirement no
+ * published version satisfies ("there is no version of six==9.9.9", "only six<=1.17.0 is
+ * available and ... depends on six>=99"), or undefined for anything else. When uv also
+ * says two sides "are incompatible", it is a real conflict and stays one.
+ *
+ * @example
+ * ```ts
+ * import { missingVersionOf } from "@/gov/steps/workdir.ts";
+ * declare const err: unknown;
+ *
+ * throw missingVersionOf(err) ?? err;
+ * ```
+ */
+export function missingVersionOf(err: unknown): NoSuchVersionError | undefined {
+  if (!(err instanceof UvConflictError)) return undefined;
+  const text = stripAnsi(err.stderr).replace(/\s+/g, " ");
+  if (/\bare incompatible\b/.test(text)) return undefined;
+  const wanted = new Set<string>();
+  for (
+    const m of text.matchAll(/there is no version of ([A-Za-z0-9][A-Za-z0-9._\[\],-]*[^\s,]*)/g)
+  ) {
+    wanted.add(m[1]);
+  }
+  for (
+    const m of text.matchAll(
+      /only [A-Za-z0-9][A-Za-z0-9._-]*\S* (?:is|are) available and \S+ depends on ([A-Za-z0-9][A-Za-z0-9._-]*[^\s,]*)/g,
+    )
+  ) wanted.add(m[1]);
+  if (wanted.size === 0) return undefined;
+  const says = text.match(/Because [^.]*\./)?.[0] ?? err.failure.summary;
+  return new NoSuchVersionError([...wanted].sort(), err.failure.nodes, says);
 }
 
 /**
