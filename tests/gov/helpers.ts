@@ -1,6 +1,6 @@
 /**
- * Shared set-up for the dependency-governance tests: environments initialised with the uv
- * stand-in over the test wheelhouse, custom-node git repositories made with real `git`,
+ * Shared set-up for the dependency-governance tests: environments initialised with the real
+ * uv (pinned, `.tools/bin/uv`) offline over the test wheelhouse, custom-node git repositories made with real `git`,
  * and readers for the state files the assertions look at.
  *
  * Building a venv is the slow part, so each test file initialises one template environment
@@ -12,29 +12,30 @@
  */
 import { basename, dirname, join } from "node:path";
 import { runProcess } from "../../src/process/run.ts";
-import { FAKE_COMFYUI_DIR, FAKE_UV } from "../helpers/paths.ts";
+import { ensureUv, FAKE_COMFYUI_DIR, UV } from "../helpers/paths.ts";
 import { gov, type GovResult } from "../helpers/gov.ts";
 import { wheelhouse } from "../helpers/wheelhouse.ts";
 import { assertEquals, assertTrue } from "../helpers/assert.ts";
 
-/**
- * The uv the tests drive: the stand-in, or with `GOV_REAL_UV=1` the real `uv` on PATH (the
- * same scenarios, offline over the same wheelhouse, on hosts that have uv).
- */
-export const REAL_UV = Deno.env.get("GOV_REAL_UV") === "1";
-
-/** Program to run as uv in tests (helpers and wrapper scripts). */
-export const UV_BIN = REAL_UV ? "uv" : FAKE_UV;
+/** Program to run as uv in tests (helpers and wrapper scripts): the pinned real uv. */
+export const UV_BIN = UV;
 
 /** The ComfyUI base requirements of the test environments (all in the wheelhouse). */
 export const BASE_REQUIREMENTS = ["torch==2.1.0", "numpy", "pillow"];
 
-/** Environment variables that make gov use the uv stand-in offline over the wheelhouse. */
+/**
+ * Environment variables that make gov (and uv run by a test) use the pinned uv offline over
+ * the wheelhouse, with a uv cache of its own (never the user's) and no interpreter download.
+ */
 export async function uvEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  await ensureUv();
+  const links = await wheelhouse();
   return {
-    ...(REAL_UV ? {} : { GOV_UV: FAKE_UV }),
-    UV_FIND_LINKS: await wheelhouse(),
+    GOV_UV: UV_BIN,
+    UV_FIND_LINKS: links,
     UV_OFFLINE: "1",
+    UV_CACHE_DIR: `${links}.uv-cache`,
+    UV_PYTHON_DOWNLOADS: "never",
     GOV_LOCK_WAIT: "20",
     ...extra,
   };
@@ -100,7 +101,7 @@ export async function installComfyUI(dir: string): Promise<void> {
   await Deno.writeTextFile(join(dir, "requirements.txt"), BASE_REQUIREMENTS.join("\n") + "\n");
 }
 
-/** Runs gov in environment folder `envDir` with the uv stand-in. */
+/** Runs gov in environment folder `envDir` with the pinned uv offline. */
 export async function govIn(
   envDir: string,
   args: string[],
