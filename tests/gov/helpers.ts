@@ -12,9 +12,9 @@
  */
 import { basename, dirname, join } from "node:path";
 import { runProcess } from "../../src/process/run.ts";
-import { ensureUv, FAKE_COMFYUI_DIR, UV } from "../helpers/paths.ts";
+import { FAKE_COMFYUI_DIR, UV } from "../helpers/paths.ts";
 import { gov, type GovResult } from "../helpers/gov.ts";
-import { wheelhouse } from "../helpers/wheelhouse.ts";
+import { uvTestEnv } from "../helpers/wheelhouse.ts";
 import { assertEquals, assertTrue } from "../helpers/assert.ts";
 
 /** Program to run as uv in tests (helpers and wrapper scripts): the pinned real uv. */
@@ -23,22 +23,9 @@ export const UV_BIN = UV;
 /** The ComfyUI base requirements of the test environments (all in the wheelhouse). */
 export const BASE_REQUIREMENTS = ["torch==2.1.0", "numpy", "pillow"];
 
-/**
- * Environment variables that make gov (and uv run by a test) use the pinned uv offline over
- * the wheelhouse, with a uv cache of its own (never the user's) and no interpreter download.
- */
+/** {@linkcode uvTestEnv} with the lock wait the gov tests use. */
 export async function uvEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
-  await ensureUv();
-  const links = await wheelhouse();
-  return {
-    GOV_UV: UV_BIN,
-    UV_FIND_LINKS: links,
-    UV_OFFLINE: "1",
-    UV_CACHE_DIR: `${links}.uv-cache`,
-    UV_PYTHON_DOWNLOADS: "never",
-    GOV_LOCK_WAIT: "20",
-    ...extra,
-  };
+  return await uvTestEnv({ GOV_LOCK_WAIT: "20", ...extra });
 }
 
 /**
