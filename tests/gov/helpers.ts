@@ -262,3 +262,36 @@ export async function failingNextProdSync(scratch: Scratch, flagBase: string): P
   await Deno.writeTextFile(flag, "");
   return await flakyUv(await scratch.dir("uv"), flag);
 }
+
+/**
+ * One template environment per test file, built on first use and copied per test (so each
+ * test stands alone and one failure does not hide the others); its scratch folder goes
+ * away when the test process ends.
+ */
+export class TemplateEnv {
+  readonly scratch = new Scratch();
+  private built?: Promise<string>;
+  constructor(private readonly build: (scratch: Scratch) => Promise<string>) {
+    globalThis.addEventListener("unload", () => {
+      if (this.scratch.root) {
+        try {
+          Deno.removeSync(this.scratch.root, { recursive: true });
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+  /** The template itself (built once); never change it, copy it. */
+  env(): Promise<string> {
+    this.built ??= (async () => {
+      await this.scratch.open();
+      return await this.build(this.scratch);
+    })();
+    return this.built;
+  }
+  /** A fresh copy of the template, for one test. */
+  async copy(): Promise<string> {
+    return await this.scratch.copyEnv(await this.env());
+  }
+}
