@@ -18,7 +18,7 @@ import {
   makeNodeRepo,
   prodFreeze,
   readJson,
-  Scratch,
+  type Scratch,
   snapshotIndex,
   TemplateEnv,
 } from "./helpers.ts";

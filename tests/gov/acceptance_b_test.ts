@@ -17,7 +17,7 @@ import {
   makeNodeRepo,
   prodFreeze,
   readJson,
-  Scratch,
+  type Scratch,
   snapshotFiles,
   snapshotIndex,
   TemplateEnv,

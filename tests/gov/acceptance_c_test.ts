@@ -19,7 +19,7 @@ import {
   makeNodeRepo,
   prodFreeze,
   readJson,
-  Scratch,
+  type Scratch,
   snapshotFiles,
   snapshotIndex,
   TemplateEnv,

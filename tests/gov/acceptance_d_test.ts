@@ -20,7 +20,7 @@ import {
   makeNodeRepo,
   prodFreeze,
   readJson,
-  Scratch,
+  type Scratch,
   snapshotFiles,
   snapshotIndex,
   TemplateEnv,
