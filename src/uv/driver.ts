@@ -30,7 +30,8 @@ export type OnStep = (event: StepEvent) => void;
  *
  * @example
  * ```ts
- * await timedStep(onStep, "git clone", () => runProcess("git", ["clone", url, dir]));
+ * const onStep: OnStep = (e) => console.error(e.step, e.state, e.elapsedMs);
+ * await timedStep(onStep, "sleep", () => new Promise((r) => setTimeout(r, 10)));
  * ```
  */
 export async function timedStep<T>(
@@ -73,7 +74,7 @@ function isExecutable(path: string): boolean {
  *
  * @example
  * ```ts
- * const uv = locateUv({ configured: env.config.tools.uv, baseDir: env.dir, getenv: Deno.env.get });
+ * const uv = locateUv({ configured: "./tools/uv", baseDir: "/srv/envs/prod", getenv: Deno.env.get });
  * ```
  */
 export function locateUv(opts: {
@@ -139,8 +140,9 @@ export interface InstalledPackage {
  *
  * @example
  * ```ts
- * const uv = new Uv(locateUv({ baseDir: env.dir, getenv: Deno.env.get }));
- * await uv.lock({ cwd: env.dir });
+ * const dir = "/srv/envs/prod";
+ * const uv = new Uv(locateUv({ baseDir: dir, getenv: Deno.env.get }));
+ * await uv.lock({ cwd: dir });
  * console.log(uv.totalMs);
  * ```
  */
@@ -170,6 +172,7 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
    * const r = await uv.exec(["--version"], { cwd: "/" });
    * ```
    */
@@ -211,6 +214,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const workdir = "/srv/envs/.prod.gov-work.tx-1";
    * await uv.run(["lock"], { cwd: workdir });
    * ```
    */
@@ -235,6 +240,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const workdir = "/srv/envs/.prod.gov-work.tx-1";
    * await uv.lock({ cwd: workdir, projectEnvironment: `${workdir}/.venv` });
    * ```
    */
@@ -249,6 +256,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const env = { dir: "/srv/envs/prod" };
    * await uv.sync({ cwd: env.dir, projectEnvironment: `${env.dir}/.venv-prod` });
    * ```
    */
@@ -263,6 +272,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const workdir = "/srv/envs/.prod.gov-work.tx-1";
    * await uv.addGroup("node-impact", "/work/requirements.txt", { cwd: workdir });
    * ```
    */
@@ -279,6 +290,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const workdir = "/srv/envs/.prod.gov-work.tx-1";
    * await uv.venv("/env/.venv-candidate/tx-1", { cwd: workdir, seed: true });
    * ```
    */
@@ -297,6 +310,8 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
+   * const env = { dir: "/srv/envs/prod" };
    * const pkgs = await uv.pipList("/env/.venv-prod/bin/python", { cwd: env.dir });
    * ```
    */
@@ -329,6 +344,7 @@ export class Uv {
    *
    * @example
    * ```ts
+   * const uv = new Uv("uv");
    * console.log(await uv.version());
    * ```
    */

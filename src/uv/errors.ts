@@ -81,6 +81,9 @@ const ENVIRONMENT_PATTERNS = [
  *
  * @example
  * ```ts
+ * const stderr = "error: No solution found when resolving dependencies\n" +
+ *   "  cause: Because project:node-beta depends on b==2 and project:node-alpha depends on b==1, " +
+ *   "we can conclude that project:node-alpha and project:node-beta are incompatible.\n";
  * const f = classifyUvFailure(stderr, 1, ["alpha", "beta"]);
  * if (f.kind === "conflict") console.log(f.nodes); // ["alpha", "beta"]
  * ```
@@ -226,7 +229,8 @@ export class UvNotFoundError extends ToolError {
  *
  * @example
  * ```ts
- * try { await uv.lock(dir); } catch (e) { if (e instanceof UvError) console.log(e.failure.kind); }
+ * const e: unknown = uvErrorFor("lock", 2, "", "error: boom\n");
+ * if (e instanceof UvError) console.log(e.failure.kind); // "other"
  * ```
  */
 export class UvError extends ToolError {
@@ -259,6 +263,7 @@ export class UvError extends ToolError {
  *
  * @example
  * ```ts
+ * const err = uvErrorFor("lock", 1, "", "error: No solution found when resolving dependencies\n");
  * if (err instanceof UvConflictError) console.log(err.failure.nodes);
  * ```
  */
@@ -279,6 +284,7 @@ export class UvConflictError extends UvError {
  *
  * @example
  * ```ts
+ * const err = uvErrorFor("lock", 2, "", "error: Failed to fetch: tcp connect error\n");
  * if (err instanceof UvEnvironmentError) console.log("fix the host, then retry");
  * ```
  */
@@ -307,7 +313,10 @@ export class UvEnvironmentError extends UvError {
  *
  * @example
  * ```ts
- * if (err instanceof UvUnavailableError) console.log(err.failure.packages);
+ * const err = uvErrorFor("lock", 1, "", "error: No solution found when resolving dependencies\n" +
+ *   "  cause: Because nosuch was not found in the package registry and your project depends on nosuch, " +
+ *   "we can conclude that your project's requirements are unsatisfiable.\n");
+ * if (err instanceof UvUnavailableError) console.log(err.failure.packages); // ["nosuch"]
  * ```
  */
 export class UvUnavailableError extends UvError {
@@ -332,6 +341,7 @@ export class UvUnavailableError extends UvError {
  *
  * @example
  * ```ts
+ * const err = uvErrorFor("sync", 1, "", "error: The lockfile at `uv.lock` needs to be updated, but `--locked` was provided.\n");
  * if (err instanceof UvStaleLockError) console.log("relock first");
  * ```
  */
@@ -354,7 +364,8 @@ export class UvStaleLockError extends UvError {
  *
  * @example
  * ```ts
- * throw uvErrorFor("lock", r.code, r.stdout, r.stderr, ["alpha"]);
+ * const err = uvErrorFor("lock", 1, "", "error: No solution found when resolving dependencies\n", ["alpha"]);
+ * console.log(err.name); // "UvConflictError"
  * ```
  */
 export function uvErrorFor(
@@ -385,6 +396,7 @@ export function uvErrorFor(
  *
  * @example
  * ```ts
+ * const err = new UvNotFoundError("uv", "not on PATH");
  * if (isEnvironmentFailure(err)) console.log("not a conflict");
  * ```
  */

@@ -65,7 +65,9 @@ async function build(): Promise<string> {
  * @example
  * ```ts
  * const links = await wheelhouse();
- * await runProcess(UV, ["lock", "--offline"], { cwd, env: { UV_FIND_LINKS: links } });
+ * const env = await uvTestEnv();
+ * const out = await new Deno.Command(env.GOV_UV, { args: ["lock"], env }).output();
+ * console.log(links, out.code);
  * ```
  */
 export function wheelhouse(): Promise<string> {
