@@ -517,20 +517,33 @@ Deno.test("uv add -r with a failing lock restores pyproject.toml and uv.lock byt
   );
 });
 
-Deno.test("uv venv: --seed installs pip (kept by exact syncs), plain venvs have none", async () => {
-  await withProject(pyproject(["numpy==2.1.0"]), async (dir) => {
+Deno.test("uv venv --seed installs pip (kept by exact --all-groups syncs); plain venvs have none", async () => {
+  await withProject(pyproject(["numpy==2.1.0"], { "node-a": ["tqdm"] }), async (dir) => {
     ok(await uv(["venv", "plain"], dir), "venv");
     const plain = await uv(["pip", "freeze", "--python", `${dir}/plain`], dir);
     ok(plain, "freeze plain");
     assertEquals(plain.stdout, "");
-    const seeded = await uv(["venv", "--seed", ".venv"], dir);
+    const seeded = await uv(["venv", "--seed", ".venv-prod"], dir);
     ok(seeded, "venv --seed");
-    assertMatch(seeded.stderr, /Creating virtual environment with seed packages at: \.venv/);
-    ok(await uv(["sync"], dir), "sync");
-    const freeze = freezeMap((await uv(["pip", "freeze"], dir)).stdout);
+    assertMatch(seeded.stderr, /Creating virtual environment with seed packages at: \.venv-prod/);
+    const seeds = [...seeded.stderr.matchAll(/^ \+ ([a-z-]+)==/gm)].map((m) => m[1]).sort();
+    // uv seeds pip, plus setuptools and wheel below Python 3.12 (the wheelhouse holds all three).
+    const py = await new Deno.Command(`${dir}/.venv-prod/bin/python`, {
+      args: ["-c", "import sys; print(sys.version_info[1])"],
+      stdout: "piped",
+    }).output();
+    const minor = Number(new TextDecoder().decode(py.stdout).trim());
+    assertEquals(seeds, minor < 12 ? ["pip", "setuptools", "wheel"] : ["pip"]);
+    ok(await uv(["lock"], dir), "lock");
+    const env = { UV_PROJECT_ENVIRONMENT: ".venv-prod" };
+    ok(await uv(["sync", "--locked", "--all-groups"], dir, env), "sync");
+    const freeze = freezeMap((await uv(["pip", "freeze", "--python", ".venv-prod"], dir)).stdout);
     assertEquals(freeze.numpy, "2.1.0");
-    assertTrue(freeze.pip !== undefined, "exact sync keeps the seed packages of a seeded venv");
-    const pip = await new Deno.Command(`${dir}/.venv/bin/python`, {
+    assertEquals(freeze.tqdm, "4.66.4");
+    for (const seed of seeds) {
+      assertTrue(freeze[seed] !== undefined, `exact sync removed the seed package ${seed}`);
+    }
+    const pip = await new Deno.Command(`${dir}/.venv-prod/bin/python`, {
       args: ["-m", "pip", "--version"],
       stdout: "piped",
       stderr: "piped",
