@@ -274,41 +274,67 @@ Deno.test("promote refuses a lock that moves numpy without --approve-core, and c
   assertTrue((await prodFreeze(env)).includes("numpy==1.26.4"));
 });
 
-Deno.test("a conflict with the base requirements names the node; a pin moving torch meets the core gate", async () => {
+/** A copy of `base` where node newtorch's run conflicted with the base's torch==2.1.0. */
+async function torchConflict(): Promise<{ env: string; txid: string }> {
   const env = await base.copy();
-
   const r = await govIn(env, ["tx", "run", "newtorch", "--json"]);
   assertEquals(r.code, 1);
-  const tx = JSON.parse(r.stdout);
-  assertEquals(tx.status, "needs_resolution");
-  const report = await readJson(join(env, "state/conflicts", `${tx.txid}.json`));
-  assertEquals(report.nodes, ["newtorch"]);
-  assertEquals(report.involves_base, true);
-  assertTrue(report.packages.includes("torch"));
-  assertEquals(report.stage, "tx run");
+  return { env, txid: JSON.parse(r.stdout).txid };
+}
 
-  // A pin can settle it by moving torch itself (an override replaces the base's
-  // torch==2.1.0). The test run never touched torch, yet the core gate must still hold.
-  const res = await govJson(env, ["resolve", tx.txid, "--pin", "torch==2.3.1"]);
+/** {@linkcode torchConflict} resolved by a pin that moves torch itself. */
+async function torchPinned(): Promise<{ env: string; txid: string }> {
+  const { env, txid } = await torchConflict();
+  // An override replaces the base's torch==2.1.0. The test run never touched torch, yet the
+  // core gate must still hold.
+  const res = await govJson(env, ["resolve", txid, "--pin", "torch==2.3.1"]);
   assertEquals(res.status, "resolved");
   assertEquals(res.core_impact, ["torch"]);
   assertEquals(res.promotion_plan.lock_diff.changed, [
     { name: "torch", from: "2.1.0", to: "2.3.1" },
   ]);
+  return { env, txid };
+}
+
+Deno.test("a conflict with the base requirements names the node and the base", async () => {
+  const { env, txid } = await torchConflict();
+  const tx = await readJson(join(env, "state/transactions", `${txid}.json`));
+  assertEquals(tx.status, "needs_resolution");
+  const report = await readJson(join(env, "state/conflicts", `${txid}.json`));
+  assertEquals(report.nodes, ["newtorch"]);
+  assertEquals(report.involves_base, true);
+  assertTrue(report.packages.includes("torch"));
+  assertEquals(report.stage, "tx run");
+});
+
+Deno.test("promote refuses a lock that moves torch without --approve-core", async () => {
+  const { env, txid } = await torchPinned();
   const before = await truthFiles(env);
   const freezeBefore = await prodFreeze(env);
   const snaps = await snapshotIndex(env);
-  const refused = await govIn(env, ["tx", "promote", tx.txid]);
+  const refused = await govIn(env, ["tx", "promote", txid]);
   assertEquals(refused.code, 1);
   assertMatch(refused.stderr, /changes core packages: torch; nothing was changed/);
+  assertMatch(refused.stderr, /--approve-core/);
+  assertEquals(await truthFiles(env), before);
+  assertEquals(await prodFreeze(env), freezeBefore);
+  assertEquals(await snapshotIndex(env), snaps);
+  await assertConsistent(env);
+});
+
+Deno.test("the core gate checks the lock itself when the record does not list the change", async () => {
+  const { env, txid } = await torchPinned();
+  const before = await truthFiles(env);
+  const freezeBefore = await prodFreeze(env);
+  const snaps = await snapshotIndex(env);
   // A record that does not list the change (made before the truth or its pins moved) is
   // caught on the lock itself, before production is touched.
-  const file = join(env, "state/transactions", `${tx.txid}.json`);
+  const file = join(env, "state/transactions", `${txid}.json`);
   await Deno.writeTextFile(
     file,
     JSON.stringify({ ...(await readJson(file)), core_impact: [] }, null, 2),
   );
-  const caught = await govIn(env, ["tx", "promote", tx.txid]);
+  const caught = await govIn(env, ["tx", "promote", txid]);
   assertEquals(caught.code, 1, caught.stderr);
   assertMatch(
     caught.stderr,
