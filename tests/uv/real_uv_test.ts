@@ -7,6 +7,7 @@
 import { parse as parseToml } from "smol-toml";
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
 import { UV } from "../helpers/paths.ts";
+import { UV_VERSION } from "../../scripts/tools.ts";
 import { Uv } from "../../src/uv/driver.ts";
 import {
   classifyUvFailure,
@@ -119,12 +120,13 @@ function ok(r: UvResult, what: string): void {
   assertEquals(r.code, 0, `${what} failed:\n${r.stderr}`);
 }
 
-Deno.test("uv --version prints a `uv ` line; unknown subcommands exit 2 like clap", async () => {
+Deno.test("the pinned uv reports its version to gov; unknown subcommands exit 2", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const v = await uv(["--version"], dir);
     ok(v, "--version");
-    assertMatch(v.stdout, /^uv \d+\.\d+\.\d+/);
+    assertMatch(v.stdout, new RegExp(`^uv ${UV_VERSION.replaceAll(".", "\\.")} `));
+    assertEquals(await new Uv(UV).version(), v.stdout.trim());
     const bad = await uv(["frobnicate"], dir);
     assertEquals(bad.code, 2);
     assertMatch(bad.stderr, /^error: unrecognized subcommand 'frobnicate'/);
