@@ -494,6 +494,11 @@ Deno.test("uv add -r with a failing lock restores pyproject.toml and uv.lock byt
       );
       assertEquals(r.code, 1);
       assertMatch(r.stderr, /project:node-a and project:node-b are incompatible/);
+      // The resolver's explanation comes one cause deeper than `uv lock`'s; gov reads it the same.
+      assertMatch(r.stderr, /^error: Failed to add dependencies\n {2}cause: No solution found/m);
+      const f = classifyUvFailure(r.stderr, r.code, ["a", "b"]);
+      assertEquals([f.kind, f.nodes], ["conflict", ["a", "b"]]);
+      assertMatch(f.summary, /^Because all versions of conflict-b depend on/);
       assertEquals(await Deno.readFile(`${dir}/pyproject.toml`), pyBefore);
       assertEquals(await Deno.readFile(`${dir}/uv.lock`), lockBefore);
       // --raw keeps specifiers as written.
