@@ -1,12 +1,13 @@
 /**
  * Shared set-up for the dependency-governance tests: environments initialised with the real
- * uv (pinned, `.tools/bin/uv`) offline over the test wheelhouse, custom-node git repositories made with real `git`,
- * and readers for the state files the assertions look at.
+ * uv (pinned, `.tools/bin/uv`) offline over the test wheelhouse, custom-node git repositories
+ * made with real `git`, readers for the state files the assertions look at, and the
+ * fault-injecting uv wrapper.
  *
- * Building a venv is the slow part, so each test file initialises one template environment
- * and copies it per scenario (`cp -a`, at the same folder depth so the lock's relative
- * find-links path stays valid; a venv copied this way still works because gov only runs
- * its `bin/python`, never its console scripts).
+ * Each test file builds a template environment once ({@linkcode TemplateEnv}) and every test
+ * works on its own copy (`cp -a`; uv 0.13.8 records the absolute find-links folder in the
+ * lock, so a copy locks and syncs like the original; a venv copied this way still works
+ * because gov only runs its `bin/python`, never its console scripts).
  *
  * @module
  */
