@@ -179,6 +179,30 @@ Deno.test("a package unavailable offline at promote is an environment error", as
   await assertConsistent(env);
 });
 
+Deno.test("uv lock failing on the host at promote is an environment error, nothing changes", async () => {
+  const env = await template.copy();
+  const tx = await govJson(env, ["tx", "run", "yaml"]);
+  const before = await truthFiles(env);
+  const freezeBefore = await prodFreeze(env);
+  const snaps = await snapshotIndex(env);
+  const uv = await failingNextProdSync(
+    template.scratch,
+    join(template.scratch.root, "fail"),
+    "lock",
+  );
+  const r = await govIn(env, ["tx", "promote", tx.txid], { GOV_UV: uv });
+  assertEquals(r.code, 1);
+  assertMatch(r.stderr, /could not run in this environment: .*No space left on device/);
+  assertNotMatch(r.stderr, /dependency conflict/);
+  const after = await readJson(join(env, "state/transactions", `${tx.txid}.json`));
+  assertEquals(after.status, "completed");
+  assertEquals(after.conflict_report, null);
+  assertEquals(await truthFiles(env), before);
+  assertEquals(await prodFreeze(env), freezeBefore);
+  assertEquals(await snapshotIndex(env), snaps);
+  await assertConsistent(env);
+});
+
 Deno.test("promoting a failed run needs --allow-failed-run", async () => {
   const env = await template.copy();
   const r0 = await govIn(env, ["tx", "run", "broken", "--json"], {

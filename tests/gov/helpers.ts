@@ -235,19 +235,32 @@ export async function lastTxid(env: string): Promise<string> {
   return list[list.length - 1].txid;
 }
 
+/** What {@linkcode flakyUv} makes fail once: the next `.venv-prod` sync, or the next `uv lock`. */
+export type UvFault = "prod-sync" | "lock";
+
 /**
- * A uv that fails its next `sync` into `.venv-prod` while `flag` exists (and removes the
- * flag), then behaves as {@linkcode UV_BIN}: what a dropped connection or a full disk does
- * to a real sync half-way.
+ * A uv that fails its next `sync` into `.venv-prod` (or its next `lock`) while `flag` exists
+ * (and removes the flag), then behaves as {@linkcode UV_BIN}: what a dropped connection or a
+ * full disk does to a real uv half-way. Everything else runs the real uv.
  */
-export async function flakyUv(dir: string, flag: string): Promise<string> {
+export async function flakyUv(
+  dir: string,
+  flag: string,
+  fault: UvFault = "prod-sync",
+): Promise<string> {
   const path = join(dir, "uv-flaky");
+  const when = fault === "lock"
+    ? `"$1" == "lock"`
+    : `"$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod"`;
+  const message = fault === "lock"
+    ? "error: failed to write to file `uv.lock`: No space left on device (os error 28) (injected by the test)"
+    : "error: Failed to install: connection reset while downloading (injected by the test)";
   await Deno.writeTextFile(
     path,
     `#!/bin/bash
-if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "${flag}" ]]; then
+if [[ ${when} && -e "${flag}" ]]; then
   rm -f "${flag}"
-  echo "error: Failed to install: connection reset while downloading (injected by the test)" >&2
+  echo "${message.replaceAll("`", "\\`")}" >&2
   exit 2
 fi
 exec "${UV_BIN}" "$@"
@@ -258,10 +271,14 @@ exec "${UV_BIN}" "$@"
 }
 
 /** A fresh {@linkcode flakyUv} with its own armed flag (a unique name next to `flagBase`). */
-export async function failingNextProdSync(scratch: Scratch, flagBase: string): Promise<string> {
+export async function failingNextProdSync(
+  scratch: Scratch,
+  flagBase: string,
+  fault: UvFault = "prod-sync",
+): Promise<string> {
   const flag = `${flagBase}-${crypto.randomUUID()}`;
   await Deno.writeTextFile(flag, "");
-  return await flakyUv(await scratch.dir("uv"), flag);
+  return await flakyUv(await scratch.dir("uv"), flag, fault);
 }
 
 /**
