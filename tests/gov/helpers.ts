@@ -74,6 +74,15 @@ export async function git(args: string[], cwd: string): Promise<string> {
   return r.stdout.trim();
 }
 
+/** Top-level folders of an environment that hold venvs. */
+const VENV_DIRS = new Set([".venv-prod", ".venv-candidate"]);
+
+/** Copies a folder tree as new folders of hard links to the same files. */
+async function linkTree(from: string, to: string): Promise<void> {
+  const r = await runProcess("cp", ["-al", from, to]);
+  if (r.code !== 0) throw new Error(`cp -al ${from} ${to} failed: ${r.stderr}`);
+}
+
 /** Copies a folder tree preserving links and modes. */
 export async function copyTree(from: string, to: string): Promise<void> {
   const r = await runProcess("cp", ["-a", from, to]);
@@ -127,11 +136,25 @@ export class Scratch {
     await Deno.mkdir(d, { recursive: true });
     return d;
   }
-  /** Copies environment `envDir` (a folder `<x>/env`) to a fresh `<y>/env` at the same depth. */
+  /**
+   * Copies environment `envDir` (a folder `<x>/env`) to a fresh `<y>/env`. Its venvs are
+   * copied as hard links (a seeded venv is a thousand files): safe for the same reason uv's
+   * own default hard-link install from its cache is, since uv and Python replace files and
+   * never write into them; everything else (truth files, config, state, which tests do edit
+   * in place) is copied.
+   */
   async copyEnv(envDir: string): Promise<string> {
     const holder = await this.dir("copy");
     const to = join(holder, basename(envDir));
-    await copyTree(envDir, to);
+    await Deno.mkdir(to);
+    const jobs: Promise<void>[] = [];
+    for await (const e of Deno.readDir(envDir)) {
+      const from = join(envDir, e.name);
+      jobs.push(
+        VENV_DIRS.has(e.name) ? linkTree(from, join(to, e.name)) : copyTree(from, join(to, e.name)),
+      );
+    }
+    await Promise.all(jobs);
     return to;
   }
 }
