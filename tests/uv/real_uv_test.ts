@@ -416,6 +416,14 @@ Deno.test("a package no index has (network on): neither a conflict nor the host'
   } finally {
     await server.shutdown();
   }
+  // Find-links only (`UV_NO_INDEX`, network allowed): the same sentence, the same reading.
+  await withProject(pyproject([], { "node-x": ["nosuchpkg"] }), async (dir) => {
+    const r = await uv(["lock"], dir, { UV_OFFLINE: "", UV_NO_INDEX: "1" });
+    assertEquals(r.code, 1);
+    assertMatch(r.stderr, /Because nosuchpkg was not found in the package registry/);
+    assertNotMatch(r.stderr, /network was disabled/);
+    assertTrue(uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]) instanceof UvUnavailableError);
+  });
 });
 
 Deno.test("uv exit codes: 0 success, 1 no solution, 2 for usage errors", async () => {
