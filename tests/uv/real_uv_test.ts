@@ -426,6 +426,28 @@ Deno.test("a package no index has (network on): neither a conflict nor the host'
   });
 });
 
+Deno.test("an unreachable index: exit 2, an environment error naming the cause", async () => {
+  // A port nothing listens on: taken, then released.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  await withProject(pyproject([], { "node-x": ["nosuchpkg"] }), async (dir) => {
+    const r = await uv(["lock"], dir, {
+      UV_OFFLINE: "",
+      UV_FIND_LINKS: "",
+      UV_HTTP_RETRIES: "0",
+      UV_DEFAULT_INDEX: `http://127.0.0.1:${port}/simple`,
+    });
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /^error: Failed to fetch: /m);
+    assertMatch(r.stderr, /cause: tcp connect error/);
+    const err = uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]);
+    assertTrue(err instanceof UvEnvironmentError, err.constructor.name);
+    assertMatch(err.failure.summary, /^Failed to fetch: .*: Connection refused/);
+    assertMatch(err.hint ?? "", /network/);
+  });
+});
+
 Deno.test("uv exit codes: 0 success, 1 no solution, 2 for usage errors", async () => {
   await withProject(pyproject(["numpy"]), async (dir) => {
     assertEquals((await uv(["lock"], dir)).code, 0);
