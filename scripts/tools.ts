@@ -95,6 +95,11 @@ async function install(log: (line: string) => void): Promise<string> {
   const staging = `${target}.partial-${Deno.pid}`;
   await Deno.mkdir(TOOLS_DIR, { recursive: true });
   await Deno.remove(staging, { recursive: true }).catch(() => {});
+  await run("python3", ["-m", "pip", "--version"]).catch(() => {
+    throw new Error(
+      `python3 has no pip to fetch uv ${UV_VERSION} from PyPI: install pip (Debian: python3-pip), or put uv ${UV_VERSION} on PATH`,
+    );
+  });
   await run("python3", [
     "-m",
     "pip",
