@@ -18,6 +18,7 @@ import {
   UvUnavailableError,
 } from "../../src/uv/errors.ts";
 import { freezeLines, lockFreeze } from "../../src/gov/freeze.ts";
+import { nodeGroup, parsePyproject } from "../../src/gov/pyproject.ts";
 import { uvTestEnv } from "../helpers/wheelhouse.ts";
 
 interface UvResult {
@@ -597,6 +598,13 @@ Deno.test("group names are normalised like uv's; --frozen syncs the lock as it i
     const clash = await uv(["add", "--group", "node-B", "--no-sync", "conflict-b"], dir);
     assertEquals(clash.code, 1);
     assertMatch(clash.stderr, /project:node-b and project:node-comfy-up-x are incompatible/);
+    // gov finds the group under the name uv wrote, and maps uv's names back to the node ids.
+    const py = parsePyproject(await Deno.readTextFile(`${dir}/pyproject.toml`), "pyproject.toml");
+    assertEquals(py.groups[nodeGroup("Comfy_Up.x")], ["conflict-a>=1.0"]);
+    assertEquals(classifyUvFailure(clash.stderr, clash.code, ["Comfy_Up.x", "B"]).nodes, [
+      "B",
+      "Comfy_Up.x",
+    ]);
     // A pyproject.toml edited after locking: --frozen installs the lock, no relock.
     const lockBefore = await Deno.readTextFile(`${dir}/uv.lock`);
     await Deno.writeTextFile(
