@@ -3,8 +3,13 @@
 
 Usage: build_wheelhouse.py OUT_DIR
 
-There is no PyPI on test machines, so every package gov's tests lock and install comes
-from here. The wheels are real wheels (METADATA with Requires-Dist, WHEEL, RECORD with
+The tests run the real uv offline (UV_OFFLINE=1, UV_FIND_LINKS=OUT_DIR), so every package
+they lock and install comes from here. Two kinds of wheels:
+
+- the seed packages `uv venv --seed` installs (pip, setuptools, wheel on Python < 3.12):
+  the real wheels, pinned, fetched from PyPI with the host's pip when the wheelhouse is
+  built (offline, uv cannot seed a venv without them);
+- stand-ins for what ComfyUI and its custom nodes depend on, built here. The wheels are real wheels (METADATA with Requires-Dist, WHEEL, RECORD with
 hashes, an importable top-level module) but tiny, and byte-for-byte reproducible (fixed
 timestamps, fixed file order), so hashes recorded in a uv.lock stay valid across runs.
 
@@ -21,6 +26,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import sys
 import zipfile
 
@@ -85,6 +91,11 @@ PACKAGES: list[tuple[str, str, str, list[str], str | None]] = [
         'raise ImportError("broken_import 1.0 is broken on purpose (gov test wheelhouse)")\n',
     ),
 ]
+
+# What `uv venv --seed` installs (uv 0.13.8: pip, plus setuptools and wheel below Python
+# 3.12). Pinned so every run seeds the same venv; wheel 0.45.1 is the last without a
+# dependency on packaging (which the stand-ins below already provide, importable or not).
+SEED_PACKAGES = ["pip==25.0.1", "setuptools==75.8.0", "wheel==0.45.1"]
 
 # 1980-01-01, the earliest date a zip can hold: every entry gets it, so builds repeat.
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
@@ -159,6 +170,21 @@ def build_wheel(out_dir: str, name: str, version: str, module: str, requires: li
     return filename
 
 
+def fetch_seed_packages(out_dir: str) -> list[str]:
+    """Downloads the pinned seed wheels from PyPI into out_dir; returns their file names."""
+    before = set(os.listdir(out_dir))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--only-binary=:all:", "--dest", out_dir, *SEED_PACKAGES],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"build_wheelhouse.py: cannot fetch the seed packages {SEED_PACKAGES} "
+                         f"from PyPI (pip exit {result.returncode}):\n{tail}")
+    return sorted(set(os.listdir(out_dir)) - before)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1].startswith("-"):
         print("usage: build_wheelhouse.py OUT_DIR", file=sys.stderr)
@@ -170,6 +196,10 @@ def main(argv: list[str]) -> int:
         filename = build_wheel(out_dir, name, version, module, requires, source)
         index.append({"name": normalize(name), "version": version, "file": filename,
                       "module": module, "requires_dist": requires})
+    for filename in fetch_seed_packages(out_dir):
+        name, version = filename.split("-")[:2]
+        index.append({"name": normalize(name), "version": version, "file": filename,
+                      "module": None, "requires_dist": None, "seed": True})
     # Not read by uv: lets tests and people see what the wheelhouse offers without unzipping.
     with open(os.path.join(out_dir, "wheelhouse.json"), "w", encoding="utf-8") as handle:
         json.dump(index, handle, indent=2)

@@ -3,7 +3,7 @@
  * - `gov status --json`, `gov tx list --json` and `environmentStatus` (the environment part
  *   of `gov status`) on an environment with 1,000 transactions and 50 snapshots;
  * - promote's own overhead: a promotion's total time minus the time spent inside uv (from
- *   the uv driver's timing), with the uv stand-in over the test wheelhouse.
+ *   the uv driver's timing), with the pinned real uv offline over the test wheelhouse.
  *
  * @module
  */
@@ -20,10 +20,10 @@ import {
 } from "../../src/gov/mod.ts";
 import { loadEnvironment } from "../../src/workspace/environment.ts";
 import { renderInitialPyproject } from "../../src/gov/state/pyproject.ts";
+import { ensureUv, UV_VERSION } from "../tools.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const GOV = join(root, "scripts/gov");
-const FAKE_UV = join(root, "fixtures/uv/uv");
 const FAKE_COMFYUI = join(root, "fixtures/comfyui");
 
 interface Figure {
@@ -126,10 +126,10 @@ async function promoteOverhead(tmp: string): Promise<Figure[]> {
     await Deno.copyFile(join(FAKE_COMFYUI, f), join(comfy, f));
   }
   await Deno.writeTextFile(join(comfy, "requirements.txt"), "torch==2.1.0\nnumpy\npillow\n");
-  const vars: Record<string, string> = { GOV_UV: FAKE_UV };
+  const vars: Record<string, string> = { GOV_UV: await ensureUv() };
   const gopts: GovOptions = {
     getenv: (n) => vars[n] ?? Deno.env.get(n),
-    childEnv: { UV_FIND_LINKS: links, UV_OFFLINE: "1" },
+    childEnv: { UV_FIND_LINKS: links, UV_OFFLINE: "1", UV_CACHE_DIR: join(tmp, "uv-cache") },
   };
   await initEnvironment(env, {}, gopts);
   const nodes: [string, string][] = [["tq", "tqdm"], ["rq", "requests"], ["ey", "einops"]];
@@ -164,7 +164,12 @@ async function promoteOverhead(tmp: string): Promise<Figure[]> {
       unit: "ms",
       detail: `median of ${nodes.length} promotions; overheads ${overheads.join(", ")} ms`,
     },
-    { name: "promote total", value: median(totals), unit: "ms", detail: "uv stand-in, offline" },
+    {
+      name: "promote total",
+      value: median(totals),
+      unit: "ms",
+      detail: `uv ${UV_VERSION}, offline`,
+    },
     { name: "promote time inside uv", value: median(uvs), unit: "ms" },
   ];
 }

@@ -134,8 +134,31 @@ export function classifyUvFailure(
   return base;
 }
 
+/**
+ * uv's own explanation of a failure. uv 0.13 prints its error chain as `error: <what>`
+ * followed by `  cause: <why>` paragraphs (continuation lines indented under the text); the
+ * last cause is the explanation ("Because ... unsatisfiable."), or for a failure that is
+ * not a resolution the innermost reason, after the headline. Older uv drew the same
+ * chain as `× <what>` / `╰─▶ <why>`; both are read.
+ */
 function explanation(text: string): string {
   const lines = text.split("\n");
+  const causes: string[][] = [];
+  for (const l of lines) {
+    const m = /^\s*cause:\s?(.*)$/.exec(l);
+    if (m) causes.push([m[1].trim()]);
+    else if (causes.length && /^\s{3,}\S/.test(l) && !/^\s*(hint|help|error|warning):/.test(l)) {
+      causes[causes.length - 1].push(l.trim());
+    } else if (causes.length && l.trim() !== "") break;
+  }
+  if (causes.length) {
+    const last = causes[causes.length - 1].join("\n");
+    if (/^Because /.test(last)) return last;
+    // A chain that is not a resolution ("Request failed" ... "Connection refused"): the
+    // headline says what failed, the innermost cause why.
+    const head = lines.find((l) => /^\s*error:/.test(l))?.replace(/^\s*error:\s*/, "").trim();
+    return head ? `${head}: ${last}` : last;
+  }
   const start = lines.findIndex((l) => /╰─▶/.test(l));
   if (start !== -1) {
     const out: string[] = [lines[start].replace(/^.*╰─▶\s*/, "")];

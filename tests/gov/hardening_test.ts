@@ -16,17 +16,15 @@ import {
   lastTxid,
   makeNodeRepo,
   readJson,
-  REAL_UV,
   Scratch,
   truthFiles,
+  UV_BIN,
 } from "./helpers.ts";
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
 import { runProcess } from "../../src/process/run.ts";
 
-/** The real uv (the stand-in is going away); GOV_REAL_UV=1 means `uv` on PATH already. */
-const UV: Record<string, string> = REAL_UV
-  ? {}
-  : { GOV_UV: Deno.env.get("GOV_TEST_UV") ?? "/work/main/.tools/bin/uv" };
+/** The pinned real uv, also for gov started under a private mount namespace. */
+const UV: Record<string, string> = { GOV_UV: UV_BIN };
 
 const run = (env: string, args: string[], extra: Record<string, string> = {}) =>
   govIn(env, args, { ...UV, ...extra });

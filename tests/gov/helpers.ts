@@ -1,43 +1,32 @@
 /**
- * Shared set-up for the dependency-governance tests: environments initialised with the uv
- * stand-in over the test wheelhouse, custom-node git repositories made with real `git`,
- * and readers for the state files the assertions look at.
+ * Shared set-up for the dependency-governance tests: environments initialised with the real
+ * uv (pinned, `.tools/bin/uv`) offline over the test wheelhouse, custom-node git repositories
+ * made with real `git`, readers for the state files the assertions look at, and the
+ * fault-injecting uv wrapper.
  *
- * Building a venv is the slow part, so each test file initialises one template environment
- * and copies it per scenario (`cp -a`, at the same folder depth so the lock's relative
- * find-links path stays valid; a venv copied this way still works because gov only runs
- * its `bin/python`, never its console scripts).
+ * Each test file builds a template environment once ({@linkcode TemplateEnv}) and every test
+ * works on its own copy (`cp -a`; uv 0.13.8 records the absolute find-links folder in the
+ * lock, so a copy locks and syncs like the original; a venv copied this way still works
+ * because gov only runs its `bin/python`, never its console scripts).
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
 import { runProcess } from "../../src/process/run.ts";
-import { FAKE_COMFYUI_DIR, FAKE_UV } from "../helpers/paths.ts";
+import { FAKE_COMFYUI_DIR, UV } from "../helpers/paths.ts";
 import { gov, type GovResult } from "../helpers/gov.ts";
-import { wheelhouse } from "../helpers/wheelhouse.ts";
+import { uvTestEnv } from "../helpers/wheelhouse.ts";
 import { assertEquals, assertTrue } from "../helpers/assert.ts";
 
-/**
- * The uv the tests drive: the stand-in, or with `GOV_REAL_UV=1` the real `uv` on PATH (the
- * same scenarios, offline over the same wheelhouse, on hosts that have uv).
- */
-export const REAL_UV = Deno.env.get("GOV_REAL_UV") === "1";
-
-/** Program to run as uv in tests (helpers and wrapper scripts). */
-export const UV_BIN = REAL_UV ? "uv" : FAKE_UV;
+/** Program to run as uv in tests (helpers and wrapper scripts): the pinned real uv. */
+export const UV_BIN = UV;
 
 /** The ComfyUI base requirements of the test environments (all in the wheelhouse). */
 export const BASE_REQUIREMENTS = ["torch==2.1.0", "numpy", "pillow"];
 
-/** Environment variables that make gov use the uv stand-in offline over the wheelhouse. */
+/** {@linkcode uvTestEnv} with the lock wait the gov tests use. */
 export async function uvEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
-  return {
-    ...(REAL_UV ? {} : { GOV_UV: FAKE_UV }),
-    UV_FIND_LINKS: await wheelhouse(),
-    UV_OFFLINE: "1",
-    GOV_LOCK_WAIT: "20",
-    ...extra,
-  };
+  return await uvTestEnv({ GOV_LOCK_WAIT: "20", ...extra });
 }
 
 /**
@@ -85,6 +74,15 @@ export async function git(args: string[], cwd: string): Promise<string> {
   return r.stdout.trim();
 }
 
+/** Top-level folders of an environment that hold venvs. */
+const VENV_DIRS = new Set([".venv-prod", ".venv-candidate"]);
+
+/** Copies a folder tree as new folders of hard links to the same files. */
+async function linkTree(from: string, to: string): Promise<void> {
+  const r = await runProcess("cp", ["-al", from, to]);
+  if (r.code !== 0) throw new Error(`cp -al ${from} ${to} failed: ${r.stderr}`);
+}
+
 /** Copies a folder tree preserving links and modes. */
 export async function copyTree(from: string, to: string): Promise<void> {
   const r = await runProcess("cp", ["-a", from, to]);
@@ -100,7 +98,7 @@ export async function installComfyUI(dir: string): Promise<void> {
   await Deno.writeTextFile(join(dir, "requirements.txt"), BASE_REQUIREMENTS.join("\n") + "\n");
 }
 
-/** Runs gov in environment folder `envDir` with the uv stand-in. */
+/** Runs gov in environment folder `envDir` with the pinned uv offline. */
 export async function govIn(
   envDir: string,
   args: string[],
@@ -138,11 +136,25 @@ export class Scratch {
     await Deno.mkdir(d, { recursive: true });
     return d;
   }
-  /** Copies environment `envDir` (a folder `<x>/env`) to a fresh `<y>/env` at the same depth. */
+  /**
+   * Copies environment `envDir` (a folder `<x>/env`) to a fresh `<y>/env`. Its venvs are
+   * copied as hard links (a seeded venv is a thousand files): safe for the same reason uv's
+   * own default hard-link install from its cache is, since uv and Python replace files and
+   * never write into them; everything else (truth files, config, state, which tests do edit
+   * in place) is copied.
+   */
   async copyEnv(envDir: string): Promise<string> {
     const holder = await this.dir("copy");
     const to = join(holder, basename(envDir));
-    await copyTree(envDir, to);
+    await Deno.mkdir(to);
+    const jobs: Promise<void>[] = [];
+    for await (const e of Deno.readDir(envDir)) {
+      const from = join(envDir, e.name);
+      jobs.push(
+        VENV_DIRS.has(e.name) ? linkTree(from, join(to, e.name)) : copyTree(from, join(to, e.name)),
+      );
+    }
+    await Promise.all(jobs);
     return to;
   }
 }
@@ -246,19 +258,32 @@ export async function lastTxid(env: string): Promise<string> {
   return list[list.length - 1].txid;
 }
 
+/** What {@linkcode flakyUv} makes fail once: the next `.venv-prod` sync, or the next `uv lock`. */
+export type UvFault = "prod-sync" | "lock";
+
 /**
- * A uv that fails its next `sync` into `.venv-prod` while `flag` exists (and removes the
- * flag), then behaves as {@linkcode UV_BIN}: what a dropped connection or a full disk does
- * to a real sync half-way.
+ * A uv that fails its next `sync` into `.venv-prod` (or its next `lock`) while `flag` exists
+ * (and removes the flag), then behaves as {@linkcode UV_BIN}: what a dropped connection or a
+ * full disk does to a real uv half-way. Everything else runs the real uv.
  */
-export async function flakyUv(dir: string, flag: string): Promise<string> {
+export async function flakyUv(
+  dir: string,
+  flag: string,
+  fault: UvFault = "prod-sync",
+): Promise<string> {
   const path = join(dir, "uv-flaky");
+  const when = fault === "lock"
+    ? `"$1" == "lock"`
+    : `"$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod"`;
+  const message = fault === "lock"
+    ? "error: failed to write to file `uv.lock`: No space left on device (os error 28) (injected by the test)"
+    : "error: Failed to install: connection reset while downloading (injected by the test)";
   await Deno.writeTextFile(
     path,
     `#!/bin/bash
-if [[ "$1" == "sync" && "\${UV_PROJECT_ENVIRONMENT:-}" == *"/.venv-prod" && -e "${flag}" ]]; then
+if [[ ${when} && -e "${flag}" ]]; then
   rm -f "${flag}"
-  echo "error: Failed to install: connection reset while downloading (injected by the test)" >&2
+  echo "${message.replaceAll("`", "\\`")}" >&2
   exit 2
 fi
 exec "${UV_BIN}" "$@"
@@ -269,8 +294,45 @@ exec "${UV_BIN}" "$@"
 }
 
 /** A fresh {@linkcode flakyUv} with its own armed flag (a unique name next to `flagBase`). */
-export async function failingNextProdSync(scratch: Scratch, flagBase: string): Promise<string> {
+export async function failingNextProdSync(
+  scratch: Scratch,
+  flagBase: string,
+  fault: UvFault = "prod-sync",
+): Promise<string> {
   const flag = `${flagBase}-${crypto.randomUUID()}`;
   await Deno.writeTextFile(flag, "");
-  return await flakyUv(await scratch.dir("uv"), flag);
+  return await flakyUv(await scratch.dir("uv"), flag, fault);
+}
+
+/**
+ * One template environment per test file, built on first use and copied per test (so each
+ * test stands alone and one failure does not hide the others); its scratch folder goes
+ * away when the test process ends.
+ */
+export class TemplateEnv {
+  readonly scratch = new Scratch();
+  private built?: Promise<string>;
+  constructor(private readonly build: (scratch: Scratch) => Promise<string>) {
+    globalThis.addEventListener("unload", () => {
+      if (this.scratch.root) {
+        try {
+          Deno.removeSync(this.scratch.root, { recursive: true });
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+  /** The template itself (built once); never change it, copy it. */
+  env(): Promise<string> {
+    this.built ??= (async () => {
+      await this.scratch.open();
+      return await this.build(this.scratch);
+    })();
+    return this.built;
+  }
+  /** A fresh copy of the template, for one test. */
+  async copy(): Promise<string> {
+    return await this.scratch.copyEnv(await this.env());
+  }
 }

@@ -1,11 +1,12 @@
 /**
- * The test wheelhouse: small offline wheels (torch, numpy, conflicting pins, ...) built by
- * `scripts/build_wheelhouse.py`, for the uv stand-in to resolve against.
+ * The test wheelhouse: small offline wheels (torch, numpy, conflicting pins, ...) and the
+ * pinned seed packages, built by `scripts/build_wheelhouse.py`, for the real uv to resolve
+ * against offline; and the environment that points gov and uv at it.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { REPO_ROOT } from "./paths.ts";
+import { ensureUv, REPO_ROOT, UV } from "./paths.ts";
 
 /** Absolute path of the wheelhouse builder. */
 export const BUILD_WHEELHOUSE_SCRIPT = `${REPO_ROOT}/scripts/build_wheelhouse.py`;
@@ -64,7 +65,9 @@ async function build(): Promise<string> {
  * @example
  * ```ts
  * const links = await wheelhouse();
- * await runProcess(FAKE_UV, ["lock", "--offline"], { cwd, env: { UV_FIND_LINKS: links } });
+ * const env = await uvTestEnv();
+ * const out = await new Deno.Command(env.GOV_UV, { args: ["lock"], env }).output();
+ * console.log(links, out.code);
  * ```
  */
 export function wheelhouse(): Promise<string> {
@@ -73,4 +76,29 @@ export function wheelhouse(): Promise<string> {
     throw err;
   });
   return pending;
+}
+
+/**
+ * Environment variables that make gov (and uv run by a test) use the pinned uv offline over
+ * the wheelhouse, with a uv cache of its own (never the user's) and no interpreter download.
+ * Installs the pinned uv first when it is missing.
+ *
+ * @example
+ * ```ts
+ * const env = await uvTestEnv({ GOV_LOCK_WAIT: "20" });
+ * ```
+ */
+export async function uvTestEnv(
+  extra: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  await ensureUv();
+  const links = await wheelhouse();
+  return {
+    GOV_UV: UV,
+    UV_FIND_LINKS: links,
+    UV_OFFLINE: "1",
+    UV_CACHE_DIR: `${links}.uv-cache`,
+    UV_PYTHON_DOWNLOADS: "never",
+    ...extra,
+  };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { gov } from "../helpers/gov.ts";
 import { freePort, isPortOpen, waitFor } from "../helpers/net.ts";
-import { FAKE_UV } from "../helpers/paths.ts";
+import { uvTestEnv } from "../helpers/wheelhouse.ts";
 import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { readSupervisorState } from "../../src/supervisor/state.ts";
 import { readOrchestratorPid, writeOrchestratorPid } from "../../src/ipc/mod.ts";
@@ -208,7 +208,7 @@ Deno.test("a ComfyUI orphaned by a supervisor killed with its guard is ended by 
 
 Deno.test("a uv-managed environment is synced, then ComfyUI runs from its .venv-prod", async () => {
   const root = await Deno.makeTempDir({ prefix: "gov-sup-uv-" });
-  const env = { GOV_UV: FAKE_UV };
+  const env = await uvTestEnv();
   let g: ReturnType<typeof startGov> | undefined;
   try {
     await Deno.mkdir(join(root, ".metadata"));

@@ -1,13 +1,25 @@
 /**
- * The uv stand-in (fixtures/uv/uv) against real venvs, real wheels and real files: what gov
- * relies on must behave as real uv does (flags, uv.lock format, exit codes, error texts).
+ * The facts gov relies on, proven against the real pinned uv (offline over the test
+ * wheelhouse): flags, uv.lock format, exit codes and error texts. Where gov parses uv's
+ * output (failure classification, `pip list`, lock reading, freezes), the parser is fed
+ * what the real uv printed in the same test.
  */
-import { createHash } from "node:crypto";
-import { relative } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
-import { FAKE_UV } from "../helpers/paths.ts";
-import { wheelhouse } from "../helpers/wheelhouse.ts";
+import { UV } from "../helpers/paths.ts";
+import { UV_VERSION } from "../../scripts/tools.ts";
+import { Uv } from "../../src/uv/driver.ts";
+import {
+  classifyUvFailure,
+  UvConflictError,
+  UvEnvironmentError,
+  uvErrorFor,
+  UvStaleLockError,
+  UvUnavailableError,
+} from "../../src/uv/errors.ts";
+import { freezeLines, lockFreeze } from "../../src/gov/state/freeze.ts";
+import { nodeGroup, parsePyproject } from "../../src/gov/state/pyproject.ts";
+import { uvTestEnv } from "../helpers/wheelhouse.ts";
 
 interface UvResult {
   code: number;
@@ -15,16 +27,22 @@ interface UvResult {
   stderr: string;
 }
 
+/** Runs the pinned uv offline over the wheelhouse; an empty value in `env` unsets a variable. */
 async function uv(
   args: string[],
   cwd: string,
   env: Record<string, string> = {},
 ): Promise<UvResult> {
-  const links = await wheelhouse();
-  const out = await new Deno.Command(FAKE_UV, {
+  const vars = {
+    ...Deno.env.toObject(),
+    ...await uvTestEnv({ NO_COLOR: "1", UV_NO_PROGRESS: "1", ...env }),
+  };
+  for (const [k, v] of Object.entries(vars)) if (v === "") delete vars[k];
+  const out = await new Deno.Command(UV, {
     args,
     cwd,
-    env: { UV_FIND_LINKS: links, UV_OFFLINE: "1", NO_COLOR: "1", ...env },
+    env: vars,
+    clearEnv: true,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -54,7 +72,7 @@ async function withProject(
   text: string,
   fn: (dir: string) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "uv-standin-test-" });
+  const dir = await Deno.makeTempDir({ prefix: "real-uv-test-" });
   try {
     await Deno.writeTextFile(`${dir}/pyproject.toml`, text);
     await fn(dir);
@@ -90,16 +108,26 @@ function freezeMap(stdout: string): Record<string, string> {
   return out;
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function ok(r: UvResult, what: string): void {
   assertEquals(r.code, 0, `${what} failed:\n${r.stderr}`);
 }
 
-Deno.test("uv --version prints a `uv ` line; unknown subcommands exit 2 like clap", async () => {
+Deno.test("the pinned uv reports its version to gov; unknown subcommands exit 2", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const v = await uv(["--version"], dir);
     ok(v, "--version");
-    assertMatch(v.stdout, /^uv \d+\.\d+\.\d+/);
+    assertMatch(v.stdout, new RegExp(`^uv ${UV_VERSION.replaceAll(".", "\\.")} `));
+    assertEquals(await new Uv(UV).version(), v.stdout.trim());
     const bad = await uv(["frobnicate"], dir);
     assertEquals(bad.code, 2);
     assertMatch(bad.stderr, /^error: unrecognized subcommand 'frobnicate'/);
@@ -112,8 +140,8 @@ Deno.test("uv --version prints a `uv ` line; unknown subcommands exit 2 like cla
   }
 });
 
-Deno.test("uv lock writes a version 1 revision 3 lock covering every group", async () => {
-  const links = await wheelhouse();
+Deno.test("uv lock: version 1 lock of every group, find-links recorded by absolute path", async () => {
+  const links = (await uvTestEnv()).UV_FIND_LINKS;
   await withProject(
     pyproject(["torch==2.1.0", "numpy<2"], { "node-a": ["requests"], "node-b": ["einops"] }),
     async (dir) => {
@@ -121,20 +149,27 @@ Deno.test("uv lock writes a version 1 revision 3 lock covering every group", asy
       ok(r, "lock");
       assertMatch(r.stderr, /Resolved 11 packages in /);
       const text = await Deno.readTextFile(`${dir}/uv.lock`);
-      assertTrue(text.startsWith('version = 1\nrevision = 3\nrequires-python = ">=3.10"\n'));
+      // 0.13.8 writes revision 5 (0.12.5 wrote 3); gov reads neither field.
+      assertTrue(text.startsWith('version = 1\nrevision = 5\nrequires-python = ">=3.10"\n'));
       const lock = parseLock(text);
-      assertEquals(lockedVersions(lock), {
-        "certifi": "2024.7.4",
-        "charset-normalizer": "3.3.2",
-        "einops": "0.8.0",
-        "filelock": "3.15.4",
-        "idna": "3.7",
-        "numpy": "1.26.4",
-        "requests": "2.32.3",
-        "torch": "2.1.0",
-        "typing-extensions": "4.12.2",
-        "urllib3": "2.2.2",
-      });
+      const expected = [
+        "certifi==2024.7.4",
+        "charset-normalizer==3.3.2",
+        "einops==0.8.0",
+        "filelock==3.15.4",
+        "idna==3.7",
+        "numpy==1.26.4",
+        "requests==2.32.3",
+        "torch==2.1.0",
+        "typing-extensions==4.12.2",
+        "urllib3==2.2.2",
+      ];
+      assertEquals(
+        Object.entries(lockedVersions(lock)).map(([n, v]) => `${n}==${v}`).sort(),
+        expected,
+      );
+      // gov's lock reader sees exactly what uv locked, the virtual project left out.
+      assertEquals(lockFreeze(text, "uv.lock"), expected);
       const root = lock.package.find((p: Lock) => p.name === "project");
       assertEquals(root.source, { virtual: "." });
       assertEquals(root.dependencies, [{ name: "numpy" }, { name: "torch" }]);
@@ -148,13 +183,11 @@ Deno.test("uv lock writes a version 1 revision 3 lock covering every group", asy
       ]);
       assertEquals(root.metadata["requires-dev"]["node-a"], [{ name: "requests" }]);
       const torch = lock.package.find((p: Lock) => p.name === "torch");
-      // uv records a local find-links folder relative to the project root.
-      assertEquals(torch.source, { registry: relative(dir, links) });
+      // An absolute find-links folder is recorded as it is (not relative to the project), and
+      // its wheels by path, without hash or size.
+      assertEquals(torch.source, { registry: links });
       assertEquals(torch.dependencies, [{ name: "filelock" }, { name: "typing-extensions" }]);
-      const wheel = torch.wheels[0];
-      const bytes = await Deno.readFile(`${links}/${wheel.path}`);
-      assertEquals(wheel.hash, `sha256:${createHash("sha256").update(bytes).digest("hex")}`);
-      assertEquals(wheel.size, bytes.length);
+      assertEquals(torch.wheels, [{ path: `${links}/torch-2.1.0-py3-none-any.whl` }]);
       // An up-to-date lock passes --locked and is not rewritten.
       const locked = await uv(["lock", "--locked"], dir);
       ok(locked, "lock --locked");
@@ -193,16 +226,10 @@ Deno.test("uv sync: --locked --all-groups into UV_PROJECT_ENVIRONMENT, exact by 
 
       // Something installed behind uv's back is removed by the next (exact) sync.
       ok(await uv(["pip", "install", "--python", venv, "pyyaml"], dir), "pip install");
-      const list = await uv(
-        ["pip", "list", "--format", "json", "--python", `${venv}/bin/python`],
-        dir,
-      );
-      ok(list, "pip list");
-      const names = JSON.parse(list.stdout).map((p: { name: string }) => p.name);
-      assertTrue(names.includes("pyyaml"));
       const inexact = await uv(["sync", "--locked", "--all-groups", "--inexact"], dir, env);
       ok(inexact, "sync --inexact");
-      assertMatch(inexact.stderr, /Audited 3 packages/);
+      assertMatch(inexact.stderr, /Checked 3 packages/);
+      assertNotMatch(inexact.stderr, /pyyaml/);
       const exact = await uv(["sync", "--locked", "--all-groups"], dir, env);
       ok(exact, "exact sync");
       assertMatch(exact.stderr, / - pyyaml==6\.0\.2/);
@@ -216,106 +243,219 @@ Deno.test("uv sync: --locked --all-groups into UV_PROJECT_ENVIRONMENT, exact by 
   );
 });
 
-Deno.test("--locked with a stale or missing lock fails with uv's texts and exit codes", async () => {
+Deno.test("uv pip list --format json and pip freeze, read by gov's driver and freeze", async () => {
+  await withProject(pyproject(["Typing_Extensions", "pyyaml"]), async (dir) => {
+    ok(await uv(["lock"], dir), "lock");
+    ok(await uv(["sync", "--locked"], dir), "sync");
+    const python = `${dir}/.venv/bin/python`;
+    const list = await uv(["pip", "list", "--format", "json", "--python", python], dir);
+    ok(list, "pip list");
+    // One JSON line of {name, version}; names as the wheels spell them, normalised.
+    assertEquals(JSON.parse(list.stdout), [
+      { name: "pyyaml", version: "6.0.2" },
+      { name: "typing-extensions", version: "4.12.2" },
+    ]);
+    const freeze = await uv(["pip", "freeze", "--python", python], dir);
+    assertEquals(freeze.stdout, "pyyaml==6.0.2\ntyping-extensions==4.12.2\n");
+    // gov's driver runs the same command and gets the same list; gov's freeze lines agree
+    // with uv's own freeze.
+    const driver = new Uv(UV, { env: await uvTestEnv() });
+    const pkgs = await driver.pipList(python, { cwd: dir });
+    assertEquals(pkgs, JSON.parse(list.stdout));
+    assertEquals(freezeLines(pkgs), freeze.stdout.trim().split("\n"));
+    // An empty venv lists as [] (gov's empty freeze).
+    ok(await uv(["venv", "empty"], dir), "venv");
+    assertEquals(await driver.pipList(`${dir}/empty/bin/python`, { cwd: dir }), []);
+  });
+});
+
+Deno.test("--locked with a stale or missing lock: uv's texts and exit codes, read by gov", async () => {
   await withProject(pyproject(["numpy"]), async (dir) => {
     const missing = await uv(["sync", "--locked"], dir);
-    assertEquals(missing.code, 2);
+    // 0.13.8 exits 1 here (REFERENCE.md had 2, from 0.12.5).
+    assertEquals(missing.code, 1);
     assertMatch(
       missing.stderr,
       /^error: Unable to find lockfile at `uv\.lock`, but `--locked` was provided\./m,
     );
+    assertTrue(uvErrorFor("sync", missing.code, "", missing.stderr) instanceof UvStaleLockError);
+    assertEquals(classifyUvFailure(missing.stderr, missing.code).kind, "missing-lock");
     ok(await uv(["lock"], dir), "lock");
     const before = await Deno.readTextFile(`${dir}/uv.lock`);
     await Deno.writeTextFile(`${dir}/pyproject.toml`, pyproject(["numpy", "einops"]));
     const expected = "error: The lockfile at `uv.lock` needs to be updated, but `--locked` was " +
-      "provided. To update the lockfile, run `uv lock`.\n";
+      "provided.\n\nhint: To update the lockfile, run `uv lock`.\n";
     const lock = await uv(["lock", "--locked"], dir);
     assertEquals(lock.code, 1);
-    assertEquals(lock.stderr, expected);
+    assertTrue(lock.stderr.endsWith(expected), lock.stderr);
     const sync = await uv(["sync", "--locked"], dir);
     assertEquals(sync.code, 1);
-    assertTrue(sync.stderr.endsWith(expected));
+    assertTrue(sync.stderr.endsWith(expected), sync.stderr);
     assertEquals(await Deno.readTextFile(`${dir}/uv.lock`), before, "--locked never writes");
-    // Like uv, the environment is prepared first, but nothing is installed into it.
+    const err = uvErrorFor("sync", sync.code, "", sync.stderr);
+    assertTrue(err instanceof UvStaleLockError);
+    assertEquals(err.failure.kind, "stale-lock");
+    // The environment is prepared first, but nothing is installed into it.
     const freeze = await uv(["pip", "freeze", "--python", `${dir}/.venv`], dir);
     assertEquals(freeze.stdout, "");
     // Without --locked, sync relocks first.
     const relock = await uv(["sync"], dir);
     ok(relock, "sync relocking");
-    assertMatch(relock.stderr, /Added einops v0\.8\.0/);
     assertMatch(relock.stderr, / \+ einops==0\.8\.0/);
     assertEquals(lockedVersions(await readLock(dir)).einops, "0.8.0");
   });
 });
 
-Deno.test("a conflict between two groups names both project:node-... groups", async () => {
+Deno.test("a conflict between two node groups: uv's text, and gov names both nodes", async () => {
   await withProject(
     pyproject(["numpy"], {
-      "node-a": ["conflict-a"],
+      "node-Alpha_x": ["conflict-a"],
       "node-ok": ["einops"],
       "node-b": ["conflict-b"],
     }),
     async (dir) => {
       const r = await uv(["lock"], dir);
       assertEquals(r.code, 1);
-      assertTrue(r.stderr.startsWith("  × No solution found when resolving dependencies:\n  ╰─▶ "));
+      // 0.13.8 prints `error:` / `cause:` (0.12.5 drew `×` / `╰─▶`); groups come normalised.
+      assertMatch(r.stderr, /^error: No solution found when resolving dependencies\n {2}cause: /m);
       assertMatch(
         r.stderr,
-        /we can conclude that project:node-a and project:node-b are incompatible\./,
+        /we can conclude that project:node-alpha-x and project:node-b are incompatible\./,
       );
       assertMatch(
         r.stderr,
-        /\n {6}And because your project requires project:node-a and project:node-b, we can conclude that your project's requirements are unsatisfiable\.\n$/,
+        /\n {9}And because your project requires project:node-alpha-x and project:node-b, we can conclude that your project's requirements are unsatisfiable\.\n$/,
       );
-      assertMatch(r.stderr, /sortedcontainers==2\.3\.0/);
       assertNotMatch(r.stderr, /node-ok/);
       assertNotMatch(r.stderr, /network was disabled/);
       assertTrue(!(await exists(`${dir}/uv.lock`)), "no lock is written on failure");
-    },
-  );
-  // The project's own requirements are "your project" (uv's lock_conflicting_project_basic1).
-  await withProject(
-    pyproject(["sortedcontainers==2.3.0"], { foo: ["sortedcontainers==2.4.0"] }),
-    async (dir) => {
-      const r = await uv(["lock"], dir);
-      assertEquals(r.code, 1);
-      assertEquals(
-        r.stderr,
-        "  × No solution found when resolving dependencies:\n" +
-          "  ╰─▶ Because your project depends on sortedcontainers==2.3.0 and project:foo depends on sortedcontainers==2.4.0, we can conclude that your project and project:foo are incompatible.\n" +
-          "      And because your project requires your project and project:foo, we can conclude that your project's requirements are unsatisfiable.\n",
-      );
-    },
-  );
-  // Direct pins between groups: uv's own two-line shape, later group first.
-  await withProject(
-    pyproject([], { group1: ["sortedcontainers==2.3.0"], group2: ["sortedcontainers==2.4.0"] }),
-    async (dir) => {
-      const r = await uv(["lock"], dir);
-      assertEquals(r.code, 1);
-      assertEquals(
-        r.stderr,
-        "  × No solution found when resolving dependencies:\n" +
-          "  ╰─▶ Because project:group2 depends on sortedcontainers==2.4.0 and project:group1 depends on sortedcontainers==2.3.0, we can conclude that project:group1 and project:group2 are incompatible.\n" +
-          "      And because your project requires project:group1 and project:group2, we can conclude that your project's requirements are unsatisfiable.\n",
-      );
+
+      const err = uvErrorFor("lock", r.code, r.stdout, r.stderr, ["Alpha_x", "ok", "b"]);
+      assertTrue(err instanceof UvConflictError);
+      assertEquals(err.failure.kind, "conflict");
+      assertEquals(err.failure.groups, ["node-alpha-x", "node-b"]);
+      assertEquals(err.failure.nodes, ["Alpha_x", "b"]);
+      assertEquals(err.failure.involvesBase, false);
+      // Every package the explanation names: the pinned one and both requirers.
+      assertEquals(err.failure.packages, ["conflict-a", "conflict-b", "sortedcontainers"]);
+      assertMatch(err.failure.summary, /^Because all versions of conflict-b depend on/);
+      assertMatch(err.failure.summary, /your project's requirements are unsatisfiable\.$/);
+      assertMatch(err.message, /^dependency conflict between custom nodes Alpha_x, b: Because/);
     },
   );
 });
 
-Deno.test("a package missing offline gives the network-disabled hint", async () => {
+Deno.test("a conflict with the project's own requirements: gov sees the base take part", async () => {
+  await withProject(
+    pyproject(["torch==2.1.0"], { "node-newtorch": ["needs-torch231"] }),
+    async (dir) => {
+      const r = await uv(["lock"], dir);
+      assertEquals(r.code, 1);
+      assertMatch(
+        r.stderr,
+        /And because your project depends on torch==2\.1\.0, we can conclude that your project and project:node-newtorch are incompatible\./,
+      );
+      const f = classifyUvFailure(r.stderr, r.code, ["newtorch"]);
+      assertEquals(f.kind, "conflict");
+      assertEquals(f.nodes, ["newtorch"]);
+      assertEquals(f.involvesBase, true);
+      assertTrue(f.packages.includes("torch"), f.packages.join(","));
+    },
+  );
+});
+
+Deno.test("a package missing offline: the network hint makes it the host's problem", async () => {
   await withProject(pyproject(["numpy"], { "node-x": ["not-in-wheelhouse>=1"] }), async (dir) => {
     const r = await uv(["lock"], dir);
     assertEquals(r.code, 1);
-    assertMatch(r.stderr, /No solution found when resolving dependencies:/);
+    assertMatch(r.stderr, /^error: No solution found when resolving dependencies$/m);
     assertMatch(
       r.stderr,
-      /Because not-in-wheelhouse was not found in the cache and project:node-x depends on not-in-wheelhouse>=1/,
+      /cause: Because not-in-wheelhouse was not found in the cache and project:node-x depends on not-in-wheelhouse>=1/,
     );
     assertMatch(
       r.stderr,
-      /\n\n {6}hint: Packages were unavailable because the network was disabled/,
+      /\n\nhint: Packages were unavailable because the network was disabled/,
     );
+    const err = uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]);
+    assertTrue(err instanceof UvEnvironmentError);
+    assertTrue(!(err instanceof UvConflictError));
+    assertMatch(err.hint ?? "", /network/);
+    assertEquals(err.failure.nodes, ["x"]);
+  });
+  // A version the wheelhouse lacks (offline) is a resolution failure without the hint: gov
+  // treats it as a conflict a pin can settle, never as the host's problem.
+  await withProject(pyproject(["numpy"], { "node-x": ["numpy>=3"] }), async (dir) => {
+    const r = await uv(["lock"], dir);
+    assertEquals(r.code, 1);
+    assertMatch(r.stderr, /Because only numpy<=2\.1\.0 is available and project:node-x depends/);
+    assertNotMatch(r.stderr, /network was disabled/);
+    assertEquals(classifyUvFailure(r.stderr, r.code, ["x"]).kind, "conflict");
+  });
+});
+
+Deno.test("a package no index has (network on): neither a conflict nor the host's problem", async () => {
+  // A local index that answers 404 for every project, as PyPI does for a name it lacks.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("not found", { status: 404 }),
+  );
+  try {
+    const index = `http://127.0.0.1:${server.addr.port}/simple`;
+    await withProject(pyproject([], { "node-x": ["nosuchpkg"] }), async (dir) => {
+      const r = await uv(["lock"], dir, {
+        UV_OFFLINE: "",
+        UV_FIND_LINKS: "",
+        UV_DEFAULT_INDEX: index,
+      });
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, /Because nosuchpkg was not found in the package registry/);
+      const err = uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]);
+      assertTrue(err instanceof UvUnavailableError, err.constructor.name);
+      assertEquals(err.failure.packages, ["nosuchpkg"]);
+    });
+  } finally {
+    await server.shutdown();
+  }
+  // Find-links only (`UV_NO_INDEX`, network allowed): the same sentence, the same reading.
+  await withProject(pyproject([], { "node-x": ["nosuchpkg"] }), async (dir) => {
+    const r = await uv(["lock"], dir, { UV_OFFLINE: "", UV_NO_INDEX: "1" });
+    assertEquals(r.code, 1);
+    assertMatch(r.stderr, /Because nosuchpkg was not found in the package registry/);
+    assertNotMatch(r.stderr, /network was disabled/);
+    assertTrue(uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]) instanceof UvUnavailableError);
+  });
+});
+
+Deno.test("an unreachable index: exit 2, an environment error naming the cause", async () => {
+  // A port nothing listens on: taken, then released.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  await withProject(pyproject([], { "node-x": ["nosuchpkg"] }), async (dir) => {
+    const r = await uv(["lock"], dir, {
+      UV_OFFLINE: "",
+      UV_FIND_LINKS: "",
+      UV_HTTP_RETRIES: "0",
+      UV_DEFAULT_INDEX: `http://127.0.0.1:${port}/simple`,
+    });
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /^error: Failed to fetch: /m);
+    assertMatch(r.stderr, /cause: tcp connect error/);
+    const err = uvErrorFor("lock", r.code, r.stdout, r.stderr, ["x"]);
+    assertTrue(err instanceof UvEnvironmentError, err.constructor.name);
+    assertMatch(err.failure.summary, /^Failed to fetch: .*: Connection refused/);
+    assertMatch(err.hint ?? "", /network/);
+  });
+});
+
+Deno.test("uv exit codes: 0 success, 1 no solution, 2 for usage errors", async () => {
+  await withProject(pyproject(["numpy"]), async (dir) => {
+    assertEquals((await uv(["lock"], dir)).code, 0);
+    assertEquals((await uv(["no-such-subcommand"], dir)).code, 2);
+    assertEquals((await uv(["lock", "--no-such-flag"], dir)).code, 2);
+    await Deno.writeTextFile(`${dir}/pyproject.toml`, pyproject(["numpy>=3"]));
+    assertEquals((await uv(["lock"], dir)).code, 1);
   });
 });
 
@@ -385,6 +525,11 @@ Deno.test("uv add -r with a failing lock restores pyproject.toml and uv.lock byt
       );
       assertEquals(r.code, 1);
       assertMatch(r.stderr, /project:node-a and project:node-b are incompatible/);
+      // The resolver's explanation comes one cause deeper than `uv lock`'s; gov reads it the same.
+      assertMatch(r.stderr, /^error: Failed to add dependencies\n {2}cause: No solution found/m);
+      const f = classifyUvFailure(r.stderr, r.code, ["a", "b"]);
+      assertEquals([f.kind, f.nodes], ["conflict", ["a", "b"]]);
+      assertMatch(f.summary, /^Because all versions of conflict-b depend on/);
       assertEquals(await Deno.readFile(`${dir}/pyproject.toml`), pyBefore);
       assertEquals(await Deno.readFile(`${dir}/uv.lock`), lockBefore);
       // --raw keeps specifiers as written.
@@ -410,20 +555,33 @@ Deno.test("uv add -r with a failing lock restores pyproject.toml and uv.lock byt
   );
 });
 
-Deno.test("uv venv: --seed installs pip (kept by exact syncs), plain venvs have none", async () => {
-  await withProject(pyproject(["numpy==2.1.0"]), async (dir) => {
+Deno.test("uv venv --seed installs pip (kept by exact --all-groups syncs); plain venvs have none", async () => {
+  await withProject(pyproject(["numpy==2.1.0"], { "node-a": ["tqdm"] }), async (dir) => {
     ok(await uv(["venv", "plain"], dir), "venv");
     const plain = await uv(["pip", "freeze", "--python", `${dir}/plain`], dir);
     ok(plain, "freeze plain");
     assertEquals(plain.stdout, "");
-    const seeded = await uv(["venv", "--seed", ".venv"], dir);
+    const seeded = await uv(["venv", "--seed", ".venv-prod"], dir);
     ok(seeded, "venv --seed");
-    assertMatch(seeded.stderr, /Creating virtual environment with seed packages at: \.venv/);
-    ok(await uv(["sync"], dir), "sync");
-    const freeze = freezeMap((await uv(["pip", "freeze"], dir)).stdout);
+    assertMatch(seeded.stderr, /Creating virtual environment with seed packages at: \.venv-prod/);
+    const seeds = [...seeded.stderr.matchAll(/^ \+ ([a-z-]+)==/gm)].map((m) => m[1]).sort();
+    // uv seeds pip, plus setuptools and wheel below Python 3.12 (the wheelhouse holds all three).
+    const py = await new Deno.Command(`${dir}/.venv-prod/bin/python`, {
+      args: ["-c", "import sys; print(sys.version_info[1])"],
+      stdout: "piped",
+    }).output();
+    const minor = Number(new TextDecoder().decode(py.stdout).trim());
+    assertEquals(seeds, minor < 12 ? ["pip", "setuptools", "wheel"] : ["pip"]);
+    ok(await uv(["lock"], dir), "lock");
+    const env = { UV_PROJECT_ENVIRONMENT: ".venv-prod" };
+    ok(await uv(["sync", "--locked", "--all-groups"], dir, env), "sync");
+    const freeze = freezeMap((await uv(["pip", "freeze", "--python", ".venv-prod"], dir)).stdout);
     assertEquals(freeze.numpy, "2.1.0");
-    assertTrue(freeze.pip !== undefined, "exact sync keeps the seed packages of a seeded venv");
-    const pip = await new Deno.Command(`${dir}/.venv/bin/python`, {
+    assertEquals(freeze.tqdm, "4.66.4");
+    for (const seed of seeds) {
+      assertTrue(freeze[seed] !== undefined, `exact sync removed the seed package ${seed}`);
+    }
+    const pip = await new Deno.Command(`${dir}/.venv-prod/bin/python`, {
       args: ["-m", "pip", "--version"],
       stdout: "piped",
       stderr: "piped",
@@ -431,48 +589,6 @@ Deno.test("uv venv: --seed installs pip (kept by exact syncs), plain venvs have 
     assertEquals(pip.code, 0);
   });
 });
-
-Deno.test("uv export writes the locked set as requirements.txt (extras included)", async () => {
-  await withProject(
-    pyproject(["requests[socks]"], { "node-a": ["einops==0.7.0"] }),
-    async (dir) => {
-      ok(await uv(["lock"], dir), "lock");
-      const r = await uv([
-        "export",
-        "--format",
-        "requirements-txt",
-        "--all-groups",
-        "--no-hashes",
-        "--frozen",
-      ], dir);
-      ok(r, "export");
-      const pins = r.stdout.split("\n").filter((l) => /^[a-z]/.test(l));
-      assertEquals(pins, [
-        "certifi==2024.7.4",
-        "charset-normalizer==3.3.2",
-        "einops==0.7.0",
-        "idna==3.7",
-        "pysocks==1.7.1",
-        "requests==2.32.3",
-        "urllib3==2.2.2",
-      ]);
-      const requests = (await readLock(dir)).package.find((p: Lock) => p.name === "requests");
-      assertEquals(requests["optional-dependencies"], { socks: [{ name: "pysocks" }] });
-      const hashed = await uv(["export", "--frozen", "--no-dev"], dir);
-      assertMatch(hashed.stdout, /requests==2\.32\.3 \\\n {4}--hash=sha256:[0-9a-f]{64}/);
-      assertNotMatch(hashed.stdout, /einops/);
-    },
-  );
-});
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("group names are normalised like uv's; --frozen syncs the lock as it is", async () => {
   await withProject(pyproject(["numpy==2.1.0"], {}, "\n[tool.uv]\n"), async (dir) => {
@@ -482,6 +598,13 @@ Deno.test("group names are normalised like uv's; --frozen syncs the lock as it i
     const clash = await uv(["add", "--group", "node-B", "--no-sync", "conflict-b"], dir);
     assertEquals(clash.code, 1);
     assertMatch(clash.stderr, /project:node-b and project:node-comfy-up-x are incompatible/);
+    // gov finds the group under the name uv wrote, and maps uv's names back to the node ids.
+    const py = parsePyproject(await Deno.readTextFile(`${dir}/pyproject.toml`), "pyproject.toml");
+    assertEquals(py.groups[nodeGroup("Comfy_Up.x")], ["conflict-a>=1.0"]);
+    assertEquals(classifyUvFailure(clash.stderr, clash.code, ["Comfy_Up.x", "B"]).nodes, [
+      "B",
+      "Comfy_Up.x",
+    ]);
     // A pyproject.toml edited after locking: --frozen installs the lock, no relock.
     const lockBefore = await Deno.readTextFile(`${dir}/uv.lock`);
     await Deno.writeTextFile(
