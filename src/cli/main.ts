@@ -6,7 +6,7 @@
  */
 import { GovError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import type { Command } from "./command.ts";
+import { type Command, renderHelp } from "./command.ts";
 import type { Io } from "./io.ts";
 import { styles } from "./io.ts";
 import { commands as supervisorCommands } from "./supervisor/mod.ts";
@@ -42,13 +42,33 @@ function findCommand(
   return { rest: args };
 }
 
+/** Flags that select the workspace or environment, accepted before the command too. */
+const GLOBAL_FLAGS = new Set(["-w", "--workspace", "-e", "--env", "--env-dir"]);
+
+/**
+ * Splits `gov -w X node list` into the leading selection flags and the rest, so they can be
+ * handed to the command as if written after it (where each command checks them).
+ */
+function leadingGlobalFlags(args: string[]): { global: string[]; after: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i];
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
+    if (!GLOBAL_FLAGS.has(name)) break;
+    // `--workspace=X` carries its value; `--workspace X` takes the next word.
+    i += name === a ? 2 : 1;
+  }
+  return { global: args.slice(0, Math.min(i, args.length)), after: args.slice(i) };
+}
+
 function topHelp(all: Command[]): string {
   const width = Math.max(...all.map((c) => c.name.length), 10);
   const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return [
     `gov ${VERSION}: runs and governs ComfyUI on GPU hosts`,
     "",
-    "Usage: gov <command> [flags]",
+    "Usage: gov [-w DIR] [-e NAME | --env-dir DIR] <command> [flags]",
     "",
     "Commands:",
     ...lines,
@@ -99,6 +119,15 @@ export async function runCli(
     io.out(`gov ${VERSION}\n`);
     return 0;
   }
+  const { global, after } = leadingGlobalFlags(args);
+  if (global.length && after.length === 0) {
+    io.err(
+      `${styles(io).red("error:")} ${global[0]} needs a command after it\n` +
+        `  write it after the command, e.g. \`gov node list ${global.join(" ")}\`\n`,
+    );
+    return 2;
+  }
+  if (global.length) return runCli([...after, ...global], io, all);
   const { command, rest, group } = findCommand(all, args);
   const s = styles(io);
   if (!command) {
@@ -121,7 +150,8 @@ export async function runCli(
     const dashdash = rest.indexOf("--");
     const helpAt = rest.findIndex((a) => a === "--help" || a === "-h");
     if (dashdash === -1 || helpAt < dashdash) {
-      io.out(command.help.endsWith("\n") ? command.help : command.help + "\n");
+      const help = renderHelp(command.help);
+      io.out(help.endsWith("\n") ? help : help + "\n");
       return 0;
     }
   }

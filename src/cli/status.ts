@@ -24,6 +24,7 @@ import {
 } from "../workspace/root.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "./command.ts";
 import { type Io, type Styles, styles } from "./io.ts";
+import { checkSelection } from "./inputs.ts";
 import { resolve } from "node:path";
 
 const HELP = `Usage: gov status [--workspace DIR] [--env NAME | --env-dir DIR] [--json]
@@ -84,6 +85,7 @@ async function run(args: string[], io: Io): Promise<number> {
     json: { type: "boolean" },
   });
   positionalArgs("status", positionals, []);
+  checkSelection(values, io);
   if (values.env !== undefined && values["env-dir"] !== undefined) {
     throw new UsageError("gov status: --env and --env-dir exclude each other", {
       hint: "pass one of them",

@@ -10,7 +10,7 @@ import { abortSwitch, requestSwitch, waitForSwitch } from "../../supervisor/cont
 import { readSwitchStatus, type SwitchStatus } from "../../ipc/switch.ts";
 import { loadSupervisorSettings } from "../../supervisor/settings.ts";
 import { nowSeconds } from "../../ipc/files.ts";
-import { timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
+import { requireWaitFor, timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
 const HELP = `Usage: gov switch <env> [--workspace DIR] [--wait [--timeout S]] [--json]
        gov switch --abort [--workspace DIR] [--wait] [--json]
@@ -28,7 +28,8 @@ environment fails with "switch in progress"; one to the same environment joins i
 Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
       --wait            follow the switch until it is complete, failed or aborted
-      --timeout S       give up waiting after S seconds (default: health timeout + 5 min)
+      --timeout S       with --wait: the longest gov waits for the switch to end, in seconds
+                        (default: health timeout + 5 min)
       --abort           abort the switch in progress (the supervisor rolls back), or
                         withdraw a request no supervisor has started yet
       --json            print the request (and with --wait the final status) as JSON
@@ -54,6 +55,7 @@ async function run(args: string[], io: Io): Promise<number> {
   const [target] = values.abort
     ? positionalArgs("switch --abort", positionals, [])
     : positionalArgs("switch", positionals, ["<env>"]);
+  requireWaitFor("switch", values);
   const ws = workspaceFor(values.workspace, io);
   const settings = await loadSupervisorSettings(ws);
   const waitMs = timeoutMs("switch", values.timeout, settings.healthTimeoutS + 300);

@@ -1,0 +1,182 @@
+/**
+ * The command line refuses bad input early and in one line (exit 2, nothing changed), takes
+ * the selection flags before the command, and never lets printing abort an operation.
+ */
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertNotMatch, assertTrue } from "../helpers/assert.ts";
+import { runCli } from "../../src/cli/main.ts";
+import { memoryIo } from "../../src/cli/io.ts";
+import { ALL_COMMANDS } from "../../src/cli/main.ts";
+import { GOV_SCRIPT } from "../helpers/gov.ts";
+import { installFakeComfyUI } from "../helpers/fake_comfyui.ts";
+import { FAKE_UV } from "../helpers/paths.ts";
+
+/** A workspace with one (uninitialised) environment `prod`, and a plain file beside it. */
+async function workspace(): Promise<{ root: string; file: string; cleanup(): Promise<void> }> {
+  const root = await Deno.makeTempDir({ prefix: "gov-cli-hard-" });
+  await Deno.mkdir(join(root, ".metadata"));
+  await Deno.mkdir(join(root, "environments", "prod"), { recursive: true });
+  await Deno.writeTextFile(join(root, "environments", "prod", "config.toml"), "");
+  const file = join(root, "plain.txt");
+  await Deno.writeTextFile(file, "not a folder\n");
+  return { root, file, cleanup: () => Deno.remove(root, { recursive: true }) };
+}
+
+/** Every file under `dir` with its size, to prove a refused command changed nothing. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else out.push(`${p} ${(await Deno.stat(p)).size}`);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+async function cli(args: string[], env: Record<string, string> = {}, cwd?: string) {
+  const io = memoryIo({ env: { NO_COLOR: "1", ...env }, cwd });
+  const code = await runCli(args, io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+/** A usage error: exit 2, one error line (plus its hint), naming `what`. */
+function assertUsage(r: { code: number; stderr: string }, what: RegExp) {
+  assertEquals(r.code, 2, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assertTrue(lines.length <= 2, r.stderr);
+  assertMatch(lines[0], /^error: /);
+  assertMatch(lines[0], what);
+  assertNotMatch(r.stderr, /internal error/);
+}
+
+Deno.test("bad selection and value inputs are refused up front: exit 2, one line, nothing changed", async () => {
+  const ws = await workspace();
+  try {
+    const before = await tree(ws.root);
+    const missingHome = join(ws.root, "no-such-home");
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ["node", "list", "--env-dir", ws.file],
+        {},
+        /--env-dir .*plain\.txt is a file, not a folder/,
+      ],
+      [["tx", "list", "--workspace", ws.file, "-e", "prod"], {}, /--workspace .* is a file/],
+      [["init", "--env-dir", ws.file], {}, /--env-dir .* is a file/],
+      [
+        ["init", "--workspace", ws.root, "-e", "prod", "--requires-python", "banana"],
+        {},
+        /--requires-python 'banana' is not a version specifier/,
+      ],
+      [["node", "list", "--workspace="], {}, /--workspace needs a non-empty value/],
+      [["status", "--workspace="], {}, /--workspace needs a non-empty value/],
+      [["node", "list", "-w", ws.root, "-e", "a", "-e", "prod"], {}, /--env given twice/],
+      [["status", "--env", "a", "--env=prod", "-w", ws.root], {}, /--env given twice/],
+      [
+        ["node", "list", "-e", "prod"],
+        { COMFYGIT_HOME: missingHome },
+        /COMFYGIT_HOME=.*not an existing folder/,
+      ],
+      [["status"], { COMFYGIT_HOME: missingHome }, /COMFYGIT_HOME=/],
+      [["backend", "list", "--no-probe"], { COMFYGIT_HOME: missingHome }, /COMFYGIT_HOME=/],
+      [
+        ["switch", "prod", "-w", ws.root, "--timeout", "5"],
+        {},
+        /--timeout only applies with --wait/,
+      ],
+      [["stop", "-w", ws.root, "--timeout", "5"], {}, /--timeout only applies with --wait/],
+      [["restart", "-w", ws.root, "--timeout", "5"], {}, /--timeout only applies with --wait/],
+      [
+        ["node", "list", "-w", ws.root, "-e", "prod"],
+        { GOV_LOCK_WAIT: "soon" },
+        /GOV_LOCK_WAIT=soon/,
+      ],
+    ];
+    for (const [args, env, what] of cases) {
+      const r = await cli(args, env, ws.root);
+      assertUsage(r, what);
+      assertEquals(r.stdout, "", args.join(" "));
+    }
+    assertEquals(await tree(ws.root), before, "a refused command changed nothing");
+  } finally {
+    await ws.cleanup();
+  }
+});
+
+Deno.test("selection flags before the command work like after it", async () => {
+  const ws = await workspace();
+  try {
+    const elsewhere = await Deno.makeTempDir();
+    try {
+      const after = await cli(["switch", "--abort", "-w", ws.root, "--json"], {}, elsewhere);
+      const before = await cli(["-w", ws.root, "switch", "--abort", "--json"], {}, elsewhere);
+      const eq = await cli(
+        [`--workspace=${ws.root}`, "switch", "--abort", "--json"],
+        {},
+        elsewhere,
+      );
+      assertEquals(before.stdout, after.stdout);
+      assertEquals(eq.stdout, after.stdout);
+      assertEquals(before.code, after.code, before.stderr);
+      assertEquals(before.stderr, after.stderr);
+      assertNotMatch(before.stderr, /unknown command/);
+      const both = await cli(["-w", ws.root, "-e", "prod", "status", "--json"], {}, elsewhere);
+      assertEquals(both.code, 0, both.stderr);
+      assertEquals(JSON.parse(both.stdout).environment.name, "prod");
+      // A command that takes no --env says so, as it would written after the command.
+      assertUsage(await cli(["-e", "prod", "restart"], {}, elsewhere), /unknown flag '-e'/);
+      assertUsage(await cli(["-w", ws.root], {}, elsewhere), /needs a command after it/);
+    } finally {
+      await Deno.remove(elsewhere, { recursive: true });
+    }
+  } finally {
+    await ws.cleanup();
+  }
+});
+
+Deno.test("every --help lists the short form of each flag that has one", async () => {
+  let checked = 0;
+  for (const c of ALL_COMMANDS) {
+    const r = await cli([...c.name.split(" "), "--help"]);
+    assertEquals(r.code, 0, c.name);
+    for (const [long, short] of Object.entries({ workspace: "w", env: "e", output: "o" })) {
+      for (const line of r.stdout.split("\n")) {
+        if (!new RegExp(`^ +(-[a-z], )?--${long}(?![a-z-])`).test(line)) continue;
+        checked++;
+        assertMatch(line, new RegExp(`^ +-${short}, --${long}(?![a-z-])`), `gov ${c.name} --help`);
+      }
+    }
+  }
+  assertTrue(checked > 25, `only ${checked} flag lines found`);
+});
+
+Deno.test("stdout and stderr closed by the reader: the operation still completes, exit 0", async () => {
+  const ws = await workspace();
+  try {
+    await installFakeComfyUI(join(ws.root, "environments", "prod", "ComfyUI"));
+    const child = new Deno.Command(GOV_SCRIPT, {
+      args: ["init", "--workspace", ws.root, "--env", "prod"],
+      env: { NO_COLOR: "1", DENO: Deno.execPath(), GOV_UV: FAKE_UV },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Like `gov init 2>&1 | head -0`: the reader is gone before gov prints its progress.
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    const status = await child.status;
+    assertEquals(status.code, 0);
+    const dir = join(ws.root, "environments", "prod");
+    assertTrue((await Deno.stat(join(dir, "uv.lock"))).isFile);
+    assertTrue((await Deno.stat(join(dir, ".venv-prod"))).isDirectory);
+    const r = await cli(["status", "-w", ws.root, "-e", "prod", "--json"]);
+    assertEquals(r.code, 0, r.stderr);
+    const env = JSON.parse(r.stdout).environment;
+    assertEquals(env.initialised, true);
+    assertEquals(env.prod.in_sync, true, JSON.stringify(env.prod));
+  } finally {
+    await ws.cleanup();
+  }
+});
