@@ -313,7 +313,7 @@ Deno.test("systemd unit: gov run for the workspace, restart on failure, mixed ki
   assertMatch(unit, /^KillMode=mixed$/m);
   assertMatch(unit, /^TimeoutStopSec=30$/m);
   assertMatch(unit, /^User=comfy$/m);
-  assertMatch(unit, /^WorkingDirectory="\/srv\/my comfy"$/m);
+  assertMatch(unit, /^WorkingDirectory=\/srv\/my comfy$/m);
   assertMatch(unit, /^Environment="COMFYGIT_HOME=\/srv\/my comfy"$/m);
   assertMatch(unit, /^RestartPreventExitStatus=2$/m);
   assertTrue(!/DENO=/.test(unit), "a binary needs no Deno");
