@@ -180,3 +180,38 @@ Deno.test("stdout and stderr closed by the reader: the operation still completes
     await ws.cleanup();
   }
 });
+
+Deno.test("config.toml and gov.toml reject unknown sections and keys alike, naming the nearest", async () => {
+  const ws = await workspace();
+  try {
+    const config = join(ws.root, "environments", "prod", "config.toml");
+    const cases: [string, RegExp][] = [
+      ["[tx]\ntimeot = 5\n", /config\.toml: unknown key tx\.timeot \(did you mean tx\.timeout\?\)/],
+      [
+        "[rolback]\nsnapshot_retention = 3\n",
+        /unknown section \[rolback\] \(did you mean \[rollback\]\?\)/,
+      ],
+      [
+        "[paths]\ncomfyui_dri = 'x'\n",
+        /unknown key paths\.comfyui_dri \(did you mean paths\.comfyui_dir\?\)/,
+      ],
+      ["[tools]\nzzzzzz = 'x'\n", /unknown key tools\.zzzzzz$/m],
+    ];
+    for (const [text, re] of cases) {
+      await Deno.writeTextFile(config, text);
+      const r = await cli(["node", "list", "-w", ws.root, "-e", "prod"]);
+      assertUsage(r, re);
+      assertMatch(r.stderr, /known (key|section)s: /);
+    }
+    await Deno.writeTextFile(config, "");
+    await Deno.writeTextFile(join(ws.root, "gov.toml"), "[supervisor]\ncrash_limt = 3\n");
+    assertUsage(
+      await cli(["systemd-unit", "-w", ws.root]),
+      /gov\.toml: unknown key supervisor\.crash_limt \(did you mean supervisor\.crash_limit\?\)/,
+    );
+    await Deno.writeTextFile(join(ws.root, "gov.toml"), "[superviser]\ngrace = 3\n");
+    assertUsage(await cli(["systemd-unit", "-w", ws.root]), /\(did you mean \[supervisor\]\?\)/);
+  } finally {
+    await ws.cleanup();
+  }
+});
