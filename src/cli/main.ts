@@ -15,7 +15,7 @@ import { commands as workflowCommands } from "./workflow/mod.ts";
 import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
 import { statusCommand } from "./status.ts";
-import { cliWording } from "./wording.ts";
+import { cliExitCode, cliWording } from "./wording.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
@@ -62,6 +62,18 @@ function leadingGlobalFlags(args: string[]): { global: string[]; after: string[]
   return { global: args.slice(0, Math.min(i, args.length)), after: args.slice(i) };
 }
 
+/** The exit-code rule, the same in `gov --help` and the README's Commands section. */
+export const EXIT_RULE = [
+  "Exit codes:",
+  "  0  done",
+  "  1  the operation failed or could not run now (a tool or process failed, a timeout,",
+  "     another gov holds the lock); it may have changed things, and the message says what;",
+  "     retrying may succeed",
+  "  2  nothing was changed, and retrying as is cannot help: bad usage or input, a bad",
+  "     configuration file, or a refusal (already done or registered, not allowed in the",
+  "     current state, or a gate such as --approve-core); the message names what to change",
+];
+
 function topHelp(all: Command[]): string {
   const width = Math.max(...all.map((c) => c.name.length), 10);
   const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
@@ -77,7 +89,14 @@ function topHelp(all: Command[]): string {
     "  -h, --help     show help (also `gov <command> --help`)",
     "      --version  print the version",
     "",
-    "Exit codes: 0 ok, 1 operation failed, 2 usage or bad input.",
+    "Environment:",
+    "  COMFYGIT_HOME    the workspace, when no --workspace is given (must exist when set)",
+    "  GOV_LOCK_WAIT    seconds to wait for another gov holding an environment's lock (default 30)",
+    "  GOV_UV           the uv to run (else [tools] uv of config.toml, else uv on PATH)",
+    "  GOV_DEBUG=1      print a stack trace with an internal error",
+    "  NO_COLOR         no colour",
+    "",
+    ...EXIT_RULE,
     "",
   ].join("\n");
 }
@@ -162,7 +181,7 @@ export async function runCli(
       const { message, hint } = cliWording(err);
       io.err(`${s.red("error:")} ${message}\n`);
       if (hint) io.err(`  ${hint}\n`);
-      return err.exitCode;
+      return cliExitCode(err);
     }
     const e = err as Error;
     io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);

@@ -215,3 +215,74 @@ Deno.test("config.toml and gov.toml reject unknown sections and keys alike, nami
     await ws.cleanup();
   }
 });
+
+/** A git repository holding a custom node without requirements. */
+async function nodeRepo(dir: string): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "__init__.py"), "NODE_CLASS_MAPPINGS = {}\n");
+  const git = async (...args: string[]) => {
+    const r = await new Deno.Command("git", {
+      args: ["-c", "user.name=t", "-c", "user.email=t@t", ...args],
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertTrue(r.success, new TextDecoder().decode(r.stderr));
+  };
+  await git("init", "-q", "-b", "main");
+  await git("add", ".");
+  await git("commit", "-q", "-m", "node");
+  return dir;
+}
+
+Deno.test("refusals exit 2 with nothing changed: already registered, already aborted, no supervisor", async () => {
+  const ws = await workspace();
+  try {
+    await installFakeComfyUI(join(ws.root, "environments", "prod", "ComfyUI"));
+    const env = { GOV_UV: FAKE_UV };
+    const sel = ["-w", ws.root, "-e", "prod"];
+    assertEquals((await cli(["init", ...sel], env)).code, 0);
+    const repo = await nodeRepo(join(ws.root, "src-node"));
+    const add = await cli(["node", "add", "q", repo, ...sel], env);
+    assertEquals(add.code, 0, add.stderr);
+    const state = join(ws.root, "environments", "prod", "state");
+    const registry = await Deno.readTextFile(join(state, "plugins.json"));
+    const again = await cli(["node", "add", "q", repo, ...sel], env);
+    assertUsage(again, /custom node q is already registered/);
+    assertEquals(await Deno.readTextFile(join(state, "plugins.json")), registry);
+
+    const run = await cli(["tx", "run", "q", "--json", ...sel], env);
+    const txid = JSON.parse(run.stdout).txid as string;
+    const first = await cli(["tx", "abort", txid, ...sel], env);
+    assertEquals(first.code, 0, first.stderr);
+    assertMatch(first.stdout, /aborted/);
+    const record = join(state, "transactions", `${txid}.json`);
+    const aborted = await Deno.readTextFile(record);
+    const second = await cli(["tx", "abort", txid, ...sel], env);
+    assertUsage(second, new RegExp(`transaction ${txid} is already aborted; nothing to do`));
+    assertEquals(second.stdout, "", "no ✓ for what was not done");
+    assertEquals(await Deno.readTextFile(record), aborted);
+    assertUsage(await cli(["tx", "promote", txid, ...sel], env), /aborted; it cannot be promoted/);
+
+    assertUsage(await cli(["stop", "-w", ws.root]), /no gov supervisor is running/);
+    assertUsage(await cli(["restart", "-w", ws.root]), /no gov supervisor is running/);
+  } finally {
+    await ws.cleanup();
+  }
+});
+
+Deno.test("the exit-code rule is the same in gov --help and the README", async () => {
+  const help = (await cli(["--help"])).stdout;
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const rule = help.slice(help.indexOf("Exit codes:")).trim().split("\n").slice(1)
+    .map((l) => l.trim()).join(" ").replace(/ +/g, " ");
+  const flat = readme.replace(/\s+/g, " ");
+  for (const code of ["0", "1", "2"]) {
+    const clause = rule.split(/ (?=[012] {1,2}[a-z])/).find((c) => c.startsWith(`${code} `));
+    assertTrue(clause, `rule for ${code} in gov --help`);
+    const words = clause!.slice(2).trim();
+    assertTrue(flat.includes(words), `README lacks: ${words}`);
+  }
+  assertMatch(help, /GOV_LOCK_WAIT/);
+  assertMatch(readme, /GOV_LOCK_WAIT/);
+});

@@ -23,8 +23,8 @@ Flags:
                         (default: the health timeout)
       --json            print {"supervisor_pid", "child_pid", "port"} as JSON
 
-Exit codes: 0 requested (with --wait: healthy again); 1 no supervisor runs, or it did not
-come back; 2 bad usage.
+Exit codes: 0 requested (with --wait: healthy again); 1 it did not come back; 2 bad usage,
+or no supervisor runs (start one with gov run).
 `;
 
 async function run(args: string[], io: Io): Promise<number> {

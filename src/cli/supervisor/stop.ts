@@ -23,8 +23,8 @@ Flags:
                         (default: grace + 60)
       --json            print {"supervisor_pid", "stopped"} as JSON
 
-Exit codes: 0 requested (with --wait: stopped); 1 no supervisor runs, or it is still
-running after the timeout; 2 bad usage.
+Exit codes: 0 requested (with --wait: stopped); 1 it is still running after the timeout;
+2 bad usage, or no supervisor runs (nothing to stop).
 `;
 
 async function run(args: string[], io: Io): Promise<number> {
