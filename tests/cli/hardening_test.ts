@@ -286,3 +286,70 @@ Deno.test("the exit-code rule is the same in gov --help and the README", async (
   assertMatch(help, /GOV_LOCK_WAIT/);
   assertMatch(readme, /GOV_LOCK_WAIT/);
 });
+
+Deno.test("gov status says what is stale or broken, and why", async () => {
+  const ws = await workspace();
+  try {
+    await installFakeComfyUI(join(ws.root, "environments", "prod", "ComfyUI"));
+    const sel = ["-w", ws.root, "-e", "prod"];
+    assertEquals((await cli(["init", ...sel], { GOV_UV: FAKE_UV })).code, 0);
+    const meta = join(ws.root, ".metadata");
+    const dead = new Deno.Command("true").spawn();
+    const deadPid = dead.pid;
+    await dead.status;
+    const status = async () => {
+      const text = await cli(["status", ...sel]);
+      const json = await cli(["status", "--json", ...sel]);
+      assertEquals(text.code, 0, text.stderr);
+      assertEquals(json.code, 0, json.stderr);
+      return { text: text.stdout, json: JSON.parse(json.stdout) };
+    };
+    const clean = await status();
+    assertEquals(clean.json.problems, []);
+    assertNotMatch(clean.text, /Stale or broken/);
+
+    // A supervisor state file cut short by a full disk.
+    await Deno.writeTextFile(join(meta, ".supervisor_state.json"), '{"pid": 12, "restar');
+    let s = await status();
+    assertMatch(s.text, /Stale or broken\n.*\.supervisor_state\.json is unreadable .*truncated/);
+    assertMatch(s.json.problems.join("\n"), /restarts, crashes, port and last exit are unknown/);
+
+    // A supervisor killed -9 mid-switch: its state says running, the switch says 80%.
+    await Deno.writeTextFile(
+      join(meta, ".supervisor_state.json"),
+      JSON.stringify({ pid: deadPid, running: true, environment: "prod", started_at: 1 }),
+    );
+    await Deno.writeTextFile(
+      join(meta, ".switch_status.json"),
+      JSON.stringify({
+        state: "validating",
+        progress: 80,
+        message: "",
+        updated_at: 1,
+        target_env: "prod",
+      }),
+    );
+    s = await status();
+    const problems = s.json.problems.join("\n");
+    assertMatch(
+      problems,
+      new RegExp(`supervisor \\(pid ${deadPid}\\) ended without recording why`),
+    );
+    assertMatch(problems, /switch to prod stopped at validating 80%: no supervisor is running/);
+
+    // An invalid gov.toml, and a uv.lock that is no longer TOML.
+    await Deno.writeTextFile(join(ws.root, "gov.toml"), "[supervisor]\ngrace = 'x'\n");
+    const lock = join(ws.root, "environments", "prod", "uv.lock");
+    await Deno.writeTextFile(lock, (await Deno.readTextFile(lock)).slice(0, 40) + "\n[[[");
+    s = await status();
+    assertMatch(
+      s.json.problems.join("\n"),
+      /gov\.toml: supervisor\.grace must be .*refuses to start/,
+    );
+    assertMatch(s.json.problems.join("\n"), /uv\.lock: is not valid TOML.*in sync is unknown/);
+    assertMatch(s.text, /prod venv .*: unknown/);
+    assertNotMatch(s.text, /out of sync/);
+  } finally {
+    await ws.cleanup();
+  }
+});
