@@ -353,3 +353,15 @@ Deno.test("gov status says what is stale or broken, and why", async () => {
     await ws.cleanup();
   }
 });
+
+Deno.test("help texts: no seed citations, GOV_LOCK_WAIT on every env command, one --timeout meaning", async () => {
+  const envCommands = ["init", "node add", "node list", "node remove", "tx run", "tx inspect"];
+  for (const c of ALL_COMMANDS) {
+    const help = (await cli([...c.name.split(" "), "--help"])).stdout;
+    assertNotMatch(help, /\bseed \d{3}\b|§/, `gov ${c.name} --help`);
+    if (envCommands.includes(c.name)) assertMatch(help, /GOV_LOCK_WAIT/, `gov ${c.name} --help`);
+    for (const line of help.split("\n").filter((l) => /^ +--timeout /.test(l))) {
+      assertMatch(line, /--timeout S +(with --wait: )?the longest gov waits for .*, in seconds/);
+    }
+  }
+});

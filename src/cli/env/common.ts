@@ -25,6 +25,8 @@ export const ENV_FLAGS_HELP = [
   "  --env NAME         environment NAME of the workspace",
   "  --workspace DIR    the workspace (default: $COMFYGIT_HOME, ~/comfygit, or a parent with .metadata/)",
   "  --env-dir DIR      a standalone environment folder",
+  "",
+  "GOV_LOCK_WAIT=S: wait up to S seconds for another gov holding the environment (default 30).",
 ].join("\n");
 
 /**
