@@ -139,7 +139,8 @@ function checkFlagTokens(
         hint: `pass a value, or leave ${flag} out for its default`,
       });
     }
-    if (spec?.multiple) continue;
+    // A repeated switch (`--json --json`) means the same; only a repeated value can differ.
+    if (spec?.multiple || spec?.type === "boolean") continue;
     const shown = t.value === undefined ? t.rawName : `${t.rawName} ${t.value}`;
     const earlier = seen.get(t.name);
     if (earlier !== undefined) {
@@ -202,7 +203,9 @@ export function numberFlag(
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (
-    raw.trim() === "" || !Number.isFinite(n) || (range.integer && !Number.isInteger(n)) ||
+    // Decimal only: Number() would also take "0x50", "0b1" and "1e3" for a port or count.
+    !/^[+-]?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) || !Number.isFinite(n) ||
+    (range.integer && !Number.isInteger(n)) ||
     (range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)
   ) {
     const bounds = [

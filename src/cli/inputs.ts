@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import type { Io } from "./io.ts";
@@ -29,7 +28,7 @@ export function checkFolderFlag(flag: string, value: string | undefined, io: Io)
   const path = resolve(io.cwd(), value);
   let isDir: boolean;
   try {
-    isDir = statSync(path).isDirectory();
+    isDir = Deno.statSync(path).isDirectory;
   } catch {
     return;
   }
@@ -59,7 +58,7 @@ export function checkComfygitHome(io: Io): void {
   if (home === undefined || home === "") return;
   let isDir = false;
   try {
-    isDir = statSync(resolve(io.cwd(), home)).isDirectory();
+    isDir = Deno.statSync(resolve(io.cwd(), home)).isDirectory;
   } catch {
     // missing: worded below
   }
@@ -108,4 +107,66 @@ export function checkSelection(
 export function workspaceFromFlag(flag: string | undefined, io: Io): Workspace {
   checkSelection({ workspace: flag }, io);
   return resolveWorkspace(flag, { cwd: io.cwd(), env: (n) => io.env(n) });
+}
+
+/**
+ * Reads a text file the user named (`what` says how, e.g. "--set-file prompt=PATH"). A
+ * missing file, a folder or an unreadable file is a usage error naming it, not an
+ * internal error.
+ *
+ * @example
+ * ```ts
+ * import { readInputFile } from "@/cli/inputs.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * const text = await readInputFile("--set-file prompt=PATH", "prompt.txt", io);
+ * ```
+ */
+export async function readInputFile(what: string, path: string, io: Io): Promise<string> {
+  try {
+    return await Deno.readTextFile(resolve(io.cwd(), path));
+  } catch (err) {
+    throw inputFileError(what, path, err);
+  }
+}
+
+/**
+ * Throws a usage error unless `value` of `flag` names an existing file (not a folder).
+ *
+ * @example
+ * ```ts
+ * import { checkFileFlag } from "@/cli/inputs.ts";
+ * import { type Io } from "@/cli/io.ts";
+ * declare const io: Io;
+ *
+ * checkFileFlag("--requirements", "requirements.txt", io);
+ * ```
+ */
+export function checkFileFlag(flag: string, value: string | undefined, io: Io): void {
+  if (value === undefined) return;
+  let isFile: boolean;
+  try {
+    isFile = Deno.statSync(resolve(io.cwd(), value)).isFile;
+  } catch (err) {
+    throw inputFileError(flag, value, err);
+  }
+  if (!isFile) throw inputFileError(flag, value, new Deno.errors.IsADirectory());
+}
+
+function inputFileError(what: string, path: string, err: unknown): unknown {
+  if (err instanceof Deno.errors.NotFound) {
+    return new UsageError(`${what}: ${path} does not exist`, { hint: "pass an existing file" });
+  }
+  if (err instanceof Deno.errors.IsADirectory) {
+    return new UsageError(`${what}: ${path} is a folder, not a file`, {
+      hint: "pass a file",
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new UsageError(`${what}: ${path} cannot be read (permission denied)`, {
+      hint: "pass a file you can read",
+    });
+  }
+  return err;
 }

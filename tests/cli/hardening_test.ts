@@ -365,3 +365,45 @@ Deno.test("help texts: no seed citations, GOV_LOCK_WAIT on every env command, on
     }
   }
 });
+
+Deno.test("same class: user-named files and numbers are checked before anything runs", async () => {
+  const ws = await workspace();
+  try {
+    const before = await tree(ws.root);
+    const dir = join(ws.root, "environments");
+    const wf = join(ws.root, "wf.json");
+    await Deno.writeTextFile(wf, "{}");
+    const noUv = { GOV_UV: join(ws.root, "no-such-uv") };
+    const cases: [string[], RegExp][] = [
+      [
+        ["init", "-w", ws.root, "-e", "prod", "--requirements", dir],
+        /--requirements: .* is a folder, not a file/,
+      ],
+      [
+        ["init", "-w", ws.root, "-e", "prod", "--requirements", `${dir}/none.txt`],
+        /--requirements: .* does not exist/,
+      ],
+      [
+        ["init", "-w", ws.root, "-e", "prod", "--comfyui", ws.file],
+        /--comfyui .* is a file, not a folder/,
+      ],
+      [
+        ["workflow", "patch", wf, "--set-file", `a=${dir}`],
+        /--set-file a=PATH: .* is a folder, not a file/,
+      ],
+      [
+        ["backend", "add", "a", "--host", "127.0.0.1", "--port", "0x50", "-w", ws.root],
+        /--port must be an integer/,
+      ],
+      [["systemd-unit", "-w", ws.root, "--grace", "1e3"], /--grace must be a number/],
+    ];
+    for (const [args, what] of cases) {
+      const r = await cli(args, noUv, ws.root);
+      assertUsage(r, what);
+    }
+    await Deno.remove(wf);
+    assertEquals(await tree(ws.root), before);
+  } finally {
+    await ws.cleanup();
+  }
+});

@@ -8,7 +8,7 @@ import { type Command, parseFlags, positionalArgs, printJson } from "../command.
 import { styles } from "../io.ts";
 import { initEnvironment } from "../../gov/mod.ts";
 import { GovError, UsageError } from "../../errors.ts";
-import { checkSelection, workspaceFromFlag } from "../inputs.ts";
+import { checkFileFlag, checkFolderFlag, checkSelection, workspaceFromFlag } from "../inputs.ts";
 import { validRange } from "@renovatebot/pep440";
 import { validateName } from "../../workspace/names.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
@@ -49,6 +49,8 @@ ${ENV_FLAGS_HELP}
     });
     positionalArgs("init", positionals, []);
     checkSelection(values, io);
+    checkFileFlag("--requirements", values.requirements, io);
+    checkFolderFlag("--comfyui", values.comfyui, io);
     const requiresPython = values["requires-python"];
     if (requiresPython !== undefined && !validRange(requiresPython)) {
       throw new UsageError(
