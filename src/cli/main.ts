@@ -80,7 +80,7 @@ function topHelp(all: Command[]): string {
   return [
     `gov ${VERSION}: runs and governs ComfyUI on GPU hosts`,
     "",
-    "Usage: gov [-w DIR] [-e NAME | --env-dir DIR] <command> [flags]",
+    "Usage: gov <command> [flags]",
     "",
     "Commands:",
     ...lines,
@@ -88,6 +88,7 @@ function topHelp(all: Command[]): string {
     "Flags:",
     "  -h, --help     show help (also `gov <command> --help`)",
     "      --version  print the version",
+    "  -w DIR, -e NAME, --env-dir DIR  workspace and environment; also before the command",
     "",
     "Environment:",
     "  COMFYGIT_HOME    the workspace, when no --workspace is given (must exist when set)",
