@@ -147,8 +147,11 @@ export async function runCli(
     );
     return 2;
   }
-  if (global.length) return runCli([...after, ...global], io, all);
-  const { command, rest, group } = findCommand(all, args);
+  const found = findCommand(all, after);
+  const { command, group } = found;
+  // Leading selection flags go first among the command's own, so never after a `--`.
+  const rest = command ? [...global, ...found.rest] : found.rest;
+  if (global.length && !command && after[0]?.startsWith("-")) return runCli(after, io, all);
   const s = styles(io);
   if (!command) {
     if (group) {
@@ -163,7 +166,7 @@ export async function runCli(
       );
       return 2;
     }
-    io.err(`${s.red("error:")} unknown command '${args[0]}'\n  see \`gov --help\`\n`);
+    io.err(`${s.red("error:")} unknown command '${after[0]}'\n  see \`gov --help\`\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -128,6 +128,10 @@ Deno.test("selection flags before the command work like after it", async () => {
       // A command that takes no --env says so, as it would written after the command.
       assertUsage(await cli(["-e", "prod", "restart"], {}, elsewhere), /unknown flag '-e'/);
       assertUsage(await cli(["-w", ws.root], {}, elsewhere), /needs a command after it/);
+      // Never after a `--` (which hands the rest to ComfyUI on `gov run`).
+      const dashdash = await cli(["-w", ws.root, "status", "--json", "--"], {}, elsewhere);
+      assertEquals(dashdash.code, 0, dashdash.stderr);
+      assertUsage(await cli(["-w", ws.root, "frob"], {}, elsewhere), /unknown command 'frob'/);
     } finally {
       await Deno.remove(elsewhere, { recursive: true });
     }
