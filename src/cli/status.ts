@@ -102,8 +102,8 @@ function pickEnvironment(
 
 async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("status", args, {
-    workspace: { type: "string", short: "w" },
-    env: { type: "string", short: "e" },
+    workspace: { type: "string" },
+    env: { type: "string" },
     "env-dir": { type: "string" },
     json: { type: "boolean" },
   });

@@ -52,7 +52,7 @@ Exit codes: 0 added, 2 bad input or the id/address is already registered (nothin
       token: { type: "string" },
       tls: { type: "boolean" },
       "no-probe": { type: "boolean" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       json: { type: "boolean" },
     });
     const [id] = positionalArgs(NAME, positionals, ["<id>"]);

@@ -44,7 +44,7 @@ Exit code 0 whatever the backends' health: read it from the output.
       "probe-timeout": { type: "string" },
       // The older name; kept so scripts keep working, left out of --help.
       timeout: { type: "string" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
     });
     positionalArgs(NAME, positionals, []);
     if (values.timeout !== undefined && values["probe-timeout"] !== undefined) {

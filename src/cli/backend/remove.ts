@@ -28,7 +28,7 @@ Exit codes: 0 removed, 2 no such backend or bad id (nothing changed).
 `,
   async run(args: string[], io: Io): Promise<number> {
     const { values, positionals } = parseFlags(NAME, args, {
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       json: { type: "boolean" },
     });
     const [id] = positionalArgs(NAME, positionals, ["<id>"]);

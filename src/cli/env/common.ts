@@ -14,8 +14,8 @@ import { checkSelection } from "../inputs.ts";
 
 /** The flags every env command takes to pick its environment. */
 export const ENV_FLAGS = {
-  workspace: { type: "string", short: "w" },
-  env: { type: "string", short: "e" },
+  workspace: { type: "string" },
+  env: { type: "string" },
   "env-dir": { type: "string" },
 } as const;
 

@@ -102,7 +102,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
 `,
   async run(args: string[], io: Io): Promise<number> {
     const { values, positionals } = parseFlags(NAME, args, {
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       listen: { type: "string" },
       token: { type: "string" },
       "max-attempts": { type: "string" },

@@ -144,7 +144,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
       server: { type: "string" },
       token: { type: "string" },
       local: { type: "boolean" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
     });
     const [file] = positionalArgs(NAME, positionals, ["<workflow.json>"]);
     const s = styles(io);

@@ -12,7 +12,7 @@ import type { Workspace } from "../../workspace/root.ts";
 import { loadSupervisorSettings, type SupervisorSettings } from "../../supervisor/settings.ts";
 
 /** Flags every supervisor command takes. */
-export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w" } };
+export const WORKSPACE_FLAG = { workspace: { type: "string" as const } };
 
 /**
  * The workspace named by `--workspace`, else discovered from the cwd/`COMFYGIT_HOME`.

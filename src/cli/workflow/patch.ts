@@ -51,8 +51,8 @@ Exit codes: 0 written, 2 bad key or value (nothing written).
       "set-file": { type: "string", multiple: true },
       "object-info": { type: "string" },
       backend: { type: "string" },
-      workspace: { type: "string", short: "w" },
-      output: { type: "string", short: "o" },
+      workspace: { type: "string" },
+      output: { type: "string" },
       request: { type: "boolean" },
       "allow-unknown": { type: "boolean" },
     });
