@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { GovError, UsageError } from "../../errors.ts";
+import { GovError, RefusedError, UsageError } from "../../errors.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
 import { abortSwitch, requestSwitch, waitForSwitch } from "../../supervisor/control.ts";
@@ -34,8 +34,9 @@ Flags:
                         withdraw a request no supervisor has started yet
       --json            print the request (and with --wait the final status) as JSON
 
-Exit codes: 0 requested, joined or already running (with --wait: complete); 1 another
-switch in progress, the switch failed or was aborted; 2 unknown environment or bad usage.
+Exit codes: 0 requested or joined (with --wait: complete); 1 another switch in progress,
+the switch failed or was aborted; 2 unknown environment, bad usage, or <env> already runs
+(nothing to switch).
 With --abort: 0 withdrawn or aborting (with --wait: aborted); 1 nothing to abort.
 `;
 
@@ -92,9 +93,10 @@ async function run(args: string[], io: Io): Promise<number> {
 
   const result = await requestSwitch(ws, target, { lockTimeoutS: settings.lockTimeoutS });
   if (result.outcome === "already") {
-    if (values.json) printJson(io, { ...result, status: await readSwitchStatus(ws.metadataDir) });
-    else io.err(`${target} is already running (supervisor pid ${result.supervisor_pid})\n`);
-    return 0;
+    throw new RefusedError(
+      `${target} is already running (supervisor pid ${result.supervisor_pid}); nothing to switch`,
+      { hint: "restart it with `gov restart`" },
+    );
   }
   if (!values.json) {
     const by = result.supervisor_pid ? ` (supervisor pid ${result.supervisor_pid})` : "";
