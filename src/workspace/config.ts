@@ -71,7 +71,9 @@ export class UnknownKeyError extends ConfigError {
     this.name = "UnknownKeyError";
     this.field = field;
     this.suggestion = near === undefined ? undefined : prefix + near;
-    this.hint = `known ${kind}s: ${known.map(show).join(", ")}; gov changed nothing`;
+    const where = prefix ? ` of ${prefix.slice(0, -1)}` : "";
+    this.hint = `known ${kind}s${where}: ${known.map((k) => prefix ? k : show(k)).join(", ")}; ` +
+      "gov changed nothing";
   }
 }
 
