@@ -209,3 +209,25 @@ export class ToolError extends GovError {
     this.stderr = stderr;
   }
 }
+
+/**
+ * gov declined to act, and nothing was changed: what was asked is already so (a node
+ * already registered, a transaction already aborted), the state does not allow it (a
+ * transaction in the wrong status, an environment not initialised), or it needs an
+ * explicit approval (a promote gate). Running the same command again cannot succeed until
+ * the user changes something, which the hint names. Exit code 2, like bad input.
+ *
+ * @example
+ * ```ts
+ * import { RefusedError } from "@/errors.ts";
+ *
+ * throw new RefusedError("transaction tx-1 is already aborted; nothing to do");
+ * ```
+ */
+export class RefusedError extends GovError {
+  constructor(message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options);
+    this.name = "RefusedError";
+    this.exitCode = EXIT_USAGE;
+  }
+}

@@ -83,15 +83,17 @@ Deno.test("status text: the phase only when ComfyUI is not simply up, the last e
     stop_reason: null,
     log_file: null,
     workspace: "/srv/comfy",
+    problems: [],
   };
   const plain = styles(memoryIo());
-  const text = formatStatus({ supervisor: sup, environment: null }, plain);
+  const text = formatStatus({ supervisor: sup, environment: null, problems: [] }, plain);
   assertMatch(text, /state {8}running \(pid 4242, backoff\)/);
   assertMatch(text, /last exit {4}code 1: crash, 3\ds ago/);
   assertMatch(text, /uptime {7}1m15s/);
   const up = formatStatus({
     supervisor: { ...sup, phase: "running", child_pid: 4300, healthy: true, last_exit: null },
     environment: null,
+    problems: [],
   }, plain);
   assertMatch(up, /state {8}running \(pid 4242\)\n/);
   assertMatch(up, /ComfyUI {6}pid 4300 on port 8188, healthy/);

@@ -29,6 +29,7 @@ import { isPidAlive } from "../process/run.ts";
 import { isValidName, validateName } from "../workspace/names.ts";
 import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "./types.ts";
+import { rejectUnknownKeys } from "../workspace/config.ts";
 
 /** Default `weight` of a backend. */
 export const DEFAULT_WEIGHT = 1;
@@ -101,16 +102,7 @@ export function validateBackend(raw: unknown, file: string, i: number): BackendC
     throw new ConfigError(file, `backend[${i}]`, "a table");
   }
   const t = raw as Record<string, unknown>;
-  for (const key of Object.keys(t)) {
-    if (!KNOWN_KEYS.includes(key)) {
-      throw fieldError(
-        file,
-        i,
-        key,
-        `removed or renamed (not a known key; known keys: ${KNOWN_KEYS.join(", ")})`,
-      );
-    }
-  }
+  rejectUnknownKeys(file, `backend[${i}]`, t, KNOWN_KEYS);
   const id = t.id;
   if (typeof id !== "string" || !isValidName(id)) {
     throw fieldError(

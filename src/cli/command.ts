@@ -22,6 +22,56 @@ export interface Command {
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /**
+ * The one table of short flags: a flag of this name has this short form on every command
+ * that takes it, and every `--help` lists it (see {@linkcode renderHelp}).
+ */
+export const SHORT_FLAGS: Readonly<Record<string, string>> = Object.freeze({
+  workspace: "w",
+  env: "e",
+  output: "o",
+  detach: "d",
+});
+
+function withShortFlags(options: Options): Options {
+  const out: Options = {};
+  for (const [name, spec] of Object.entries(options)) {
+    out[name] = SHORT_FLAGS[name] ? { ...spec, short: SHORT_FLAGS[name] } : spec;
+  }
+  return out;
+}
+
+/**
+ * A command's `--help` text with the short form of every flag in {@linkcode SHORT_FLAGS}
+ * written before the long one (`-w, --workspace DIR`), whatever the text itself lists, so
+ * no command's help can leave one out.
+ *
+ * @example
+ * ```ts
+ * import { renderHelp } from "@/cli/command.ts";
+ *
+ * renderHelp("Flags:\n      --workspace DIR   the workspace\n");
+ * // "Flags:\n  -w, --workspace DIR   the workspace\n"
+ * ```
+ */
+export function renderHelp(help: string): string {
+  return help.split("\n").map((line) => {
+    const m = line.match(/^( +)(-[a-zA-Z], )?--([a-z][a-z-]*)(.*)$/);
+    if (!m || m[2] || !SHORT_FLAGS[m[3]]) return line;
+    const [, indent, , name, rest] = m;
+    const short = `-${SHORT_FLAGS[name]}, `;
+    if (indent.length >= 2 + short.length) {
+      return `${indent.slice(short.length)}${short}--${name}${rest}`;
+    }
+    // No column for short forms: take the room from the gap before the description.
+    const gap = rest.match(/^(\S*(?: \S+)?)( {2,})(.*)$/);
+    if (gap && gap[2].length >= short.length + 2) {
+      return `${indent}${short}--${name}${gap[1]}${gap[2].slice(short.length)}${gap[3]}`;
+    }
+    return `${indent}${short}--${name}${rest}`;
+  }).join("\n");
+}
+
+/**
  * Parses a command's arguments strictly. Unknown flags and missing values become a
  * {@linkcode UsageError} that points at the command's `--help`.
  *
@@ -42,8 +92,15 @@ export function parseFlags<O extends Options>(
   options: O,
   allowPositionals = true,
 ) {
+  let parsed;
   try {
-    return parseArgs({ args, options, allowPositionals, strict: true, tokens: false });
+    parsed = parseArgs({
+      args,
+      options: withShortFlags(options) as O,
+      allowPositionals,
+      strict: true,
+      tokens: true,
+    });
   } catch (err) {
     const first = (err as Error).message.split("\n")[0];
     // node's wording names neither the fix nor gov's flags; say what to type instead.
@@ -57,6 +114,41 @@ export function parseFlags<O extends Options>(
         // node's parseArgs appends advice about `--` that does not apply to most commands.
         .replace(/\. To specify a positional argument.*$/, "");
     throw new UsageError(`gov ${command}: ${msg}`, { hint: `see \`gov ${command} --help\`` });
+  }
+  checkFlagTokens(command, parsed.tokens ?? [], options);
+  const { values, positionals } = parsed;
+  return { values, positionals };
+}
+
+/**
+ * Rejects what node's parseArgs lets through silently: a single-valued flag given twice
+ * (the last would win unseen) and an empty value (`--workspace=` would mean "the cwd").
+ */
+function checkFlagTokens(
+  command: string,
+  tokens: NonNullable<ReturnType<typeof parseArgs>["tokens"]>,
+  options: Options,
+): void {
+  const seen = new Map<string, string>();
+  for (const t of tokens) {
+    if (t.kind !== "option") continue;
+    const spec = options[t.name];
+    const flag = `--${t.name}`;
+    if (spec?.type === "string" && t.value !== undefined && t.value.trim() === "") {
+      throw new UsageError(`gov ${command}: ${flag} needs a non-empty value`, {
+        hint: `pass a value, or leave ${flag} out for its default`,
+      });
+    }
+    // A repeated switch (`--json --json`) means the same; only a repeated value can differ.
+    if (spec?.multiple || spec?.type === "boolean") continue;
+    const shown = t.value === undefined ? t.rawName : `${t.rawName} ${t.value}`;
+    const earlier = seen.get(t.name);
+    if (earlier !== undefined) {
+      throw new UsageError(`gov ${command}: ${flag} given twice ('${earlier}' and '${shown}')`, {
+        hint: `pass ${flag} once`,
+      });
+    }
+    seen.set(t.name, shown);
   }
 }
 
@@ -111,7 +203,9 @@ export function numberFlag(
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (
-    raw.trim() === "" || !Number.isFinite(n) || (range.integer && !Number.isInteger(n)) ||
+    // Decimal only: Number() would also take "0x50", "0b1" and "1e3" for a port or count.
+    !/^[+-]?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) || !Number.isFinite(n) ||
+    (range.integer && !Number.isInteger(n)) ||
     (range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)
   ) {
     const bounds = [

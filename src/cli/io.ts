@@ -46,9 +46,11 @@ export function processIo(): Io {
   const stdoutIsTerminal = Deno.stdout.isTerminal();
   const noColor = Deno.env.get("NO_COLOR");
   let buffered = "";
+  const stdout = closableWriter(Deno.stdout);
+  const stderr = closableWriter(Deno.stderr);
   return {
-    out: (t) => writeAllSync(Deno.stdout, enc.encode(t)),
-    err: (t) => writeAllSync(Deno.stderr, enc.encode(t)),
+    out: (t) => stdout(enc.encode(t)),
+    err: (t) => stderr(enc.encode(t)),
     stdoutIsTerminal,
     stdinIsTerminal: Deno.stdin.isTerminal(),
     color: stdoutIsTerminal && Deno.stderr.isTerminal() &&
@@ -56,7 +58,7 @@ export function processIo(): Io {
     env: (n) => Deno.env.get(n),
     cwd: () => Deno.cwd(),
     async readLine(prompt: string) {
-      writeAllSync(Deno.stderr, enc.encode(prompt));
+      stderr(enc.encode(prompt));
       const buf = new Uint8Array(1024);
       while (!buffered.includes("\n")) {
         const n = await Deno.stdin.read(buf);
@@ -73,6 +75,24 @@ export function processIo(): Io {
       buffered = buffered.slice(i + 1);
       return line;
     },
+  };
+}
+
+/**
+ * A writer that never throws for a reader gone away. `gov node add … | head -1` closes
+ * stdout after one line; the operation must still finish (and its journal and state stay
+ * whole), so output errors are dropped and later writes to that stream skipped. Other
+ * write errors are dropped too: printing is never a reason to abort a half-done change.
+ */
+function closableWriter(w: { writeSync(p: Uint8Array): number }): (data: Uint8Array) => void {
+  let closed = false;
+  return (data) => {
+    if (closed) return;
+    try {
+      writeAllSync(w, data);
+    } catch {
+      closed = true;
+    }
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { GovError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import type { Command } from "./command.ts";
+import { type Command, renderHelp } from "./command.ts";
 import type { Io } from "./io.ts";
 import { styles } from "./io.ts";
 import { commands as supervisorCommands } from "./supervisor/mod.ts";
@@ -16,7 +16,7 @@ import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
 import { statusCommand } from "./status.ts";
 import { doctorCommand } from "./doctor.ts";
-import { cliWording } from "./wording.ts";
+import { cliExitCode, cliWording } from "./wording.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
@@ -44,6 +44,38 @@ function findCommand(
   return { rest: args };
 }
 
+/** Flags that select the workspace or environment, accepted before the command too. */
+const GLOBAL_FLAGS = new Set(["-w", "--workspace", "-e", "--env", "--env-dir"]);
+
+/**
+ * Splits `gov -w X node list` into the leading selection flags and the rest, so they can be
+ * handed to the command as if written after it (where each command checks them).
+ */
+function leadingGlobalFlags(args: string[]): { global: string[]; after: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i];
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
+    if (!GLOBAL_FLAGS.has(name)) break;
+    // `--workspace=X` carries its value; `--workspace X` takes the next word.
+    i += name === a ? 2 : 1;
+  }
+  return { global: args.slice(0, Math.min(i, args.length)), after: args.slice(i) };
+}
+
+/** The exit-code rule, the same in `gov --help` and the README's Commands section. */
+export const EXIT_RULE = [
+  "Exit codes:",
+  "  0  done",
+  "  1  the operation failed or could not run now (a tool or process failed, a timeout,",
+  "     another gov holds the lock); it may have changed things, and the message says what;",
+  "     retrying may succeed",
+  "  2  nothing was changed, and retrying as is cannot help: bad usage or input, a bad",
+  "     configuration file, or a refusal (already done or registered, not allowed in the",
+  "     current state, or a gate such as --approve-core); the message names what to change",
+];
+
 function topHelp(all: Command[]): string {
   const width = Math.max(...all.map((c) => c.name.length), 10);
   const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
@@ -58,8 +90,16 @@ function topHelp(all: Command[]): string {
     "Flags:",
     "  -h, --help     show help (also `gov <command> --help`)",
     "      --version  print the version",
+    "  -w DIR, -e NAME, --env-dir DIR  workspace and environment; also before the command",
     "",
-    "Exit codes: 0 ok, 1 operation failed, 2 usage or bad input.",
+    "Environment:",
+    "  COMFYGIT_HOME    the workspace, when no --workspace is given (must exist when set)",
+    "  GOV_LOCK_WAIT    seconds to wait for another gov holding an environment's lock (default 30)",
+    "  GOV_UV           the uv to run (else [tools] uv of config.toml, else uv on PATH)",
+    "  GOV_DEBUG=1      print a stack trace with an internal error",
+    "  NO_COLOR         no colour",
+    "",
+    ...EXIT_RULE,
     "",
   ].join("\n");
 }
@@ -101,7 +141,19 @@ export async function runCli(
     io.out(`gov ${VERSION}\n`);
     return 0;
   }
-  const { command, rest, group } = findCommand(all, args);
+  const { global, after } = leadingGlobalFlags(args);
+  if (global.length && after.length === 0) {
+    io.err(
+      `${styles(io).red("error:")} ${global[0]} needs a command after it\n` +
+        `  write it after the command, e.g. \`gov node list ${global.join(" ")}\`\n`,
+    );
+    return 2;
+  }
+  const found = findCommand(all, after);
+  const { command, group } = found;
+  // Leading selection flags go first among the command's own, so never after a `--`.
+  const rest = command ? [...global, ...found.rest] : found.rest;
+  if (global.length && !command && after[0]?.startsWith("-")) return runCli(after, io, all);
   const s = styles(io);
   if (!command) {
     if (group) {
@@ -116,14 +168,15 @@ export async function runCli(
       );
       return 2;
     }
-    io.err(`${s.red("error:")} unknown command '${args[0]}'\n  see \`gov --help\`\n`);
+    io.err(`${s.red("error:")} unknown command '${after[0]}'\n  see \`gov --help\`\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
     const dashdash = rest.indexOf("--");
     const helpAt = rest.findIndex((a) => a === "--help" || a === "-h");
     if (dashdash === -1 || helpAt < dashdash) {
-      io.out(command.help.endsWith("\n") ? command.help : command.help + "\n");
+      const help = renderHelp(command.help);
+      io.out(help.endsWith("\n") ? help : help + "\n");
       return 0;
     }
   }
@@ -134,7 +187,7 @@ export async function runCli(
       const { message, hint } = cliWording(err);
       io.err(`${s.red("error:")} ${message}\n`);
       if (hint) io.err(`  ${hint}\n`);
-      return err.exitCode;
+      return cliExitCode(err);
     }
     const e = err as Error;
     io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);

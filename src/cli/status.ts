@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
+import { loadSupervisorSettings } from "../supervisor/settings.ts";
 import { type EnvironmentStatus, environmentStatus } from "../gov/mod.ts";
 import { type SupervisorStatus, supervisorStatus } from "../supervisor/status.ts";
 import {
@@ -24,6 +25,7 @@ import {
 } from "../workspace/root.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "./command.ts";
 import { type Io, type Styles, styles } from "./io.ts";
+import { checkSelection } from "./inputs.ts";
 import { resolve } from "node:path";
 
 const HELP = `Usage: gov status [--workspace DIR] [--env NAME | --env-dir DIR] [--json]
@@ -34,6 +36,12 @@ uptime, restarts, switch progress) and the governance state of one environment
 
 The environment is --env / --env-dir, else the one the supervisor runs, else the one
 whose folder holds the working directory.
+
+What is stale or broken in what is shown is said under "Stale or broken" (and in
+"problems" of --json): an unreadable supervisor state or switch file, a supervisor that
+died without a word, a switch left half done, an invalid gov.toml, a truth file
+(pyproject.toml, uv.lock) that cannot be read. The exit code is 0 all the same: it is
+what there is to see.
 
 Flags:
   -w, --workspace DIR  workspace root (default: COMFYGIT_HOME, ~/comfygit, or upward search)
@@ -48,6 +56,22 @@ export interface HostStatus {
   supervisor: SupervisorStatus | null;
   /** The selected environment's governance state, or null when none is selected. */
   environment: EnvironmentStatus | null;
+  /**
+   * What is stale, unknown or broken in what is shown, and why: unreadable supervisor
+   * files, a half-done switch, an invalid gov.toml, a truth file that cannot be read.
+   */
+  problems: string[];
+}
+
+/** `gov.toml` problems: the supervisor refuses to start with an invalid one. */
+async function settingsProblems(ws: Workspace): Promise<string[]> {
+  try {
+    await loadSupervisorSettings(ws);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return [`${err.message}; \`gov run\` refuses to start until it is fixed`];
+  }
 }
 
 function pickEnvironment(
@@ -78,12 +102,13 @@ function pickEnvironment(
 
 async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("status", args, {
-    workspace: { type: "string", short: "w" },
-    env: { type: "string", short: "e" },
+    workspace: { type: "string" },
+    env: { type: "string" },
     "env-dir": { type: "string" },
     json: { type: "boolean" },
   });
   positionalArgs("status", positionals, []);
+  checkSelection(values, io);
   if (values.env !== undefined && values["env-dir"] !== undefined) {
     throw new UsageError("gov status: --env and --env-dir exclude each other", {
       hint: "pass one of them",
@@ -104,9 +129,17 @@ async function run(args: string[], io: Io): Promise<number> {
       hint: "pass --workspace DIR, --env-dir DIR, or set COMFYGIT_HOME",
     });
   }
+  const environment = env ? await environmentStatus(env) : null;
   const status: HostStatus = {
     supervisor,
-    environment: env ? await environmentStatus(env) : null,
+    environment,
+    problems: [
+      ...(supervisor?.problems ?? []),
+      ...(ws ? await settingsProblems(ws) : []),
+      ...(environment?.truth_error
+        ? [`${environment.truth_error}; whether .venv-prod is in sync is unknown`]
+        : []),
+    ],
   };
   if (values.json) {
     printJson(io, status);
@@ -186,7 +219,9 @@ export function formatStatus(s: HostStatus, st: Styles): string {
     if (!env.initialised) {
       lines.push(`  ${st.yellow("not initialised")} (run \`gov init\`)`);
     }
-    const sync = env.prod.in_sync === null
+    const sync = env.truth_error
+      ? st.yellow("unknown")
+      : env.prod.in_sync === null
       ? st.dim("host-managed")
       : env.prod.in_sync
       ? st.green("in sync")
@@ -227,6 +262,11 @@ export function formatStatus(s: HostStatus, st: Styles): string {
     if (env.lock.held) {
       lines.push(`  lock         held by pid ${env.lock.pid} (${env.lock.command})`);
     }
+  }
+  if (s.problems.length) {
+    if (lines.length) lines.push("");
+    lines.push(st.bold(st.yellow("Stale or broken")));
+    for (const p of s.problems) lines.push(`  ${st.yellow("!")} ${p}`);
   }
   return lines.join("\n") + "\n";
 }

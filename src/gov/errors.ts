@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { GovError } from "../errors.ts";
+import { GovError, RefusedError } from "../errors.ts";
 
 /**
  * A lock hit a dependency conflict: the transaction is now `needs_resolution` and a conflict
@@ -145,7 +145,7 @@ export class RemoveFailedError extends GovError {
  * throw new CoreImpactError("tx-1", ["torch 2.1.0 -> 2.3.1"]);
  * ```
  */
-export class CoreImpactError extends GovError {
+export class CoreImpactError extends RefusedError {
   /** The transaction. */
   txid: string;
   /** The core changes, e.g. "torch 2.1.0 -> 2.3.1". */
@@ -178,7 +178,7 @@ export class CoreImpactError extends GovError {
  * throw new PromoteGateError("tx-1", "failed", "ComfyUI exited with code 1");
  * ```
  */
-export class PromoteGateError extends GovError {
+export class PromoteGateError extends RefusedError {
   /** The transaction. */
   txid: string;
   /** Its status, or "core" when the gate is the core-package approval. */

@@ -30,6 +30,7 @@ import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { readTextIfExists } from "../fs/atomic.ts";
 import { validateName } from "../workspace/names.ts";
+import { rejectUnknownKeys } from "../workspace/config.ts";
 import type { Workspace } from "../workspace/root.ts";
 
 /** Everything that tunes the supervisor loop. Times are in the unit their name says. */
@@ -88,8 +89,8 @@ const NUMERIC_KEYS: Record<string, { key: NumKey; min: number; integer?: boolean
 
 /**
  * Parses the `[supervisor]` table of a `gov.toml` text into settings over `base`. Unknown
- * keys are errors (a typo must not silently keep a default); other tables are left to the
- * parts of gov that own them.
+ * sections and keys are errors naming the nearest known one (a typo must not silently keep
+ * a default), checked the same way as `config.toml`'s.
  *
  * @example
  * ```ts
@@ -110,11 +111,14 @@ export function parseSupervisorSettings(
   } catch (err) {
     throw new ConfigError(file, "", `is not valid TOML (${(err as Error).message.split("\n")[0]})`);
   }
+  rejectUnknownKeys(file, "", doc, ["supervisor"]);
   const table = doc.supervisor;
   if (table === undefined) return { ...base };
   if (typeof table !== "object" || table === null || Array.isArray(table)) {
     throw new ConfigError(file, "[supervisor]", "a table");
   }
+  const known = [...Object.keys(NUMERIC_KEYS), "default_env", "comfyui_args"];
+  rejectUnknownKeys(file, "supervisor", table as Record<string, unknown>, known);
   const out: SupervisorSettings = { ...base };
   for (const [k, v] of Object.entries(table as Record<string, unknown>)) {
     const field = `supervisor.${k}`;
@@ -144,9 +148,6 @@ export function parseSupervisorSettings(
         throw new ConfigError(file, field, "a list of strings");
       }
       out.comfyuiArgs = v as string[];
-    } else {
-      const known = [...Object.keys(NUMERIC_KEYS), "default_env", "comfyui_args"].sort();
-      throw new ConfigError(file, field, `one of the known keys (${known.join(", ")})`);
     }
   }
   return out;

@@ -7,7 +7,9 @@
 import { readOrchestratorPid } from "../ipc/pid.ts";
 import { isPidAlive } from "../process/run.ts";
 import { readStartupState } from "../ipc/startup.ts";
-import { readSwitchStatus, type SwitchStatus } from "../ipc/switch.ts";
+import { isActiveSwitchState, readSwitchStatus, type SwitchStatus } from "../ipc/switch.ts";
+import { metadataPaths } from "../ipc/files.ts";
+import { readTextIfExists } from "../fs/atomic.ts";
 import type { Workspace } from "../workspace/root.ts";
 import { processInfo } from "./procinfo.ts";
 import { readSupervisorState, type SupervisorState } from "./state.ts";
@@ -46,6 +48,56 @@ export interface SupervisorStatus {
   log_file: string | null;
   /** Workspace root. */
   workspace: string;
+  /**
+   * What makes the fields above stale or unknown, one sentence each: an unreadable state
+   * file, a supervisor that died without recording why, a switch left half done.
+   */
+  problems: string[];
+}
+
+/** Why a JSON state file that exists cannot be used, or null when it can (or is absent). */
+async function unreadable(path: string, ok: (v: Record<string, unknown>) => boolean) {
+  const text = await readTextIfExists(path);
+  if (text === undefined) return null;
+  try {
+    const v = JSON.parse(text);
+    if (typeof v === "object" && v !== null && ok(v)) return null;
+    return `${path} does not hold the expected record`;
+  } catch {
+    return `${path} is unreadable (${text.length} bytes, truncated or not JSON)`;
+  }
+}
+
+async function statusProblems(
+  ws: Workspace,
+  running: boolean,
+  state: SupervisorState | undefined,
+  sw: SwitchStatus,
+): Promise<string[]> {
+  const files = metadataPaths(ws.metadataDir);
+  const problems: string[] = [];
+  const stateFile = await unreadable(files.supervisorState, (v) => typeof v.pid === "number");
+  if (stateFile) {
+    problems.push(
+      `${stateFile}: restarts, crashes, port and last exit are unknown${
+        running ? " until the supervisor next writes it" : ""
+      }`,
+    );
+  }
+  const switchFile = await unreadable(files.switchStatus, (v) => typeof v.state === "string");
+  if (switchFile) problems.push(`${switchFile}: the state of the last switch is unknown`);
+  if (!running && state?.running) {
+    problems.push(
+      `the supervisor (pid ${state.pid}) ended without recording why (killed?); what is shown is from before that`,
+    );
+  }
+  if (!running && isActiveSwitchState(sw.state)) {
+    const target = sw.target_env ?? "<env>";
+    problems.push(
+      `the switch to ${target} stopped at ${sw.state} ${sw.progress}%: no supervisor is running to finish it; run \`gov switch ${target}\` again`,
+    );
+  }
+  return problems;
 }
 
 /**
@@ -142,5 +194,6 @@ export async function supervisorStatus(ws: Workspace): Promise<SupervisorStatus>
     stop_reason: running ? null : state?.stop_reason ?? null,
     log_file: state?.log_file ?? null,
     workspace: ws.root,
+    problems: await statusProblems(ws, running, state, sw),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * An environment's `config.toml`: where its ComfyUI and interpreter live, which tools gov
  * drives, and the transaction and rollback policy. Every key is optional; every wrong type
- * is an error that names the file, the key and what is expected.
+ * is an error that names the file, the key and what is expected, and so is every unknown
+ * section or key (with the nearest known one: a typo must not silently keep a default).
  *
  * ```toml
  * [paths]
@@ -39,6 +40,116 @@ export interface EnvironmentConfig {
   /** The whole parsed document, for sections other layers own. */
   raw: Record<string, unknown>;
 }
+
+/**
+ * A key or section a configuration file does not know, most likely a typo that would
+ * otherwise silently keep a default. Names the file, the key and the nearest known key.
+ * Exit code 2 (a {@linkcode ConfigError}).
+ *
+ * @example
+ * ```ts
+ * import { UnknownKeyError } from "@/workspace/config.ts";
+ *
+ * throw new UnknownKeyError("config.toml", "tx.timeot", ["timeout", "core_packages"]);
+ * ```
+ */
+export class UnknownKeyError extends ConfigError {
+  /** The nearest known key, when one is close enough to be the meant one. */
+  suggestion?: string;
+  constructor(file: string, field: string, known: string[]) {
+    const dot = field.lastIndexOf(".");
+    const prefix = field.slice(0, dot + 1);
+    const name = field.slice(dot + 1);
+    const near = nearestKey(name, known);
+    const kind = prefix ? "key" : "section";
+    const show = (k: string) => prefix ? prefix + k : `[${k}]`;
+    super(
+      file,
+      "",
+      `unknown ${kind} ${show(name)}${near !== undefined ? ` (did you mean ${show(near)}?)` : ""}`,
+    );
+    this.name = "UnknownKeyError";
+    this.field = field;
+    this.suggestion = near === undefined ? undefined : prefix + near;
+    const where = prefix ? ` of ${prefix.slice(0, -1)}` : "";
+    this.hint = `known ${kind}s${where}: ${known.map((k) => prefix ? k : show(k)).join(", ")}; ` +
+      "gov changed nothing";
+  }
+}
+
+/**
+ * Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
+ * for suggesting the key a typo meant: `hots` is one edit from `host`.
+ */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known key nearest to `name` by edit distance (case ignored), when it is close enough
+ * to be a typo of it: at most a third of its length, and at least 1.
+ *
+ * @example
+ * ```ts
+ * import { nearestKey } from "@/workspace/config.ts";
+ *
+ * nearestKey("timeot", ["timeout", "smoke_test_cmd"]); // "timeout"
+ * ```
+ */
+export function nearestKey(name: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return bestD <= Math.max(1, Math.floor(Math.max(name.length, 1) / 3)) ? best : undefined;
+}
+
+/**
+ * Throws {@linkcode UnknownKeyError} for the first key of `table` not in `known`. The one
+ * check every configuration file of gov uses (`config.toml`, `gov.toml`), for its sections
+ * (`section` = "") and for the keys of each section.
+ *
+ * @example
+ * ```ts
+ * import { rejectUnknownKeys } from "@/workspace/config.ts";
+ *
+ * rejectUnknownKeys("gov.toml", "supervisor", { grace: 5 }, ["grace", "crash_limit"]);
+ * ```
+ */
+export function rejectUnknownKeys(
+  file: string,
+  section: string,
+  table: Record<string, unknown>,
+  known: readonly string[],
+): void {
+  for (const k of Object.keys(table)) {
+    if (!known.includes(k)) {
+      throw new UnknownKeyError(file, section ? `${section}.${k}` : k, [...known]);
+    }
+  }
+}
+
+/** The sections of `config.toml` and the keys of each. */
+const CONFIG_KEYS: Record<string, readonly string[]> = {
+  paths: ["comfyui_dir", "python"],
+  tools: ["uv", "git"],
+  comfyui: ["args"],
+  tx: ["timeout", "smoke_test_cmd", "core_packages"],
+  rollback: ["snapshot_retention"],
+};
 
 /** The core packages every environment guards, before `[tx] core_packages` adds more. */
 export const DEFAULT_CORE_PACKAGES = ["torch", "torchvision", "torchaudio", "xformers", "numpy"];
@@ -99,6 +210,11 @@ export function parseEnvironmentConfig(text: string, file: string): EnvironmentC
   } catch (err) {
     const first = (err as Error).message.split("\n")[0];
     throw new ConfigError(file, "", `is not valid TOML (${first})`);
+  }
+  rejectUnknownKeys(file, "", doc, Object.keys(CONFIG_KEYS));
+  for (const [section, keys] of Object.entries(CONFIG_KEYS)) {
+    const t = table(doc, file, section);
+    rejectUnknownKeys(file, section, t.values, keys);
   }
   const paths = table(doc, file, "paths");
   const tools = table(doc, file, "tools");

@@ -140,7 +140,7 @@ Deno.test("registry: a hand-edited file is validated, errors name the file and b
       ws,
       '[[backend]]\nid = "a"\nhots = "x"\nhost = "h"\nport = 1\n',
       "backend[0].hots",
-      /not a known key/,
+      /unknown key backend\[0\]\.hots \(did you mean backend\[0\]\.host\?\)/,
     );
     await expectConfigError(
       ws,

@@ -124,7 +124,7 @@ Deno.test("gov restart goes through .cmd; gov restart/stop without a supervisor 
   try {
     for (const cmd of ["restart", "stop"]) {
       const r = await gov([cmd, "--workspace", t.root]);
-      assertEquals(r.code, 1);
+      assertEquals(r.code, 2, "a refusal: nothing to restart or stop");
       assertMatch(r.stderr, /no gov supervisor is running/);
       assertMatch(r.stderr, /gov run/);
     }

@@ -158,8 +158,8 @@ Deno.test("a switch lock left by a dead process is taken over; unknown env is ex
     assertEquals(r.code, 0, r.stderr);
     assertMatch(r.stderr, /switched to b/);
     const same = await gov(["switch", "b", "--workspace", t.root]);
-    assertEquals(same.code, 0);
-    assertMatch(same.stderr, /already running/);
+    assertEquals(same.code, 2, "a refusal: nothing to switch");
+    assertMatch(same.stderr, /already running .*; nothing to switch/);
   } finally {
     await terminate(g);
     await t.cleanup();

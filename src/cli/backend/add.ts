@@ -6,7 +6,7 @@
 import { UsageError } from "../../errors.ts";
 import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import { addBackend, DEFAULT_MAX_QUEUE, DEFAULT_WEIGHT } from "../../backends/registry.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
 import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
 import { publicConfig } from "./shared.ts";
@@ -52,7 +52,7 @@ Exit codes: 0 added, 2 bad input or the id/address is already registered (nothin
       token: { type: "string" },
       tls: { type: "boolean" },
       "no-probe": { type: "boolean" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       json: { type: "boolean" },
     });
     const [id] = positionalArgs(NAME, positionals, ["<id>"]);
@@ -81,7 +81,7 @@ Exit codes: 0 added, 2 bad input or the id/address is already registered (nothin
     if (values.name !== undefined && values.name.trim() === "") {
       throw new UsageError(`gov ${NAME}: --name must not be empty`);
     }
-    const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+    const ws = workspaceFromFlag(values.workspace, io);
     const b = await addBackend(ws, {
       id,
       host: values.host.trim(),

@@ -6,7 +6,8 @@
 import { HealthMonitor } from "../../backends/health.ts";
 import { readBackends } from "../../backends/registry.ts";
 import type { BackendStatus } from "../../backends/types.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
+import { UsageError } from "../../errors.ts";
 import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
 import { backendJson, gib, table } from "./shared.ts";
@@ -18,7 +19,7 @@ const MODELS_SHOWN = 6;
 export const listCommand: Command = {
   name: NAME,
   summary: "list backends with live health, queue, VRAM, node classes and models",
-  help: `Usage: gov backend list [--json] [--no-probe] [--timeout MS] [--workspace DIR]
+  help: `Usage: gov backend list [--json] [--no-probe] [--probe-timeout MS] [--workspace DIR]
 
 Lists the backends of <workspace>/backends.toml. Unless --no-probe, gov probes each once,
 all at the same time (GET /prompt, /system_stats, /object_info), and shows whether it is up,
@@ -30,7 +31,8 @@ Flags:
                         last_error, queue_remaining, vram, comfyui_version, node_classes and
                         models (counts) and model_files (names by loader input)
       --no-probe        show the configuration only, without contacting any backend
-      --timeout MS      per-request timeout of the probe (default 3000)
+      --probe-timeout MS  a probe request without an answer by then fails (default 3000;
+                        as in gov serve; --timeout MS is an older name of it)
       --workspace DIR   the workspace (default: discovered)
 
 Exit code 0 whatever the backends' health: read it from the output.
@@ -39,16 +41,24 @@ Exit code 0 whatever the backends' health: read it from the output.
     const { values, positionals } = parseFlags(NAME, args, {
       json: { type: "boolean" },
       "no-probe": { type: "boolean" },
+      "probe-timeout": { type: "string" },
+      // The older name; kept so scripts keep working, left out of --help.
       timeout: { type: "string" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
     });
     positionalArgs(NAME, positionals, []);
-    const timeoutMs = numberFlag(NAME, "--timeout", values.timeout, 3000, {
+    if (values.timeout !== undefined && values["probe-timeout"] !== undefined) {
+      throw new UsageError(`gov ${NAME}: --timeout is an older name of --probe-timeout`, {
+        hint: "pass --probe-timeout only",
+      });
+    }
+    const probeFlag = values.timeout !== undefined ? "--timeout" : "--probe-timeout";
+    const timeoutMs = numberFlag(NAME, probeFlag, values.timeout ?? values["probe-timeout"], 3000, {
       min: 100,
       max: 600_000,
       integer: true,
     });
-    const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+    const ws = workspaceFromFlag(values.workspace, io);
     const backends = await readBackends(ws);
     let statuses: BackendStatus[] | undefined;
     if (!values["no-probe"] && backends.length > 0) {

@@ -5,7 +5,7 @@
  */
 import { removeBackend } from "../../backends/registry.ts";
 import { validateName } from "../../workspace/names.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import type { Io } from "../io.ts";
 
@@ -28,12 +28,12 @@ Exit codes: 0 removed, 2 no such backend or bad id (nothing changed).
 `,
   async run(args: string[], io: Io): Promise<number> {
     const { values, positionals } = parseFlags(NAME, args, {
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       json: { type: "boolean" },
     });
     const [id] = positionalArgs(NAME, positionals, ["<id>"]);
     validateName("backend id", id);
-    const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+    const ws = workspaceFromFlag(values.workspace, io);
     await removeBackend(ws, id);
     if (values.json) printJson(io, { removed: id });
     else io.out(`removed backend ${id}\n`);

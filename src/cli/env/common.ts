@@ -9,11 +9,13 @@ import { styles } from "../io.ts";
 import type { GovOptions } from "../../gov/mod.ts";
 import type { StepEvent } from "../../uv/driver.ts";
 import { type Environment, selectEnvironment } from "../../workspace/environment.ts";
+import { UsageError } from "../../errors.ts";
+import { checkSelection } from "../inputs.ts";
 
 /** The flags every env command takes to pick its environment. */
 export const ENV_FLAGS = {
-  workspace: { type: "string", short: "w" },
-  env: { type: "string", short: "e" },
+  workspace: { type: "string" },
+  env: { type: "string" },
   "env-dir": { type: "string" },
 } as const;
 
@@ -23,6 +25,8 @@ export const ENV_FLAGS_HELP = [
   "  --env NAME         environment NAME of the workspace",
   "  --workspace DIR    the workspace (default: $COMFYGIT_HOME, ~/comfygit, or a parent with .metadata/)",
   "  --env-dir DIR      a standalone environment folder",
+  "",
+  "GOV_LOCK_WAIT=S: wait up to S seconds for another gov holding the environment (default 30).",
 ].join("\n");
 
 /**
@@ -41,6 +45,7 @@ export function envFromFlags(
   values: { workspace?: string; env?: string; "env-dir"?: string },
   io: Io,
 ): Environment {
+  checkSelection(values, io);
   return selectEnvironment({
     workspace: values.workspace,
     env: values.env,
@@ -73,6 +78,14 @@ function seconds(ms: number): string {
  */
 export function govOptions(io: Io, opts: { quiet?: boolean } = {}): GovOptions {
   const s = styles(io);
+  const lockWait = io.env("GOV_LOCK_WAIT");
+  // A typo here would silently mean the 30 s default, so it is refused like a bad flag.
+  if (lockWait !== undefined && (lockWait.trim() === "" || !(Number(lockWait) >= 0))) {
+    throw new UsageError(`GOV_LOCK_WAIT=${lockWait} is not a number of seconds`, {
+      hint:
+        "set it to the seconds to wait for another gov's environment lock (e.g. 60), or unset it",
+    });
+  }
   return {
     getenv: (n) => io.env(n),
     onStep: opts.quiet ? undefined : (e: StepEvent) => {

@@ -7,8 +7,9 @@ import { join, resolve } from "node:path";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { styles } from "../io.ts";
 import { initEnvironment } from "../../gov/mod.ts";
-import { GovError } from "../../errors.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { GovError, UsageError } from "../../errors.ts";
+import { checkFileFlag, checkFolderFlag, checkSelection, workspaceFromFlag } from "../inputs.ts";
+import { validRange } from "@renovatebot/pep440";
 import { validateName } from "../../workspace/names.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions } from "./common.ts";
 
@@ -47,10 +48,20 @@ ${ENV_FLAGS_HELP}
       json: { type: "boolean" },
     });
     positionalArgs("init", positionals, []);
+    checkSelection(values, io);
+    checkFileFlag("--requirements", values.requirements, io);
+    checkFolderFlag("--comfyui", values.comfyui, io);
+    const requiresPython = values["requires-python"];
+    if (requiresPython !== undefined && !validRange(requiresPython)) {
+      throw new UsageError(
+        `gov init: --requires-python '${requiresPython}' is not a version specifier`,
+        { hint: "pass one such as >=3.10 or >=3.10,<3.13 (PEP 440)" },
+      );
+    }
     let dir: string;
     if (values["env-dir"] !== undefined) dir = resolve(io.cwd(), values["env-dir"]);
     else if (values.env !== undefined) {
-      const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: (n) => io.env(n) });
+      const ws = workspaceFromFlag(values.workspace, io);
       dir = join(ws.environmentsDir, validateName("environment name", values.env));
     } else {
       try {

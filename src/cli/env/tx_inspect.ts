@@ -15,10 +15,9 @@ export const txInspectCommand: Command = {
   help: `Usage: gov tx inspect <txid> [--json]
 
 Shows a transaction: status, diff, core impact, run outcome, pins, conflict and promotion.
---json prints the whole record of state/transactions/<txid>.json (every field of seed 003
-§3.4: txid, node_id, started_at, ended_at, candidate_env, status, pre_freeze, post_freeze,
-diff, core_impact, stdout, stderr, run_exit_code, conflict_report, resolution_pins,
-promotion_plan, promotion).
+--json prints the whole record of state/transactions/<txid>.json: txid, node_id,
+started_at, ended_at, candidate_env, status, pre_freeze, post_freeze, diff, core_impact,
+stdout, stderr, run_exit_code, conflict_report, resolution_pins, promotion_plan, promotion.
 
 Flags:
   --json   print the record as JSON

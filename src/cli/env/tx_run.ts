@@ -29,7 +29,8 @@ state/transactions/<txid>.json holds the freezes, diff, core_impact and ComfyUI'
 (the whole log is in state/logs/<txid>.log). Exit 0 only when completed.
 
 Flags:
-  --timeout S   seconds ComfyUI may take to come up (default [tx] timeout, 120)
+  --timeout S   the longest gov waits for the candidate ComfyUI to come up, in seconds
+                (default: [tx] timeout of config.toml, else 120)
   --json        print the transaction as JSON
 
 ${ENV_FLAGS_HELP}

@@ -5,7 +5,7 @@
  * @module
  */
 import { UsageError } from "../../errors.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
 import { DEFAULT_LISTEN, isLoopback, startGateway } from "../../serve/gateway.ts";
 import { type Command, numberFlag, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
@@ -102,7 +102,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
 `,
   async run(args: string[], io: Io): Promise<number> {
     const { values, positionals } = parseFlags(NAME, args, {
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       listen: { type: "string" },
       token: { type: "string" },
       "max-attempts": { type: "string" },
@@ -152,7 +152,7 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       min: 0,
       max: 36500,
     });
-    const ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });
+    const ws = workspaceFromFlag(values.workspace, io);
 
     const log = (line: string) => io.err(`${new Date().toISOString()} ${line}\n`);
     const stop = Promise.withResolvers<string>();

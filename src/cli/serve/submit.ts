@@ -7,6 +7,7 @@
 import { GovError } from "../../errors.ts";
 import { parseSet } from "../../workflow/patch.ts";
 import { findWorkspaceRoot, resolveWorkspace, type Workspace } from "../../workspace/root.ts";
+import { checkSelection } from "../inputs.ts";
 import type { Refusal } from "../../backends/types.ts";
 import type { JobStreamEvent, JobView } from "../../serve/client.ts";
 import { JobInputError } from "../../serve/dispatcher.ts";
@@ -143,7 +144,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
       server: { type: "string" },
       token: { type: "string" },
       local: { type: "boolean" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
     });
     const [file] = positionalArgs(NAME, positionals, ["<workflow.json>"]);
     const s = styles(io);
@@ -152,6 +153,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
     const token = values.token ?? io.env("GOV_SERVE_TOKEN") ?? undefined;
     const ctx = { cwd: io.cwd(), env: io.env };
     let ws: Workspace | undefined;
+    checkSelection(values, io);
     if (values.workspace !== undefined || findWorkspaceRoot(ctx)) {
       ws = resolveWorkspace(values.workspace, ctx);
     }

@@ -5,12 +5,14 @@
  * @module
  */
 import { numberFlag } from "../command.ts";
+import { UsageError } from "../../errors.ts";
 import type { Io } from "../io.ts";
-import { resolveWorkspace, type Workspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
+import type { Workspace } from "../../workspace/root.ts";
 import { loadSupervisorSettings, type SupervisorSettings } from "../../supervisor/settings.ts";
 
 /** Flags every supervisor command takes. */
-export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w" } };
+export const WORKSPACE_FLAG = { workspace: { type: "string" as const } };
 
 /**
  * The workspace named by `--workspace`, else discovered from the cwd/`COMFYGIT_HOME`.
@@ -25,7 +27,7 @@ export const WORKSPACE_FLAG = { workspace: { type: "string" as const, short: "w"
  * ```
  */
 export function workspaceFor(flag: string | undefined, io: Io): Workspace {
-  return resolveWorkspace(flag, { cwd: io.cwd(), env: io.env });
+  return workspaceFromFlag(flag, io);
 }
 
 /** Setting flags of `gov run`, with the setting each overrides and its bounds. */
@@ -83,4 +85,23 @@ export function timeoutMs(command: string, raw: unknown, fallbackS: number): num
   return numberFlag(command, "--timeout", typeof raw === "string" ? raw : undefined, fallbackS, {
     min: 0.1,
   }) * 1000;
+}
+
+/**
+ * Refuses `--timeout` without `--wait`: without waiting there is nothing to time out, and
+ * silently ignoring it would let a script believe it bounded the command.
+ *
+ * @example
+ * ```ts
+ * import { requireWaitFor } from "@/cli/supervisor/common.ts";
+ *
+ * requireWaitFor("stop", { wait: true, timeout: "30" });
+ * ```
+ */
+export function requireWaitFor(command: string, values: { wait?: boolean; timeout?: string }) {
+  if (values.timeout !== undefined && !values.wait) {
+    throw new UsageError(`gov ${command}: --timeout only applies with --wait`, {
+      hint: `add --wait (gov ${command} --wait --timeout ${values.timeout}), or drop --timeout`,
+    });
+  }
 }

@@ -7,6 +7,7 @@ import { type Command, parseFlags, positionalArgs, printJson } from "../command.
 import type { Io } from "../io.ts";
 import { installPanel, PANEL_VERSION } from "../../supervisor/panel.ts";
 import { selectEnvironment } from "../../workspace/environment.ts";
+import { checkSelection } from "../inputs.ts";
 import { WORKSPACE_FLAG } from "./common.ts";
 
 const HELP = `Usage: gov panel install [--workspace DIR] [--env NAME | --env-dir DIR] [--json]
@@ -29,11 +30,12 @@ Flags:
 async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("panel install", args, {
     ...WORKSPACE_FLAG,
-    env: { type: "string", short: "e" },
+    env: { type: "string" },
     "env-dir": { type: "string" },
     json: { type: "boolean" },
   });
   positionalArgs("panel install", positionals, []);
+  checkSelection(values, io);
   const env = selectEnvironment({
     workspace: values.workspace,
     env: values.env,

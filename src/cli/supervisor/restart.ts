@@ -8,7 +8,7 @@ import type { Io } from "../io.ts";
 import { sendSupervisorCommand, waitForRestart } from "../../supervisor/control.ts";
 import { readSupervisorState } from "../../supervisor/state.ts";
 import { loadSupervisorSettings } from "../../supervisor/settings.ts";
-import { timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
+import { requireWaitFor, timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
 const HELP = `Usage: gov restart [--workspace DIR] [--wait [--timeout S]] [--json]
 
@@ -19,11 +19,12 @@ poll interval (250 ms by default).
 Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
       --wait            wait until the new ComfyUI answers
-      --timeout S       give up waiting after S seconds (default: the health timeout)
+      --timeout S       with --wait: the longest gov waits for the new ComfyUI to answer, in seconds
+                        (default: the health timeout)
       --json            print {"supervisor_pid", "child_pid", "port"} as JSON
 
-Exit codes: 0 requested (with --wait: healthy again); 1 no supervisor runs, or it did not
-come back; 2 bad usage.
+Exit codes: 0 requested (with --wait: healthy again); 1 it did not come back; 2 bad usage,
+or no supervisor runs (start one with gov run).
 `;
 
 async function run(args: string[], io: Io): Promise<number> {
@@ -34,6 +35,7 @@ async function run(args: string[], io: Io): Promise<number> {
     json: { type: "boolean" },
   });
   positionalArgs("restart", positionals, []);
+  requireWaitFor("restart", values);
   const ws = workspaceFor(values.workspace, io);
   const settings = await loadSupervisorSettings(ws);
   const waitMs = timeoutMs("restart", values.timeout, settings.healthTimeoutS + 60);

@@ -22,8 +22,8 @@ const settingFlagOptions = Object.fromEntries(
 
 const OPTIONS = {
   ...WORKSPACE_FLAG,
-  env: { type: "string" as const, short: "e" },
-  detach: { type: "boolean" as const, short: "d" },
+  env: { type: "string" as const },
+  detach: { type: "boolean" as const },
   json: { type: "boolean" as const },
   "log-file": { type: "string" as const },
   ...settingFlagOptions,

@@ -8,7 +8,7 @@ import { type Command, parseFlags, positionalArgs, printJson } from "../command.
 import type { Io } from "../io.ts";
 import { sendSupervisorCommand, waitForExit } from "../../supervisor/control.ts";
 import { loadSupervisorSettings } from "../../supervisor/settings.ts";
-import { timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
+import { requireWaitFor, timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
 const HELP = `Usage: gov stop [--workspace DIR] [--wait [--timeout S]] [--json]
 
@@ -19,11 +19,12 @@ Asks the running supervisor (through .metadata/.cmd) to stop ComfyUI's process g
 Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
       --wait            wait until the supervisor process has exited
-      --timeout S       give up waiting after S seconds (default: grace + 60)
+      --timeout S       with --wait: the longest gov waits for the supervisor to exit, in seconds
+                        (default: grace + 60)
       --json            print {"supervisor_pid", "stopped"} as JSON
 
-Exit codes: 0 requested (with --wait: stopped); 1 no supervisor runs, or it is still
-running after the timeout; 2 bad usage.
+Exit codes: 0 requested (with --wait: stopped); 1 it is still running after the timeout;
+2 bad usage, or no supervisor runs (nothing to stop).
 `;
 
 async function run(args: string[], io: Io): Promise<number> {
@@ -34,6 +35,7 @@ async function run(args: string[], io: Io): Promise<number> {
     json: { type: "boolean" },
   });
   positionalArgs("stop", positionals, []);
+  requireWaitFor("stop", values);
   const ws = workspaceFor(values.workspace, io);
   const settings = await loadSupervisorSettings(ws);
   const waitMs = timeoutMs("stop", values.timeout, settings.graceS + 60);

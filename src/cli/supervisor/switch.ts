@@ -3,14 +3,14 @@
  *
  * @module
  */
-import { GovError, UsageError } from "../../errors.ts";
+import { GovError, RefusedError, UsageError } from "../../errors.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { type Io, styles } from "../io.ts";
 import { abortSwitch, requestSwitch, waitForSwitch } from "../../supervisor/control.ts";
 import { readSwitchStatus, type SwitchStatus } from "../../ipc/switch.ts";
 import { loadSupervisorSettings } from "../../supervisor/settings.ts";
 import { nowSeconds } from "../../ipc/files.ts";
-import { timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
+import { requireWaitFor, timeoutMs, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
 const HELP = `Usage: gov switch <env> [--workspace DIR] [--wait [--timeout S]] [--json]
        gov switch --abort [--workspace DIR] [--wait] [--json]
@@ -28,13 +28,15 @@ environment fails with "switch in progress"; one to the same environment joins i
 Flags:
   -w, --workspace DIR   workspace root (default: COMFYGIT_HOME or discovery from cwd)
       --wait            follow the switch until it is complete, failed or aborted
-      --timeout S       give up waiting after S seconds (default: health timeout + 5 min)
+      --timeout S       with --wait: the longest gov waits for the switch to end, in seconds
+                        (default: health timeout + 5 min)
       --abort           abort the switch in progress (the supervisor rolls back), or
                         withdraw a request no supervisor has started yet
       --json            print the request (and with --wait the final status) as JSON
 
-Exit codes: 0 requested, joined or already running (with --wait: complete); 1 another
-switch in progress, the switch failed or was aborted; 2 unknown environment or bad usage.
+Exit codes: 0 requested or joined (with --wait: complete); 1 another switch in progress,
+the switch failed or was aborted; 2 unknown environment, bad usage, or <env> already runs
+(nothing to switch).
 With --abort: 0 withdrawn or aborting (with --wait: aborted); 1 nothing to abort.
 `;
 
@@ -54,6 +56,7 @@ async function run(args: string[], io: Io): Promise<number> {
   const [target] = values.abort
     ? positionalArgs("switch --abort", positionals, [])
     : positionalArgs("switch", positionals, ["<env>"]);
+  requireWaitFor("switch", values);
   const ws = workspaceFor(values.workspace, io);
   const settings = await loadSupervisorSettings(ws);
   const waitMs = timeoutMs("switch", values.timeout, settings.healthTimeoutS + 300);
@@ -90,9 +93,10 @@ async function run(args: string[], io: Io): Promise<number> {
 
   const result = await requestSwitch(ws, target, { lockTimeoutS: settings.lockTimeoutS });
   if (result.outcome === "already") {
-    if (values.json) printJson(io, { ...result, status: await readSwitchStatus(ws.metadataDir) });
-    else io.err(`${target} is already running (supervisor pid ${result.supervisor_pid})\n`);
-    return 0;
+    throw new RefusedError(
+      `${target} is already running (supervisor pid ${result.supervisor_pid}); nothing to switch`,
+      { hint: "restart it with `gov restart`" },
+    );
   }
   if (!values.json) {
     const by = result.supervisor_pid ? ` (supervisor pid ${result.supervisor_pid})` : "";

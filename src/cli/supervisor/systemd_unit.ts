@@ -30,7 +30,7 @@ Flags:
 async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags("systemd-unit", args, {
     ...WORKSPACE_FLAG,
-    env: { type: "string", short: "e" },
+    env: { type: "string" },
     user: { type: "string" },
     grace: { type: "string" },
   });

@@ -50,8 +50,8 @@ classes, missing definitions).
     const { values, positionals } = parseFlags(NAME, args, {
       "object-info": { type: "string" },
       backend: { type: "string" },
-      workspace: { type: "string", short: "w" },
-      output: { type: "string", short: "o" },
+      workspace: { type: "string" },
+      output: { type: "string" },
       request: { type: "boolean" },
       "allow-unknown": { type: "boolean" },
       virtual: { type: "string", multiple: true },

@@ -34,7 +34,7 @@ Flags:
     const { values, positionals } = parseFlags(NAME, args, {
       "object-info": { type: "string" },
       backend: { type: "string" },
-      workspace: { type: "string", short: "w" },
+      workspace: { type: "string" },
       "allow-unknown": { type: "boolean" },
       json: { type: "boolean" },
     });

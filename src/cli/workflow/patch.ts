@@ -9,6 +9,7 @@ import { needsObjectInfo, toApiPrompt } from "../../workflow/convert/mod.ts";
 import { parseSet, patchPrompt } from "../../workflow/patch.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
+import { readInputFile } from "../inputs.ts";
 import {
   objectInfoFrom,
   promptRequest,
@@ -51,8 +52,8 @@ Exit codes: 0 written, 2 bad key or value (nothing written).
       "set-file": { type: "string", multiple: true },
       "object-info": { type: "string" },
       backend: { type: "string" },
-      workspace: { type: "string", short: "w" },
-      output: { type: "string", short: "o" },
+      workspace: { type: "string" },
+      output: { type: "string" },
       request: { type: "boolean" },
       "allow-unknown": { type: "boolean" },
     });
@@ -60,14 +61,7 @@ Exit codes: 0 written, 2 bad key or value (nothing written).
     const sets: [string, string][] = (values.set ?? []).map(parseSet);
     for (const arg of values["set-file"] ?? []) {
       const [key, path] = parseSet(arg);
-      try {
-        sets.push([key, await Deno.readTextFile(resolve(io.cwd(), path))]);
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) {
-          throw new NotFoundError("file", path, `--set-file ${key}=PATH reads PATH as the value`);
-        }
-        throw err;
-      }
+      sets.push([key, await readInputFile(`--set-file ${key}=PATH`, path, io)]);
     }
     if (sets.length === 0) {
       throw new UsageError(`gov ${NAME}: nothing to set`, {

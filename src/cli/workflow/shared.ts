@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { NotFoundError, UsageError } from "../../errors.ts";
 import { writeFileAtomic } from "../../fs/atomic.ts";
-import { resolveWorkspace } from "../../workspace/root.ts";
+import { workspaceFromFlag } from "../inputs.ts";
 import { getBackend } from "../../backends/registry.ts";
 import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import { WorkflowError } from "../../workflow/errors.ts";
@@ -80,7 +80,7 @@ export async function objectInfoFrom(
   }
   if (src.objectInfo !== undefined) return await loadObjectInfo(resolve(io.cwd(), src.objectInfo));
   if (src.backend === undefined) return undefined;
-  const ws = resolveWorkspace(src.workspace, { cwd: io.cwd(), env: io.env });
+  const ws = workspaceFromFlag(src.workspace, io);
   const backend = await getBackend(ws, src.backend);
   const client = new ComfyUIClient({
     host: backend.host,

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, InvalidInputError, ToolError, UsageError } from "../../errors.ts";
+import { GovError, InvalidInputError, RefusedError, ToolError, UsageError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess, SpawnError } from "../../process/run.ts";
 import { validateName, validateNodeId } from "../../workspace/names.ts";
@@ -171,7 +171,7 @@ export async function nodeAdd(
   await requireTruthIntact(ctx);
   const reg = await readPlugins(ctx.paths);
   if (reg.plugins[id]) {
-    throw new GovError(`custom node ${id} is already registered`, {
+    throw new RefusedError(`custom node ${id} is already registered`, {
       hint: `see \`gov node list\`; remove it first with \`gov node remove ${id}\``,
     });
   }
@@ -191,7 +191,7 @@ export async function nodeAdd(
   }
   const target = join(ctx.paths.customNodesDir, id);
   if (await exists(target)) {
-    throw new GovError(`${target} already exists; the registry was not changed`, {
+    throw new RefusedError(`${target} already exists; the registry was not changed`, {
       hint: "move the folder away, or pick another id",
     });
   }

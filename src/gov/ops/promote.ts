@@ -26,7 +26,7 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, NotFoundError } from "../../errors.ts";
+import { GovError, NotFoundError, RefusedError } from "../../errors.ts";
 import { isEnvironmentFailure, UvConflictError } from "../../uv/errors.ts";
 import type { GovContext } from "../steps/context.ts";
 import {
@@ -123,7 +123,7 @@ export async function promote(
   await requireNodeCode(ctx, tx.node_id);
   const reqs = await nodeRequirements(join(ctx.paths.customNodesDir, tx.node_id));
   if (tx.requirements_sha256 !== undefined && reqs.sha256 !== tx.requirements_sha256) {
-    throw new GovError(
+    throw new RefusedError(
       `the requirements of custom node ${tx.node_id} changed since transaction ${txid} was run`,
       { hint: `test the new requirements with \`gov tx run ${tx.node_id}\` and promote that` },
     );

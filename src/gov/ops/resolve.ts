@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { valid as validVersion } from "@renovatebot/pep440";
-import { GovError, NotFoundError, UsageError } from "../../errors.ts";
+import { NotFoundError, RefusedError, UsageError } from "../../errors.ts";
 import { UvConflictError } from "../../uv/errors.ts";
 import type { GovContext } from "../steps/context.ts";
 import { NeedsResolutionError } from "../errors.ts";
@@ -46,7 +46,7 @@ export const RESOLVABLE = ["needs_resolution", "promote_failed", "resolved"];
  */
 export function requireResolvable(tx: Transaction): void {
   if (RESOLVABLE.includes(tx.status)) return;
-  throw new GovError(
+  throw new RefusedError(
     `transaction ${tx.txid} is ${tx.status}; only ${RESOLVABLE.join(", ")} can be resolved`,
     {
       hint: tx.status === "completed"

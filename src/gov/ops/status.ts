@@ -7,6 +7,8 @@
  * @module
  */
 import { exists } from "../../fs/atomic.ts";
+import { ConfigError } from "../../errors.ts";
+import { requireInitialised } from "../steps/guards.ts";
 import type { GovContext } from "../steps/context.ts";
 import { readJournal } from "../state/journal.ts";
 import { readLockOwner } from "../state/lock.ts";
@@ -41,6 +43,11 @@ export interface EnvironmentStatus {
   /** An operation a killed gov left half done (recovered by the next gov command). */
   interrupted: { op: string; step: string; pid: number; started_at: string } | null;
   lock: { held: boolean; pid: number | null; command: string | null };
+  /**
+   * Why a truth file (pyproject.toml, uv.lock) cannot be read, when it cannot: then whether
+   * prod is in sync is unknown (`prod.in_sync` false, `prod.reason` says so).
+   */
+  truth_error: string | null;
 }
 
 /**
@@ -66,8 +73,19 @@ export async function status(ctx: GovContext): Promise<EnvironmentStatus> {
     fileSha256(p.plugins),
   ]);
   const initialised = py !== null && lock !== null;
+  let truthError: string | null = null;
+  if (initialised) {
+    try {
+      await requireInitialised(ctx);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      truthError = err.message;
+    }
+  }
   const prod = env.hostManagedPython
     ? { inSync: null, reason: "host-managed Python: gov does not sync it" }
+    : truthError
+    ? { inSync: false, reason: "a truth file cannot be read" }
     : initialised
     ? await prodState(p)
     : { inSync: false, reason: "not initialised (run `gov init`)" };
@@ -119,5 +137,6 @@ export async function status(ctx: GovContext): Promise<EnvironmentStatus> {
       pid: owner ? owner.pid : null,
       command: owner ? owner.command : null,
     },
+    truth_error: truthError,
   };
 }

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { GovError } from "../../errors.ts";
+import { RefusedError } from "../../errors.ts";
+import { exists } from "../../fs/atomic.ts";
 import { isPidAlive } from "../../process/run.ts";
 import { candidatePath } from "../state/paths.ts";
 import type { Transaction } from "../state/schema.ts";
@@ -29,13 +30,18 @@ import { dropWorkdir } from "../steps/workdir.ts";
 export async function txAbort(ctx: GovContext, txid: string): Promise<Transaction> {
   const tx = await readTx(ctx.paths, txid);
   if (tx.status === "promoted") {
-    throw new GovError(`transaction ${txid} is promoted; it cannot be aborted`, {
+    throw new RefusedError(`transaction ${txid} is promoted; it cannot be aborted`, {
       hint: "undo it with `gov rollback <pre-promote snapshot>` (see `gov snapshot list`)",
     });
   }
   if (tx.status === "running" && tx.pid !== undefined && isPidAlive(tx.pid)) {
-    throw new GovError(`transaction ${txid} is still running (gov pid ${tx.pid})`, {
+    throw new RefusedError(`transaction ${txid} is still running (gov pid ${tx.pid})`, {
       hint: "wait for `gov tx run` to finish or stop it, then abort",
+    });
+  }
+  if (tx.status === "aborted" && !(await exists(candidatePath(ctx.paths, txid)))) {
+    throw new RefusedError(`transaction ${txid} is already aborted; nothing to do`, {
+      hint: "see `gov tx list`",
     });
   }
   // The path comes from the txid, never from the (editable) JSON: a hand-edited

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { ConfigError, GovError } from "../../errors.ts";
+import { ConfigError, GovError, RefusedError } from "../../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { readPyproject } from "../state/pyproject.ts";
 import { MissingTruthFileError, newestSnapshotCopy } from "../state/store.ts";
@@ -28,7 +28,7 @@ import type { GovContext } from "./context.ts";
 export async function requireInitialised(ctx: GovContext): Promise<void> {
   await requireTruthIntact(ctx);
   if (!(await exists(ctx.paths.pyproject)) || !(await exists(ctx.paths.lock))) {
-    throw new GovError(`environment ${ctx.env.name} is not initialised (${ctx.paths.dir})`, {
+    throw new RefusedError(`environment ${ctx.env.name} is not initialised (${ctx.paths.dir})`, {
       hint: "run `gov init` in it first",
     });
   }
@@ -113,7 +113,7 @@ export async function requireNodeCode(ctx: GovContext, nodeId: string): Promise<
  */
 export function requireGovManagedPython(ctx: GovContext): void {
   if (ctx.env.hostManagedPython) {
-    throw new GovError(
+    throw new RefusedError(
       `environment ${ctx.env.name} uses a host-managed Python (${ctx.env.python}); gov does not change its packages`,
       { hint: "remove [paths] python from config.toml to let gov manage .venv-prod" },
     );
