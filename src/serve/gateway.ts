@@ -15,7 +15,7 @@ import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "../backends/types.ts";
 import { HealthMonitor, readBackends } from "./backend_api.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { createHandler } from "./http.ts";
+import { createHandler } from "./http/mod.ts";
 import { JobStore } from "./store.ts";
 
 /** Default address of `gov serve`. */
