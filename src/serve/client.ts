@@ -65,19 +65,36 @@ export class GatewayClient {
     return { ...(this.#token ? { Authorization: `Bearer ${this.#token}` } : {}), ...extra };
   }
 
-  async #request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async #request(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { headers?: Record<string, string>; retries?: number } = {},
+  ): Promise<unknown> {
     let res: Response;
-    try {
-      res = await fetch(`${this.url}${path}`, {
-        method,
-        headers: this.#headers(body !== undefined ? { "content-type": "application/json" } : {}),
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(60_000),
-      });
-    } catch (err) {
-      throw new GovError(`gov serve at ${this.url} did not answer: ${(err as Error).message}`, {
-        hint: "is `gov serve` running? (or leave out --server to run the job in-process)",
-      });
+    for (let attempt = 0;; attempt++) {
+      try {
+        res = await fetch(`${this.url}${path}`, {
+          method,
+          headers: this.#headers({
+            ...(body !== undefined ? { "content-type": "application/json" } : {}),
+            ...opts.headers,
+          }),
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+          signal: AbortSignal.timeout(60_000),
+        });
+        break;
+      } catch (err) {
+        // Only a request the gateway can recognise when repeated (Idempotency-Key) is
+        // retried: its first try may have been committed before the answer was lost.
+        if (attempt < (opts.retries ?? 0)) {
+          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+          continue;
+        }
+        throw new GovError(`gov serve at ${this.url} did not answer: ${(err as Error).message}`, {
+          hint: "is `gov serve` running? (or leave out --server to run the job in-process)",
+        });
+      }
     }
     const text = await res.text();
     let json: Record<string, unknown> = {};
@@ -97,7 +114,7 @@ export class GatewayClient {
     }
     if (res.status === 401) {
       throw new GovError(`gov serve at ${this.url} refused: ${msg}`, {
-        hint: "pass --token T or set GOV_SERVE_TOKEN",
+        hint: "pass --token-file FILE or set GOV_SERVE_TOKEN",
       });
     }
     const err = new GovError(`gov serve at ${this.url}: ${msg}`, { hint });
@@ -129,17 +146,25 @@ export class GatewayClient {
   }
 
   /**
-   * `POST /v1/jobs`. Throws {@linkcode JobInputError} on 400.
+   * `POST /v1/jobs` with an `Idempotency-Key` (a new one unless given), retried a few
+   * times when the connection fails: a gateway killed after committing the job answers the
+   * retry with that job, so it never runs twice. Throws {@linkcode JobInputError} on 400.
    *
    * @example
    * ```ts
-   * const job = await gw.submit({ workflow, set: [["steps", "20"]] });
+   * import { GatewayClient } from "./client.ts";
+   * const gw = new GatewayClient("http://127.0.0.1:8190");
+   * const job = await gw.submit({ workflow: {}, set: [["steps", "20"]] });
    * ```
    */
   async submit(
     req: { workflow: unknown; set?: [string, string][]; backend?: string; queue_timeout?: number },
-  ) {
-    return await this.#request("POST", "/v1/jobs", req) as JobView;
+    idempotencyKey: string = crypto.randomUUID(),
+  ): Promise<JobView> {
+    return await this.#request("POST", "/v1/jobs", req, {
+      headers: { "idempotency-key": idempotencyKey },
+      retries: 4,
+    }) as JobView;
   }
 
   /**

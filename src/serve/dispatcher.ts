@@ -71,6 +71,8 @@ export interface JobRequest {
    * limit. Default: the dispatcher's `queueTimeoutMs`.
    */
   queueTimeoutMs?: number;
+  /** The client's `Idempotency-Key`, stored with the job (see `JobStore.byIdempotencyKey`). */
+  idempotencyKey?: string;
 }
 
 /**
@@ -346,6 +348,7 @@ export class Dispatcher {
       startedAt: null,
       finishedAt: null,
       updatedAt: now,
+      idempotencyKey: req.idempotencyKey ?? null,
     };
     this.store.create(job, req.backend ? { backend: req.backend } : {});
     this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);

@@ -15,7 +15,16 @@ import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "../backends/types.ts";
 import { HealthMonitor, readBackends } from "./backend_api.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { createHandler } from "./http/mod.ts";
+import {
+  createHandler,
+  DEFAULT_LIMITS,
+  DEFAULT_TRANSPORT_LIMITS,
+  type GuardedServer,
+  HostPolicy,
+  type RequestLimits,
+  serveGuarded,
+  type TransportLimits,
+} from "./http/mod.ts";
 import { JobStore } from "./store.ts";
 
 /** Default address of `gov serve`. */
@@ -42,6 +51,9 @@ export interface ServerRecord {
  *
  * @example
  * ```ts
+ * import { serveDir } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * serveDir(ws); // /srv/comfy/.metadata/serve
  * ```
  */
@@ -54,6 +66,9 @@ export function serveDir(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { jobsDbPath } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * jobsDbPath(ws); // /srv/comfy/.metadata/serve/jobs.sqlite
  * ```
  */
@@ -66,6 +81,9 @@ export function jobsDbPath(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { serverFilePath } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * serverFilePath(ws); // /srv/comfy/.metadata/serve/server.json
  * ```
  */
@@ -79,6 +97,9 @@ export function serverFilePath(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { workspaceId } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * workspaceId(ws); // "3f2a9c0d1b7e"
  * ```
  */
@@ -92,6 +113,9 @@ export function workspaceId(ws: Workspace): string {
  *
  * @example
  * ```ts
+ * import { readServerRecord } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * const rec = await readServerRecord(ws);
  * if (rec) console.log(rec.url);
  * ```
@@ -145,6 +169,12 @@ export interface GatewayOptions {
   pollIntervalMs?: number;
   /** Finished jobs older than this many days are pruned (30; 0 keeps them forever). */
   retainDays?: number;
+  /** Host names the gateway answers besides its listen address (`--allow-host`). */
+  allowHosts?: string[];
+  /** What one request may cost (defaults: {@linkcode DEFAULT_LIMITS}). */
+  limits?: Partial<RequestLimits>;
+  /** Connection timeouts and cap (defaults: {@linkcode DEFAULT_TRANSPORT_LIMITS}). */
+  transport?: Partial<TransportLimits>;
   /** Operator log lines. */
   log?: (line: string) => void;
 }
@@ -177,6 +207,9 @@ function urlHost(hostname: string): string {
  *
  * @example
  * ```ts
+ * import { startGateway } from "./gateway.ts";
+ * import type { Workspace } from "../workspace/root.ts";
+ * declare const ws: Workspace;
  * const gw = await startGateway({ workspace: ws, port: 0 });
  * console.log(gw.url);
  * await gw.close();
@@ -211,7 +244,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     timeoutMs: opts.probeTimeoutMs ?? 3000,
   });
   const timers: ReturnType<typeof setInterval>[] = [];
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let server: GuardedServer | undefined;
   let dispatcher: Dispatcher | undefined;
   try {
     if (backends.length) {
@@ -248,13 +281,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       version: VERSION,
       workspaceId: workspaceId(ws),
       startedAt,
+      hosts: new HostPolicy(hostname, [...(opts.allowHosts ?? []), ...machineName()]),
+      limits: { ...DEFAULT_LIMITS, ...opts.limits },
     });
-    const ready = Promise.withResolvers<Deno.NetAddr>();
     try {
-      server = Deno.serve({
+      server = await serveGuarded({
         hostname,
         port: opts.port ?? DEFAULT_LISTEN.port,
-        onListen: (addr) => ready.resolve(addr as Deno.NetAddr),
+        limits: { ...DEFAULT_TRANSPORT_LIMITS, ...opts.transport },
         onError: (err) => {
           log(`request failed: ${(err as Error)?.stack ?? err}`);
           return new Response(JSON.stringify({ error: "internal error" }), { status: 500 });
@@ -268,7 +302,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       throw new GovError(`cannot listen on ${hostname}:${opts.port}: ${(err as Error).message}`);
     }
-    const addr = await ready.promise;
+    const addr = server.addr;
     const url = `http://${urlHost(hostname)}:${addr.port}`;
     dispatcher.start();
 
@@ -342,6 +376,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     store.release(Deno.pid);
     store.close();
     throw err;
+  }
+}
+
+/** The machine's own name: a page that reaches the gateway by it is no rebinding. */
+function machineName(): string[] {
+  try {
+    return [Deno.hostname()];
+  } catch {
+    return [];
   }
 }
 

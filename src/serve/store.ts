@@ -23,10 +23,18 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
 import type { Refusal } from "../backends/types.ts";
-import type { Job, JobEvent, JobEventType, JobOutput, JobProgress, JobState } from "./types.ts";
+import type {
+  Job,
+  JobEvent,
+  JobEventType,
+  JobOutput,
+  JobProgress,
+  JobState,
+  JobSummary,
+} from "./types.ts";
 import { JOB_STATES } from "./types.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,10 +61,13 @@ CREATE TABLE IF NOT EXISTS jobs (
   queued_at INTEGER,
   started_at INTEGER,
   finished_at INTEGER,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  idempotency_key TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency_key ON jobs (idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
@@ -97,7 +108,13 @@ const COLUMNS: Record<keyof Job, [string, "text" | "json" | "int"]> = {
   startedAt: ["started_at", "int"],
   finishedAt: ["finished_at", "int"],
   updatedAt: ["updated_at", "int"],
+  idempotencyKey: ["idempotency_key", "text"],
 };
+
+/** Columns a list needs: everything but the workflow, the prompt and the `set` pairs. */
+const SUMMARY_COLUMNS = Object.entries(COLUMNS)
+  .filter(([f]) => !["workflow", "prompt", "sets"].includes(f))
+  .map(([, [col]]) => col).join(", ");
 
 type Row = Record<string, SQLInputValue>;
 
@@ -108,16 +125,23 @@ function toColumn(field: keyof Job, value: unknown): SQLInputValue {
   return value as SQLInputValue;
 }
 
+const parse = <T>(v: SQLInputValue, fallback: T): T =>
+  v === null || v === undefined ? fallback : JSON.parse(String(v)) as T;
+
 function fromRow(row: Row): Job {
-  const parse = <T>(v: SQLInputValue, fallback: T): T =>
-    v === null || v === undefined ? fallback : JSON.parse(String(v)) as T;
+  return {
+    ...summaryFromRow(row),
+    workflow: parse<unknown>(row.workflow, null),
+    sets: parse<[string, string][]>(row.sets, []),
+    prompt: parse<Record<string, unknown> | null>(row.prompt, null),
+  };
+}
+
+function summaryFromRow(row: Row): JobSummary {
   const int = (v: SQLInputValue) => v === null || v === undefined ? null : Number(v);
   return {
     id: String(row.id),
     state: String(row.state) as JobState,
-    workflow: parse<unknown>(row.workflow, null),
-    sets: parse<[string, string][]>(row.sets, []),
-    prompt: parse<Record<string, unknown> | null>(row.prompt, null),
     pinnedBackend: row.pinned_backend === null ? null : String(row.pinned_backend),
     backend: row.backend === null ? null : String(row.backend),
     promptId: String(row.prompt_id),
@@ -137,6 +161,7 @@ function fromRow(row: Row): Job {
     startedAt: int(row.started_at),
     finishedAt: int(row.finished_at),
     updatedAt: Number(row.updated_at),
+    idempotencyKey: row.idempotency_key == null ? null : String(row.idempotency_key),
   };
 }
 
@@ -214,9 +239,22 @@ export class JobStore {
         `${path} has schema version ${version}; this gov knows ${SCHEMA_VERSION} (newer gov?)`,
       );
     }
+    // Older stores gain their new columns before SCHEMA creates indexes over them.
+    // Version 1 lacks the per-job queue timeout (its jobs keep the gateway's); versions 1
+    // and 2 lack the idempotency key and the event counters.
+    if (version >= 1 && version < 3) {
+      const have = new Set(
+        (this.#db.prepare("PRAGMA table_info(jobs)").all() as Row[]).map((r) => String(r.name)),
+      );
+      if (!have.has("queue_timeout_ms")) {
+        this.#db.exec("ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER");
+      }
+      if (!have.has("idempotency_key")) {
+        this.#db.exec("ALTER TABLE jobs ADD COLUMN idempotency_key TEXT");
+      }
+    }
     this.#db.exec(SCHEMA);
-    // Version 1 stores lack the per-job queue timeout; their jobs keep the gateway's.
-    if (version === 1) this.#db.exec("ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER");
+    if (version < 3) this.#countPastEvents();
     this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -274,6 +312,12 @@ export class JobStore {
   #appendEvent(jobId: string, type: JobEventType, data: Record<string, unknown>, at: number) {
     const r = this.#stmt("INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)")
       .run(jobId, type, JSON.stringify(data), at);
+    // A counter per event type, in the same transaction: /metrics reads these instead of
+    // counting every event ever recorded.
+    this.#stmt(
+      `INSERT INTO meta (key, value) VALUES (?, '1')
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`,
+    ).run(`events:${type}`);
     return { seq: Number(r.lastInsertRowid), jobId, type, data, at } satisfies JobEvent;
   }
 
@@ -355,14 +399,15 @@ export class JobStore {
   }
 
   /**
-   * Jobs, newest first.
+   * Jobs, newest first, as summaries: a list never reads (or parses) the stored workflows,
+   * prompts and `set` pairs.
    *
    * @example
    * ```ts
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
    */
-  list(q: JobQuery = {}): Job[] {
+  list(q: JobQuery = {}): JobSummary[] {
     const where: string[] = [];
     const args: SQLInputValue[] = [];
     if (q.states?.length) {
@@ -373,10 +418,11 @@ export class JobStore {
       where.push("(created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?)");
       args.push(q.before);
     }
-    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT ?`;
+    const sql = `SELECT ${SUMMARY_COLUMNS} FROM jobs ${
+      where.length ? `WHERE ${where.join(" AND ")}` : ""
+    } ORDER BY created_at DESC, id DESC LIMIT ?`;
     args.push(q.limit ?? 100);
-    return (this.#stmt(sql).all(...args) as Row[]).map(fromRow);
+    return (this.#stmt(sql).all(...args) as Row[]).map(summaryFromRow);
   }
 
   /**
@@ -454,53 +500,78 @@ export class JobStore {
   }
 
   /**
-   * How many events of each type were ever recorded (monotonic counters for /metrics).
+   * How many events of each type were ever recorded, pruned jobs' included (monotonic
+   * counters for /metrics), read from counters kept as events are appended.
    *
    * @example
    * ```ts
-   * store.countEvents().retry;
+   * import { JobStore } from "./store.ts";
+   * const store = JobStore.open(":memory:");
+   * store.countEvents().retry; // undefined: none yet
    * ```
    */
   countEvents(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const r of this.#stmt("SELECT type, count(*) AS n FROM events GROUP BY type").all()) {
-      out[String((r as Row).type)] = Number((r as Row).n);
-    }
-    // Events of pruned jobs still count: a Prometheus counter must never go down.
-    for (
-      const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'pruned_events:%'").all()
-    ) {
-      const type = String((r as Row).key).slice("pruned_events:".length);
-      out[type] = (out[type] ?? 0) + Number((r as Row).value);
+    for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'events:%'").all()) {
+      out[String((r as Row).key).slice("events:".length)] = Number((r as Row).value);
     }
     return out;
   }
 
+  /** Starts the event counters of a store made before they existed (once, at open). */
+  #countPastEvents(): void {
+    this.#tx(false, () => {
+      this.#stmt(
+        `INSERT INTO meta (key, value)
+         SELECT 'events:' || type, count(*) FROM events WHERE true GROUP BY type
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+      ).run();
+      // Version 2 kept the counts of pruned jobs' events apart.
+      this.#stmt(
+        `INSERT INTO meta (key, value)
+         SELECT 'events:' || substr(key, length('pruned_events:') + 1), value FROM meta
+         WHERE key LIKE 'pruned_events:%'
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+      ).run();
+      this.#stmt("DELETE FROM meta WHERE key LIKE 'pruned_events:%'").run();
+    });
+  }
+
   /**
    * Deletes terminal jobs (and their events) that finished before `cutoff` (ms since
-   * epoch); returns how many.
+   * epoch); returns how many. The event counters keep counting what went.
    *
    * @example
    * ```ts
-   * store.prune(Date.now() - 7 * 86_400_000);
+   * import { JobStore } from "./store.ts";
+   * const store = JobStore.open(":memory:");
+   * store.prune(Date.now() - 7 * 86_400_000); // 0
    * ```
    */
   prune(cutoff: number): number {
-    return this.#tx(false, () => {
-      // Keep the event counts of what goes (countEvents feeds monotonic counters).
-      this.#stmt(
-        `INSERT INTO meta (key, value)
-         SELECT 'pruned_events:' || e.type, count(*) FROM events e JOIN jobs j ON j.id = e.job_id
-         WHERE j.state IN ('completed', 'failed', 'cancelled') AND j.finished_at < ?
-         GROUP BY e.type
-         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
-      ).run(cutoff);
-      return Number(
+    return this.#tx(false, () =>
+      Number(
         this.#stmt(
           "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?",
         ).run(cutoff).changes,
-      );
-    });
+      ));
+  }
+
+  /**
+   * The job a request with this `Idempotency-Key` created, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { JobStore } from "./store.ts";
+   * const store = JobStore.open(":memory:");
+   * store.byIdempotencyKey("7f1c2e9a"); // undefined
+   * ```
+   */
+  byIdempotencyKey(key: string): Job | undefined {
+    const row = this.#stmt("SELECT * FROM jobs WHERE idempotency_key = ?").get(key) as
+      | Row
+      | undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   /**

@@ -113,7 +113,7 @@ Deno.test("gov serve runs a job: SSE in order, PNG output, metrics, status page"
     assertEquals(page.status, 200);
     assertMatch(page.headers.get("content-type") ?? "", /^text\/html/);
     const html = await page.text();
-    assertMatch(html, /new EventSource\(withToken\("\/v1\/events"\)\)/);
+    assertMatch(html, /new EventSource\("\/v1\/events"\)/);
     assertTrue(!/<script[^>]+src=|<link[^>]+href=/i.test(html), "page is self-contained");
 
     const list = await api(gov, "GET", "/v1/jobs?state=completed&limit=5");

@@ -66,7 +66,10 @@ Deno.test("with a token every route but /healthz needs it", async () => {
     await page.body?.cancel();
     // ... and sets a session cookie (not the token itself) so a reload keeps working.
     const setCookie = page.headers.get("set-cookie") ?? "";
-    assertMatch(setCookie, /^gov_serve_session=[0-9a-f]{64}; Path=\/; HttpOnly; SameSite=Strict$/);
+    assertMatch(
+      setCookie,
+      /^gov_serve_session=[0-9a-f]{64}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/,
+    );
     assertTrue(!setCookie.includes(token), "the cookie carries the token");
     const session = { cookie: setCookie.split(";")[0] };
     const reload = await fetch(`${g.url}/`, { headers: session });

@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { changesState, sameOrigin } from "./guard.ts";
 
 /** Name of the status page's session cookie. */
 export const SESSION_COOKIE = "gov_serve_session";
@@ -32,8 +33,18 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
+/** How long a status page session lasts (seconds): a day's work, not forever. */
+export const SESSION_MAX_AGE_S = 12 * 3600;
+
 /**
- * Whether a request carries the gateway's token (always true without one).
+ * Whether a request carries the gateway's token (always true without one):
+ * - `Authorization: Bearer T`, on any request;
+ * - `?token=T` on GET and HEAD (EventSource and links cannot send headers);
+ * - the status page's session cookie, only from the gateway's own origin: on GET and HEAD
+ *   when the browser does not say the request comes from another site or port
+ *   (`Sec-Fetch-Site`), and on requests that change state only with an `Origin` of the
+ *   gateway itself. A `SameSite=Strict` cookie alone is not enough: browsers send it from
+ *   any port of the same host, such as ComfyUI's own page.
  *
  * @example
  * ```ts
@@ -47,13 +58,13 @@ export function authorized(req: Request, url: URL, token: string | undefined): b
   const h = req.headers.get("authorization") ?? "";
   const m = /^Bearer\s+(.+)$/i.exec(h);
   if (m && sameSecret(m[1].trim(), token)) return true;
-  // The status page's session (set when it was opened with ?token=); SameSite=Strict
-  // keeps other sites from riding on it.
+  const safe = !changesState(req.method);
   const session = cookie(req, SESSION_COOKIE);
-  if (session && sameSecret(session, sessionValue(token))) return true;
-  // EventSource and <img> cannot send headers: GETs may carry the token in the query.
+  if (session && sameSecret(session, sessionValue(token))) {
+    if (safe ? sameOrigin(req) : req.headers.has("origin") && sameOrigin(req)) return true;
+  }
   const q = url.searchParams.get("token");
-  return req.method === "GET" && q !== null && sameSecret(q, token);
+  return safe && req.method !== "OPTIONS" && q !== null && sameSecret(q, token);
 }
 
 /**
@@ -66,5 +77,7 @@ export function authorized(req: Request, url: URL, token: string | undefined): b
  * ```
  */
 export function sessionCookie(token: string): string {
-  return `${SESSION_COOKIE}=${sessionValue(token)}; Path=/; HttpOnly; SameSite=Strict`;
+  return `${SESSION_COOKIE}=${
+    sessionValue(token)
+  }; Path=/; Max-Age=${SESSION_MAX_AGE_S}; HttpOnly; SameSite=Strict`;
 }

@@ -11,7 +11,7 @@ import type { HealthMonitor } from "../backend_api.ts";
 import { SseHub } from "../sse.ts";
 import type { JobStore } from "../store.ts";
 import { isTerminal, type Job, type JobEvent, TERMINAL_EVENTS } from "../types.ts";
-import { backendView, eventView, jobView } from "./views.ts";
+import { backendView, eventView, jobSummaryView } from "./views.ts";
 
 /** Where the streams get their data. */
 export interface EventSources {
@@ -47,7 +47,7 @@ export class EventStreams {
     src.store.onEvent((e, job) => {
       for (const cb of this.#jobListeners.get(e.jobId) ?? []) cb(e, job);
       if (this.#globalListeners.size) {
-        const view = { event: e.type, job: jobView(job) };
+        const view = { event: e.type, job: jobSummaryView(job) };
         for (const cb of this.#globalListeners) cb("job", view);
       }
     });
@@ -115,7 +115,7 @@ export class EventStreams {
     const snapshot = () => ({
       backends: this.backendsNow(),
       counts: store.countByState(),
-      jobs: store.list({ limit: 50 }).map((j) => jobView(j)),
+      jobs: store.list({ limit: 50 }).map(jobSummaryView),
       at: new Date().toISOString(),
     });
     stream.send("snapshot", snapshot());
@@ -126,7 +126,7 @@ export class EventStreams {
       stream.send("backends", {
         backends: this.backendsNow(),
         counts: store.countByState(),
-        queued: store.list({ states: ["queued"], limit: 50 }).map((j) => jobView(j)),
+        queued: store.list({ states: ["queued"], limit: 50 }).map(jobSummaryView),
       });
     }, 2000);
     return response;

@@ -12,14 +12,23 @@ import type { Dispatcher } from "../dispatcher.ts";
 import type { JobStore } from "../store.ts";
 import { authorized, sessionCookie } from "./auth.ts";
 import { EventStreams } from "./events.ts";
-import { cancelJob, createJob, getJob, listJobs, listOutputs } from "./jobs.ts";
+import { cancelJob, createJob, getJob, listJobs, listOutputs, type RequestLimits } from "./jobs.ts";
 import { metricsResponse } from "./metrics.ts";
 import { outputResponse } from "./outputs.ts";
 import { errorResponse, json } from "./respond.ts";
-import { dispatchRoute, type Route } from "./routes.ts";
+import { dispatchRoute, isPublic, type Route } from "./routes.ts";
+import { guardRequest, type HostPolicy } from "./guard.ts";
 import { signInPage, statusPage } from "./views.ts";
 
-export { backendView, jobView } from "./views.ts";
+export { backendView, jobSummaryView, jobView } from "./views.ts";
+export { DEFAULT_LIMITS, type RequestLimits } from "./jobs.ts";
+export { HostPolicy } from "./guard.ts";
+export {
+  DEFAULT_TRANSPORT_LIMITS,
+  type GuardedServer,
+  serveGuarded,
+  type TransportLimits,
+} from "./transport.ts";
 
 /** What the handler serves from. */
 export interface GatewayContext {
@@ -39,6 +48,10 @@ export interface GatewayContext {
   workspaceId: string;
   /** When the gateway started (ms since epoch). */
   startedAt: number;
+  /** Host names it answers (DNS rebinding). */
+  hosts: HostPolicy;
+  /** What one request may cost. */
+  limits: RequestLimits;
 }
 
 /** Path of one job, and of its events and outputs. */
@@ -63,6 +76,19 @@ export function createHandler(ctx: GatewayContext): {
 } {
   const streams = new EventStreams(ctx);
   const routes: Route[] = [
+    {
+      path: /^\/healthz$/,
+      public: true,
+      methods: {
+        GET: () =>
+          json({
+            status: "ok",
+            version: ctx.version,
+            workspace: ctx.workspaceId,
+            uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
+          }),
+      },
+    },
     {
       path: /^\/$/,
       methods: {
@@ -115,17 +141,10 @@ export function createHandler(ctx: GatewayContext): {
   ];
 
   const handler = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
     try {
-      if (url.pathname === "/healthz") {
-        return json({
-          status: "ok",
-          version: ctx.version,
-          workspace: ctx.workspaceId,
-          uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
-        });
-      }
-      if (!authorized(req, url, ctx.token)) {
+      const url = new URL(req.url);
+      guardRequest(req, ctx.hosts);
+      if (!isPublic(routes, url.pathname) && !authorized(req, url, ctx.token)) {
         const challenge = { "www-authenticate": 'Bearer realm="gov serve"' };
         // A person opening the status page gets a form to enter the token, not JSON.
         if (url.pathname === "/" && (req.headers.get("accept") ?? "").includes("text/html")) {

@@ -21,8 +21,24 @@ export interface RouteRequest {
 export interface Route {
   /** Anchored pattern of the path (trailing slashes removed); groups are parameters. */
   path: RegExp;
+  /** Served without the token (the liveness probe). */
+  public?: boolean;
   /** Handlers by method. */
   methods: Partial<Record<string, (r: RouteRequest) => Response | Promise<Response>>>;
+}
+
+/**
+ * Whether a path belongs to a route served without the token.
+ *
+ * @example
+ * ```ts
+ * import { isPublic } from "./routes.ts";
+ * isPublic([{ path: /^\/healthz$/, public: true, methods: {} }], "/healthz"); // true
+ * ```
+ */
+export function isPublic(routes: readonly Route[], pathname: string): boolean {
+  const path = pathname.replace(/\/+$/, "") || "/";
+  return routes.some((r) => r.public && r.path.test(path));
 }
 
 /**
@@ -48,10 +64,16 @@ export async function dispatchRoute(
     const handler = route.methods[method] ?? (method === "HEAD" ? route.methods.GET : undefined);
     if (!handler) {
       throw new HttpError(405, `${method} is not allowed on ${path}`, {
-        allow: Object.keys(route.methods).join(", "),
+        allow: [...Object.keys(route.methods), ...(route.methods.GET ? ["HEAD"] : [])].join(", "),
       });
     }
-    const params = m.slice(1).map((p) => p === undefined ? p : decodeURIComponent(p));
+    const params = m.slice(1).map((p) => {
+      try {
+        return p === undefined ? p : decodeURIComponent(p);
+      } catch {
+        throw new HttpError(400, `malformed percent-encoding in path segment '${p}'`);
+      }
+    });
     return await handler({ req, url, params });
   }
   throw new HttpError(404, `no route ${method} ${path}`);

@@ -6,7 +6,7 @@
  */
 import type { BackendConfig, BackendStatus } from "../../backends/types.ts";
 import { signInPageHtml, statusPageHtml } from "../status_page.ts";
-import type { Job, JobEvent } from "../types.ts";
+import type { Job, JobEvent, JobSummary } from "../types.ts";
 import { iso } from "./respond.ts";
 
 /** Headers of the HTML pages: never cached, nothing loaded from elsewhere. */
@@ -18,17 +18,18 @@ export const PAGE_HEADERS: Record<string, string> = {
 };
 
 /**
- * A job as the API shows it. The workflow and prompt are left out unless `full`.
+ * A job as lists and live feeds show it: without its workflow, prompt and `set` pairs,
+ * which can be large.
  *
  * @example
  * ```ts
- * import { jobView } from "./views.ts";
- * import type { Job } from "../types.ts";
- * declare const job: Job;
- * const body = JSON.stringify(jobView(job));
+ * import { jobSummaryView } from "./views.ts";
+ * import type { JobSummary } from "../types.ts";
+ * declare const job: JobSummary;
+ * const body = JSON.stringify(jobSummaryView(job));
  * ```
  */
-export function jobView(job: Job, full = false): Record<string, unknown> {
+export function jobSummaryView(job: JobSummary): Record<string, unknown> {
   return {
     id: job.id,
     state: job.state,
@@ -41,14 +42,13 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
     error: job.error,
     refusals: job.refusals,
     progress: job.progress,
-    sets: job.sets,
     queue_timeout_s: job.queueTimeoutMs === null ? null : job.queueTimeoutMs / 1000,
     outputs: job.outputs.map((o, n) => ({
       node_id: o.nodeId,
       filename: o.filename,
       subfolder: o.subfolder,
       type: o.type,
-      url: `/v1/jobs/${job.id}/outputs/${n}`,
+      url: `/v1/jobs/${encodeURIComponent(job.id)}/outputs/${n}`,
     })),
     created_at: iso(job.createdAt),
     dispatched_at: iso(job.dispatchedAt),
@@ -57,6 +57,25 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
     finished_at: iso(job.finishedAt),
     updated_at: iso(job.updatedAt),
     dispatch_ms: job.queuedAt !== null ? job.queuedAt - job.readyAt : null,
+  };
+}
+
+/**
+ * One job as the API shows it: the summary and its `set` pairs, plus the workflow and
+ * prompt when `full`.
+ *
+ * @example
+ * ```ts
+ * import { jobView } from "./views.ts";
+ * import type { Job } from "../types.ts";
+ * declare const job: Job;
+ * const body = JSON.stringify(jobView(job));
+ * ```
+ */
+export function jobView(job: Job, full = false): Record<string, unknown> {
+  return {
+    ...jobSummaryView(job),
+    sets: job.sets,
     ...(full ? { workflow: job.workflow, prompt: job.prompt } : {}),
   };
 }
@@ -102,7 +121,7 @@ export function backendView(
  * @example
  * ```ts
  * import { eventView } from "./views.ts";
- * import type { Job, JobEvent } from "../types.ts";
+ * import type { Job, JobEvent, JobSummary } from "../types.ts";
  * declare const e: JobEvent, job: Job;
  * eventView(e, job).seq;
  * ```
