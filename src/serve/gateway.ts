@@ -272,6 +272,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     prune();
     timers.push(setInterval(prune, 3_600_000));
     const startedAt = Date.now();
+    const limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const api = createHandler({
       dispatcher,
       store,
@@ -282,13 +283,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       workspaceId: workspaceId(ws),
       startedAt,
       hosts: new HostPolicy(hostname, [...(opts.allowHosts ?? []), ...machineName()]),
-      limits: { ...DEFAULT_LIMITS, ...opts.limits },
+      limits,
     });
     try {
       server = await serveGuarded({
         hostname,
         port: opts.port ?? DEFAULT_LISTEN.port,
-        limits: { ...DEFAULT_TRANSPORT_LIMITS, ...opts.transport },
+        limits: {
+          ...DEFAULT_TRANSPORT_LIMITS,
+          // Slack for what socket buffers hold before the handler counts it.
+          maxUnansweredBytes: limits.maxBodyBytes + 16 * 1024 * 1024,
+          ...opts.transport,
+        },
         onError: (err) => {
           log(`request failed: ${(err as Error)?.stack ?? err}`);
           return new Response(JSON.stringify({ error: "internal error" }), { status: 500 });

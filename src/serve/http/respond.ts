@@ -69,7 +69,14 @@ export function iso(ms: number | null): string | null {
  * ```
  */
 export function errorResponse(err: unknown): Response {
-  if (err instanceof HttpError) return json({ error: err.message }, err.status, err.headers);
+  if (err instanceof HttpError) {
+    // After a body that was too big or too slow, the rest of it is not worth reading:
+    // close the connection instead of draining it.
+    const close: Record<string, string> = err.status === 408 || err.status === 413
+      ? { connection: "close" }
+      : {};
+    return json({ error: err.message }, err.status, { ...err.headers, ...close });
+  }
   if (err instanceof JobInputError) {
     return json({
       error: err.message,

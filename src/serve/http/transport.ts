@@ -11,7 +11,9 @@
  *   the idle timeout);
  * - idle timeout: a connection with no bytes either way for that long is closed (event
  *   streams send a heartbeat every 15 s, so they stay open);
- * - connection cap: one more connection than that gets 503 and is closed at once.
+ * - connection cap: one more connection than that gets 503 and is closed at once;
+ * - unanswered bytes: a client that goes on sending long after the largest body allowed,
+ *   with no answer in between, is disconnected.
  *
  * @module
  */
@@ -25,6 +27,12 @@ export interface TransportLimits {
   idleTimeoutMs: number;
   /** Most connections open at once. */
   maxConnections: number;
+  /**
+   * Most bytes a client may send without the server sending anything back: past the
+   * largest body plus its headers, the client is streaming a body the gateway already
+   * refused (413), which would otherwise be drained forever.
+   */
+  maxUnansweredBytes: number;
 }
 
 /** Default {@linkcode TransportLimits}. */
@@ -32,6 +40,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   headerTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
   maxConnections: 256,
+  maxUnansweredBytes: 48 * 1024 * 1024,
 };
 
 /** A running guarded server. */
@@ -100,6 +109,7 @@ export async function serveGuarded(
     let closed = false;
     let headersIn = false;
     let tail = "";
+    let unanswered = 0;
     let idle: ReturnType<typeof setTimeout> | undefined;
     const close = () => {
       if (closed) return;
@@ -141,6 +151,8 @@ export async function serveGuarded(
           const n = await from.read(buf);
           if (n === null) break;
           touch();
+          if (!watch) unanswered = 0;
+          else if ((unanswered += n) > limits.maxUnansweredBytes) return close();
           if (watch && !headersIn) {
             const text = tail + new TextDecoder("latin1").decode(buf.subarray(0, n));
             if (text.includes("\r\n\r\n")) headersIn = true;
