@@ -47,6 +47,8 @@ export interface GatewayHealth {
  *
  * @example
  * ```ts
+ * import { GatewayClient } from "./client.ts";
+ * declare const workflow: unknown;
  * const gw = new GatewayClient("http://127.0.0.1:8190");
  * const job = await gw.submit({ workflow, set: [["seed", "1"]] });
  * ```
@@ -128,6 +130,8 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { GatewayClient } from "./client.ts";
+   * declare const gw: GatewayClient;
    * if (await gw.health()) console.log("up");
    * ```
    */
@@ -172,6 +176,8 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { GatewayClient } from "./client.ts";
+   * declare const gw: GatewayClient, id: string;
    * const job = await gw.job(id);
    * ```
    */
@@ -184,6 +190,8 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { GatewayClient } from "./client.ts";
+   * declare const gw: GatewayClient, id: string;
    * await gw.cancel(id);
    * ```
    */
@@ -199,6 +207,8 @@ export class GatewayClient {
    *
    * @example
    * ```ts
+   * import { GatewayClient } from "./client.ts";
+   * declare const gw: GatewayClient, id: string;
    * const done = await gw.follow(id, (e) => console.error(e.type));
    * ```
    */
@@ -266,6 +276,8 @@ export class GatewayClient {
  *
  * @example
  * ```ts
+ * import { parseSse } from "./client.ts";
+ * declare const res: Response;
  * for await (const e of parseSse(res.body!)) console.log(e.event, e.data);
  * ```
  */

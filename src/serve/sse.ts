@@ -23,6 +23,7 @@ export interface SseStream {
  *
  * @example
  * ```ts
+ * import { SseHub } from "./sse.ts";
  * const hub = new SseHub();
  * const { response, stream } = hub.open();
  * stream.send("queued", { id: "x" }, 1);
@@ -47,6 +48,8 @@ export class SseHub {
    *
    * @example
    * ```ts
+   * import { SseHub } from "./sse.ts";
+   * declare const hub: SseHub, unsubscribe: () => void;
    * const { response, stream } = hub.open(() => unsubscribe());
    * ```
    */

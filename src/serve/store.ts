@@ -209,6 +209,7 @@ export interface JobQuery {
  *
  * @example
  * ```ts
+ * import { JobStore } from "./store.ts";
  * const store = JobStore.open("/ws/.metadata/serve/jobs.sqlite");
  * const job = store.get("lx2k3j4a-9f3e1c");
  * store.close();
@@ -263,6 +264,7 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
    * const store = JobStore.open(":memory:");
    * ```
    */
@@ -299,6 +301,9 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job;
    * const off = store.onEvent((e, job) => console.log(e.type, job.state));
    * ```
    */
@@ -338,6 +343,9 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job;
    * store.create(job);
    * ```
    */
@@ -361,6 +369,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore, id: string;
    * store.update(id, { set: { state: "cancelled" }, event: { type: "cancelled" }, from: ["queued"] });
    * ```
    */
@@ -390,6 +400,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * const job = store.get("lx2k3j4a-9f3e1c");
    * ```
    */
@@ -404,6 +416,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
    */
@@ -432,6 +446,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore, id: string;
    * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
    * ```
    */
@@ -454,6 +470,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * const orphans = store.inFlight();
    * ```
    */
@@ -468,6 +486,9 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job, id: string;
    * const history = store.events(job.id);
    * ```
    */
@@ -488,6 +509,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * store.countByState().queued;
    * ```
    */
@@ -581,6 +604,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore, isPidAlive: (pid: number) => boolean;
    * const other = store.claim(Deno.pid, isPidAlive);
    * if (other) throw new Error(`gov serve ${other} owns this store`);
    * ```
@@ -602,6 +627,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * store.release(Deno.pid);
    * ```
    */
@@ -616,6 +643,8 @@ export class JobStore {
    *
    * @example
    * ```ts
+   * import { JobStore } from "./store.ts";
+   * declare const store: JobStore;
    * store.close();
    * ```
    */

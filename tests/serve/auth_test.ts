@@ -124,7 +124,7 @@ Deno.test("gov serve takes its token from --token-file and warns that --token sh
     assertEquals((await api(g, "GET", "/v1/jobs", undefined, auth)).status, 200);
     assertTrue(!/warning: --token/.test(g.log()), g.log());
     await g.stop();
-    const viaFlag = await startServe(lab, [], { token });
+    const viaFlag = await startServe(lab, ["--token", token]);
     assertMatch(
       viaFlag.log(),
       /warning: --token is visible .* use --token-file FILE or GOV_SERVE_TOKEN/,

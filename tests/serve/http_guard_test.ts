@@ -7,9 +7,12 @@
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { localGateway, rawExchange, statusOf } from "./_gateway.ts";
 import { txt2img } from "./_helpers.ts";
+import { freePort } from "../helpers/net.ts";
 import type { Job } from "../../src/serve/types.ts";
 
 const TOKEN = "guard-test-token";
+/** A backend nothing listens on: stored jobs wait for it, queued, instead of failing. */
+const DOWN_BACKEND = `[[backend]]\nid = "down"\nhost = "127.0.0.1"\nport = ${freePort()}\n`;
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
 /** A queued job put straight into the store (no backend needed). */
@@ -80,7 +83,7 @@ Deno.test("a request with a foreign Host is refused with 421; --allow-host names
 });
 
 Deno.test("a cross-origin or other-port request that changes state is refused with 403", async () => {
-  const { gw, close } = await localGateway();
+  const { gw, close } = await localGateway({ backendsToml: DOWN_BACKEND });
   try {
     gw.store.create(storedJob("j1"));
     const foreign: Record<string, string>[] = [
@@ -118,7 +121,7 @@ Deno.test("a cross-origin or other-port request that changes state is refused wi
 });
 
 Deno.test("the session cookie expires and is no credential from another port or without Origin", async () => {
-  const { gw, close } = await localGateway({ token: TOKEN });
+  const { gw, close } = await localGateway({ token: TOKEN, backendsToml: DOWN_BACKEND });
   try {
     gw.store.create(storedJob("j1"));
     const page = await fetch(`${gw.url}/?token=${TOKEN}`);

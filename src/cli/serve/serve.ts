@@ -63,7 +63,9 @@ are dispatched again, running ones are re-attached to their backend.
 
 HTTP API:
   POST   /v1/jobs                  {"workflow": <UI or API JSON>, "set": {"seed": 1},
-                                   "backend"?: ID, "queue_timeout"?: seconds}
+                                   "backend"?: ID, "queue_timeout"?: seconds}, sent as
+                                   Content-Type: application/json; with an Idempotency-Key
+                                   header a repeat answers the first job
   GET    /v1/jobs[?state=&limit=]  recent jobs
   GET    /v1/jobs/{id}             one job
   GET    /v1/jobs/{id}/events      server-sent events: queued, waiting (why no backend takes
@@ -76,7 +78,11 @@ HTTP API:
   GET    /metrics                  Prometheus metrics
   GET    /healthz                  liveness (no token needed)
   GET    /                         status page (with a token: open /?token=T once, or type it
-                                   into the form; a session cookie keeps it for reloads)
+                                   into the form; a session cookie keeps it for 12 hours)
+
+Every GET answers HEAD too. POSTs and DELETEs from another origin (a web page, another
+port) are refused, and so is a Host other than the listen address (see --allow-host).
+Limits: bodies 32 MiB (413), 256 set pairs, 10,000 nodes, JSON nesting 128 (400).
 
 Flags:
       --workspace DIR       the workspace (default: discovered)
