@@ -93,6 +93,19 @@ Deno.test("more set pairs or workflow nodes than the limits are 400 naming the l
     const r1 = await post(gw.url, JSON.stringify({ workflow: txt2img(), set: sets }));
     assertEquals(r1.status, 400);
     assertMatch((await r1.json()).error, /set has 257 pairs; the limit is 256/);
+    const longKey = await post(
+      gw.url,
+      JSON.stringify({ workflow: txt2img(), set: { ["x".repeat(300_000)]: 1 } }),
+    );
+    assertEquals(longKey.status, 400);
+    assertMatch((await longKey.json()).error, /a key is 300000 characters; the limit is 256/);
+    const fields: Record<string, unknown> = { workflow: txt2img() };
+    for (let i = 0; i < 1000; i++) fields[`f${i}`] = 1;
+    const many = await post(gw.url, JSON.stringify(fields));
+    assertEquals(many.status, 400);
+    const manyError = (await many.json()).error;
+    assertMatch(manyError, /and 995 more/);
+    assertTrue(manyError.length < 300, "the error repeats every unknown field");
     const big: Record<string, unknown> = {};
     for (let i = 0; i < 10_001; i++) big[String(i)] = { class_type: "Note", inputs: {} };
     const r2 = await post(gw.url, JSON.stringify({ workflow: big }));

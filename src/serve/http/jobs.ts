@@ -37,6 +37,9 @@ export const DEFAULT_LIMITS: RequestLimits = {
   bodyTimeoutMs: 60_000,
 };
 
+/** Longest `set` key (`<node id or title>.<input>`). */
+const MAX_SET_KEY = 256;
+
 /** Fields a job request may have. */
 const FIELDS = ["workflow", "set", "backend", "queue_timeout"];
 
@@ -55,16 +58,23 @@ function parseSets(raw: unknown, limits: RequestLimits): [string, string][] {
   if (n > limits.maxSets) {
     throw new HttpError(400, `set has ${n} pairs; the limit is ${limits.maxSets} per job`);
   }
+  const key = (k: string): string => {
+    // A key names a node and an input; a megabyte of it only costs every lookup.
+    if (k.length > MAX_SET_KEY) {
+      throw new HttpError(400, `set: a key is ${k.length} characters; the limit is ${MAX_SET_KEY}`);
+    }
+    return k;
+  };
   if (Array.isArray(raw)) {
     return raw.map((pair, i) => {
       if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string") {
         throw new HttpError(400, `set[${i}] must be a [KEY, VALUE] pair`);
       }
-      return [pair[0], str(pair[1], `value of ${pair[0]}`)];
+      return [key(pair[0]), str(pair[1], `value of ${pair[0]}`)];
     });
   }
   return Object.entries(raw as Record<string, unknown>).map(([k, v]) => [
-    k,
+    key(k),
     str(v, `value of ${k}`),
   ]);
 }
@@ -202,7 +212,12 @@ export function parseJobRequest(body: unknown, limits: RequestLimits): JobReques
   }
   const unknown = Object.keys(b).filter((k) => !FIELDS.includes(k));
   if (unknown.length) {
-    throw new HttpError(400, `unknown field(s) ${unknown.join(", ")} in request body`);
+    const named = unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40))).join(", ");
+    throw new HttpError(
+      400,
+      `unknown field(s) ${named}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ""} ` +
+        `in request body (known: ${FIELDS.join(", ")})`,
+    );
   }
   if (b.workflow && typeof b.workflow === "object" && !Array.isArray(b.workflow)) {
     const nodes = nodeCount(b.workflow as Record<string, unknown>);
