@@ -99,6 +99,11 @@ export async function serveGuarded(
   const limits = opts.limits;
 
   const relay = async (conn: Deno.TcpConn) => {
+    // Responses go out in several writes (head, body chunks): without this, Nagle's
+    // algorithm and the client's delayed ACK hold each answer back by tens of ms.
+    try {
+      conn.setNoDelay(true);
+    } catch { /* gone already */ }
     let upstream: Deno.UnixConn;
     try {
       upstream = await Deno.connect({ transport: "unix", path });
