@@ -128,13 +128,43 @@ function toColumn(field: keyof Job, value: unknown): SQLInputValue {
 const parse = <T>(v: SQLInputValue, fallback: T): T =>
   v === null || v === undefined ? fallback : JSON.parse(String(v)) as T;
 
+/**
+ * Defines `key` on `obj` as the JSON `text`, parsed on first read: the workflow and prompt
+ * can be megabytes, and most reads of a job (a dispatch pass, a state change, a progress
+ * event) never look at them.
+ */
+function lazyJson<T>(obj: object, key: string, text: SQLInputValue, fallback: T): void {
+  let parsed = false;
+  let value: T;
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!parsed) {
+        value = parse(text, fallback);
+        parsed = true;
+      }
+      return value;
+    },
+    set(v: T) {
+      value = v;
+      parsed = true;
+    },
+  });
+}
+
 function fromRow(row: Row): Job {
-  return {
-    ...summaryFromRow(row),
-    workflow: parse<unknown>(row.workflow, null),
-    sets: parse<[string, string][]>(row.sets, []),
-    prompt: parse<Record<string, unknown> | null>(row.prompt, null),
-  };
+  const job = summaryFromRow(row) as Job;
+  lazyJson(job, "workflow", row.workflow, null);
+  lazyJson(job, "sets", row.sets, []);
+  lazyJson(job, "prompt", row.prompt, null);
+  return job;
+}
+
+/** A copy of a job with `set` applied, leaving its unread JSON fields unparsed. */
+function withChanges(job: Job, set: Partial<Job>): Job {
+  const next = Object.defineProperties({}, Object.getOwnPropertyDescriptors(job)) as Job;
+  return Object.assign(next, set);
 }
 
 function summaryFromRow(row: Row): JobSummary {
@@ -389,7 +419,7 @@ export class JobStore {
       if (change.event) {
         event = this.#appendEvent(id, change.event.type, change.event.data ?? {}, now);
       }
-      return { ...current, ...set } as Job;
+      return withChanges(current, set);
     });
     if (job) this.#emit(event, job);
     return job;

@@ -19,14 +19,10 @@ Deno.test("a chunked body is cut off at the size limit with 413 while it still s
   const { gw, close } = await localGateway({ transport: { idleTimeoutMs: 1000 } });
   try {
     const chunk = new Uint8Array(1024 * 1024).fill(0x20);
-    let sent = 0;
-    // 40 MB of spaces and then it never ends: only counting while reading can answer.
+    // Spaces without end: only a server that counts while it reads ever answers.
     const body = new ReadableStream<Uint8Array>({
       pull(c) {
-        if (sent < 40) {
-          sent++;
-          c.enqueue(chunk);
-        }
+        c.enqueue(chunk);
       },
     });
     const stop = new AbortController();
@@ -38,7 +34,6 @@ Deno.test("a chunked body is cut off at the size limit with 413 while it still s
     });
     assertEquals(r.status, 413);
     assertMatch((await r.json()).error, /over the limit of 33554432 bytes/);
-    assertTrue(sent < 40, `the whole body was read (${sent} MB)`);
     stop.abort();
   } finally {
     await close();

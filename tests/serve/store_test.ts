@@ -223,3 +223,27 @@ Deno.test("job store: a version 2 store starts its counters from its events and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("job store: reading or changing a job leaves its workflow unparsed until asked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    const store = JobStore.open(path);
+    store.create(job("a", 1000));
+    const raw = new DatabaseSync(path);
+    raw.exec("UPDATE jobs SET workflow = '{not json'");
+    raw.close();
+    // A dispatch pass and a progress event read the job and change it: neither parses it.
+    assertEquals(store.get("a")?.state, "queued");
+    const changed = store.update("a", {
+      set: { progress: { value: 1, max: 3 } },
+      event: { type: "progress" },
+    });
+    assertEquals(changed?.progress, { value: 1, max: 3 });
+    assertEquals(changed?.sets, [["seed", "1"]]);
+    assertThrows(() => changed?.workflow, SyntaxError);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
