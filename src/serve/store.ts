@@ -387,6 +387,7 @@ export class JobStore {
     })`;
     const event = this.#tx(true, () => {
       this.#stmt(sql).run(...fields.map((f) => toColumn(f, job[f])));
+      this.#countState(job.state, 1);
       return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
     });
     this.#emit(event, job);
@@ -418,6 +419,10 @@ export class JobStore {
       ).run(...fields.map((f) => toColumn(f, set[f])), id);
       if (change.event) {
         event = this.#appendEvent(id, change.event.type, change.event.data ?? {}, now);
+      }
+      if (set.state !== undefined && set.state !== current.state) {
+        this.#countState(current.state, -1);
+        this.#countState(set.state, 1);
       }
       return withChanges(current, set);
     });
@@ -546,10 +551,19 @@ export class JobStore {
    */
   countByState(): Record<JobState, number> {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-    for (const r of this.#stmt("SELECT state, count(*) AS n FROM jobs GROUP BY state").all()) {
-      out[String((r as Row).state) as JobState] = Number((r as Row).n);
+    // Kept as jobs change (every list, metrics scrape and status feed tick reads them),
+    // rather than counted over every job each time.
+    for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'jobs:%'").all()) {
+      out[String((r as Row).key).slice("jobs:".length) as JobState] = Number((r as Row).value);
     }
     return out;
+  }
+
+  #countState(state: JobState, delta: number): void {
+    this.#stmt(
+      `INSERT INTO meta (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+    ).run(`jobs:${state}`, delta);
   }
 
   /**
@@ -571,7 +585,7 @@ export class JobStore {
     return out;
   }
 
-  /** Starts the event counters of a store made before they existed (once, at open). */
+  /** Starts the event and state counters of a store made before them (once, at open). */
   #countPastEvents(): void {
     this.#tx(false, () => {
       this.#stmt(
@@ -587,6 +601,10 @@ export class JobStore {
          ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
       ).run();
       this.#stmt("DELETE FROM meta WHERE key LIKE 'pruned_events:%'").run();
+      this.#stmt(
+        `INSERT OR REPLACE INTO meta (key, value)
+         SELECT 'jobs:' || state, count(*) FROM jobs WHERE true GROUP BY state`,
+      ).run();
     });
   }
 
@@ -602,12 +620,18 @@ export class JobStore {
    * ```
    */
   prune(cutoff: number): number {
-    return this.#tx(false, () =>
-      Number(
+    return this.#tx(false, () => {
+      const gone = this.#stmt(
+        `SELECT state, count(*) AS n FROM jobs
+         WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ? GROUP BY state`,
+      ).all(cutoff) as Row[];
+      for (const r of gone) this.#countState(String(r.state) as JobState, -Number(r.n));
+      return Number(
         this.#stmt(
           "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?",
         ).run(cutoff).changes,
-      ));
+      );
+    });
   }
 
   /**

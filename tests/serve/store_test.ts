@@ -204,7 +204,7 @@ Deno.test("job store: a version 2 store starts its counters from its events and 
     store.close();
     // Make it what gov wrote before counters: no counters, a pruned count, user_version 2.
     const raw = new DatabaseSync(path);
-    raw.exec("DELETE FROM meta WHERE key LIKE 'events:%'");
+    raw.exec("DELETE FROM meta WHERE key LIKE 'events:%' OR key LIKE 'jobs:%'");
     raw.exec("INSERT INTO meta (key, value) VALUES ('pruned_events:completed', '4')");
     raw.exec("DROP INDEX jobs_idempotency_key");
     raw.exec("ALTER TABLE jobs DROP COLUMN idempotency_key");
@@ -213,6 +213,7 @@ Deno.test("job store: a version 2 store starts its counters from its events and 
     const upgraded = JobStore.open(path);
     try {
       assertEquals(upgraded.countEvents(), { queued: 1, completed: 4 });
+      assertEquals(upgraded.countByState().queued, 1);
       upgraded.create({ ...job("b", 2000), idempotencyKey: "k" });
       assertEquals(upgraded.byIdempotencyKey("k")?.id, "b");
       assertEquals(upgraded.countEvents(), { queued: 2, completed: 4 });
@@ -242,6 +243,42 @@ Deno.test("job store: reading or changing a job leaves its workflow unparsed unt
     assertEquals(changed?.progress, { value: 1, max: 3 });
     assertEquals(changed?.sets, [["seed", "1"]]);
     assertThrows(() => changed?.workflow, SyntaxError);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: counts by state are kept through create, change and prune", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    let store = JobStore.open(path);
+    const counted = () => {
+      const raw = new DatabaseSync(path);
+      const rows = raw.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
+      raw.close();
+      return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+    };
+    const kept = () =>
+      Object.fromEntries(Object.entries(store.countByState()).filter(([, n]) => n !== 0));
+    for (const [i, id] of ["a", "b", "c"].entries()) store.create(job(id, 1000 + i));
+    store.update("a", { set: { state: "running" }, event: { type: "running" } });
+    store.update("b", { set: { state: "failed", finishedAt: 1 }, event: { type: "failed" } });
+    // A guarded change that does not apply counts nothing.
+    store.update("b", { set: { state: "cancelled" }, from: ["queued"] });
+    assertEquals(kept(), { queued: 1, running: 1, failed: 1 });
+    assertEquals(kept(), counted());
+    store.prune(Date.now());
+    assertEquals(kept(), { queued: 1, running: 1 });
+    assertEquals(kept(), counted());
+    store.close();
+    // Kept, not counted: a row removed behind the store's back does not change them.
+    const raw = new DatabaseSync(path);
+    raw.exec("DELETE FROM jobs WHERE id = 'c'");
+    raw.close();
+    store = JobStore.open(path);
+    assertEquals(kept(), { queued: 1, running: 1 });
     store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
