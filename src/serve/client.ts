@@ -47,7 +47,6 @@ export interface GatewayHealth {
  *
  * @example
  * ```ts
- * import { GatewayClient } from "./client.ts";
  * declare const workflow: unknown;
  * const gw = new GatewayClient("http://127.0.0.1:8190");
  * const job = await gw.submit({ workflow, set: [["seed", "1"]] });
@@ -130,7 +129,6 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { GatewayClient } from "./client.ts";
    * declare const gw: GatewayClient;
    * if (await gw.health()) console.log("up");
    * ```
@@ -156,7 +154,6 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { GatewayClient } from "./client.ts";
    * const gw = new GatewayClient("http://127.0.0.1:8190");
    * const job = await gw.submit({ workflow: {}, set: [["steps", "20"]] });
    * ```
@@ -176,7 +173,6 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { GatewayClient } from "./client.ts";
    * declare const gw: GatewayClient, id: string;
    * const job = await gw.job(id);
    * ```
@@ -190,7 +186,6 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { GatewayClient } from "./client.ts";
    * declare const gw: GatewayClient, id: string;
    * await gw.cancel(id);
    * ```
@@ -207,7 +202,6 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { GatewayClient } from "./client.ts";
    * declare const gw: GatewayClient, id: string;
    * const done = await gw.follow(id, (e) => console.error(e.type));
    * ```
@@ -276,7 +270,6 @@ export class GatewayClient {
  *
  * @example
  * ```ts
- * import { parseSse } from "./client.ts";
  * declare const res: Response;
  * for await (const e of parseSse(res.body!)) console.log(e.event, e.data);
  * ```

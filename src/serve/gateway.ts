@@ -51,7 +51,6 @@ export interface ServerRecord {
  *
  * @example
  * ```ts
- * import { serveDir } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * serveDir(ws); // /srv/comfy/.metadata/serve
@@ -66,7 +65,6 @@ export function serveDir(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { jobsDbPath } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * jobsDbPath(ws); // /srv/comfy/.metadata/serve/jobs.sqlite
@@ -81,7 +79,6 @@ export function jobsDbPath(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { serverFilePath } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * serverFilePath(ws); // /srv/comfy/.metadata/serve/server.json
@@ -97,7 +94,6 @@ export function serverFilePath(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { workspaceId } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * workspaceId(ws); // "3f2a9c0d1b7e"
@@ -113,7 +109,6 @@ export function workspaceId(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { readServerRecord } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * const rec = await readServerRecord(ws);
@@ -207,7 +202,6 @@ function urlHost(hostname: string): string {
  *
  * @example
  * ```ts
- * import { startGateway } from "./gateway.ts";
  * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
  * const gw = await startGateway({ workspace: ws, port: 0 });

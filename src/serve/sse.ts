@@ -23,7 +23,6 @@ export interface SseStream {
  *
  * @example
  * ```ts
- * import { SseHub } from "./sse.ts";
  * const hub = new SseHub();
  * const { response, stream } = hub.open();
  * stream.send("queued", { id: "x" }, 1);
@@ -48,7 +47,6 @@ export class SseHub {
    *
    * @example
    * ```ts
-   * import { SseHub } from "./sse.ts";
    * declare const hub: SseHub, unsubscribe: () => void;
    * const { response, stream } = hub.open(() => unsubscribe());
    * ```

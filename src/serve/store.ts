@@ -22,178 +22,19 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
-import type { Refusal } from "../backends/types.ts";
-import type {
-  Job,
-  JobEvent,
-  JobEventType,
-  JobOutput,
-  JobProgress,
-  JobState,
-  JobSummary,
-} from "./types.ts";
+import type { Job, JobEvent, JobEventType, JobState, JobSummary } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
-
-const SCHEMA_VERSION = 3;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY,
-  state TEXT NOT NULL CHECK (state IN (${JOB_STATES.map((s) => `'${s}'`).join(", ")})),
-  workflow TEXT NOT NULL,
-  sets TEXT NOT NULL,
-  prompt TEXT,
-  pinned_backend TEXT,
-  backend TEXT,
-  prompt_id TEXT NOT NULL,
-  client_id TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  error TEXT,
-  refusals TEXT,
-  outputs TEXT NOT NULL DEFAULT '[]',
-  progress TEXT,
-  failed_backends TEXT NOT NULL DEFAULT '[]',
-  queue_timeout_ms INTEGER,
-  created_at INTEGER NOT NULL,
-  ready_at INTEGER NOT NULL,
-  dispatched_at INTEGER,
-  queued_at INTEGER,
-  started_at INTEGER,
-  finished_at INTEGER,
-  updated_at INTEGER NOT NULL,
-  idempotency_key TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at, id);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency_key ON jobs (idempotency_key)
-  WHERE idempotency_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-  type TEXT NOT NULL,
-  data TEXT NOT NULL,
-  at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
-CREATE TABLE IF NOT EXISTS meta (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-`;
-
-/** Column of each {@linkcode Job} field, and how it is stored. */
-const COLUMNS: Record<keyof Job, [string, "text" | "json" | "int"]> = {
-  id: ["id", "text"],
-  state: ["state", "text"],
-  workflow: ["workflow", "json"],
-  sets: ["sets", "json"],
-  prompt: ["prompt", "json"],
-  pinnedBackend: ["pinned_backend", "text"],
-  backend: ["backend", "text"],
-  promptId: ["prompt_id", "text"],
-  clientId: ["client_id", "text"],
-  attempts: ["attempts", "int"],
-  maxAttempts: ["max_attempts", "int"],
-  error: ["error", "text"],
-  refusals: ["refusals", "json"],
-  outputs: ["outputs", "json"],
-  progress: ["progress", "json"],
-  failedBackends: ["failed_backends", "json"],
-  queueTimeoutMs: ["queue_timeout_ms", "int"],
-  createdAt: ["created_at", "int"],
-  readyAt: ["ready_at", "int"],
-  dispatchedAt: ["dispatched_at", "int"],
-  queuedAt: ["queued_at", "int"],
-  startedAt: ["started_at", "int"],
-  finishedAt: ["finished_at", "int"],
-  updatedAt: ["updated_at", "int"],
-  idempotencyKey: ["idempotency_key", "text"],
-};
-
-/** Columns a list needs: everything but the workflow, the prompt and the `set` pairs. */
-const SUMMARY_COLUMNS = Object.entries(COLUMNS)
-  .filter(([f]) => !["workflow", "prompt", "sets"].includes(f))
-  .map(([, [col]]) => col).join(", ");
-
-type Row = Record<string, SQLInputValue>;
-
-function toColumn(field: keyof Job, value: unknown): SQLInputValue {
-  const [, kind] = COLUMNS[field];
-  if (value === null || value === undefined) return null;
-  if (kind === "json") return JSON.stringify(value);
-  return value as SQLInputValue;
-}
-
-const parse = <T>(v: SQLInputValue, fallback: T): T =>
-  v === null || v === undefined ? fallback : JSON.parse(String(v)) as T;
-
-/**
- * Defines `key` on `obj` as the JSON `text`, parsed on first read: the workflow and prompt
- * can be megabytes, and most reads of a job (a dispatch pass, a state change, a progress
- * event) never look at them.
- */
-function lazyJson<T>(obj: object, key: string, text: SQLInputValue, fallback: T): void {
-  let parsed = false;
-  let value: T;
-  Object.defineProperty(obj, key, {
-    enumerable: true,
-    configurable: true,
-    get() {
-      if (!parsed) {
-        value = parse(text, fallback);
-        parsed = true;
-      }
-      return value;
-    },
-    set(v: T) {
-      value = v;
-      parsed = true;
-    },
-  });
-}
-
-function fromRow(row: Row): Job {
-  const job = summaryFromRow(row) as Job;
-  lazyJson(job, "workflow", row.workflow, null);
-  lazyJson(job, "sets", row.sets, []);
-  lazyJson(job, "prompt", row.prompt, null);
-  return job;
-}
-
-/** A copy of a job with `set` applied, leaving its unread JSON fields unparsed. */
-function withChanges(job: Job, set: Partial<Job>): Job {
-  const next = Object.defineProperties({}, Object.getOwnPropertyDescriptors(job)) as Job;
-  return Object.assign(next, set);
-}
-
-function summaryFromRow(row: Row): JobSummary {
-  const int = (v: SQLInputValue) => v === null || v === undefined ? null : Number(v);
-  return {
-    id: String(row.id),
-    state: String(row.state) as JobState,
-    pinnedBackend: row.pinned_backend === null ? null : String(row.pinned_backend),
-    backend: row.backend === null ? null : String(row.backend),
-    promptId: String(row.prompt_id),
-    clientId: String(row.client_id),
-    attempts: Number(row.attempts),
-    maxAttempts: Number(row.max_attempts),
-    error: row.error === null ? null : String(row.error),
-    refusals: parse<Refusal[] | null>(row.refusals, null),
-    outputs: parse<JobOutput[]>(row.outputs, []),
-    progress: parse<JobProgress | null>(row.progress, null),
-    failedBackends: parse<string[]>(row.failed_backends, []),
-    queueTimeoutMs: int(row.queue_timeout_ms),
-    createdAt: Number(row.created_at),
-    readyAt: Number(row.ready_at),
-    dispatchedAt: int(row.dispatched_at),
-    queuedAt: int(row.queued_at),
-    startedAt: int(row.started_at),
-    finishedAt: int(row.finished_at),
-    updatedAt: Number(row.updated_at),
-    idempotencyKey: row.idempotency_key == null ? null : String(row.idempotency_key),
-  };
-}
+import {
+  COLUMNS,
+  fromRow,
+  type Row,
+  SCHEMA,
+  SCHEMA_VERSION,
+  SUMMARY_COLUMNS,
+  summaryFromRow,
+  toColumn,
+  withChanges,
+} from "./store_rows.ts";
 
 /** A change to a job: new field values and, usually, the event that records why. */
 export interface JobChange {
@@ -239,7 +80,6 @@ export interface JobQuery {
  *
  * @example
  * ```ts
- * import { JobStore } from "./store.ts";
  * const store = JobStore.open("/ws/.metadata/serve/jobs.sqlite");
  * const job = store.get("lx2k3j4a-9f3e1c");
  * store.close();
@@ -294,7 +134,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * const store = JobStore.open(":memory:");
    * ```
    */
@@ -331,7 +170,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * import type { Job } from "./types.ts";
    * declare const store: JobStore, job: Job;
    * const off = store.onEvent((e, job) => console.log(e.type, job.state));
@@ -373,7 +211,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * import type { Job } from "./types.ts";
    * declare const store: JobStore, job: Job;
    * store.create(job);
@@ -400,7 +237,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore, id: string;
    * store.update(id, { set: { state: "cancelled" }, event: { type: "cancelled" }, from: ["queued"] });
    * ```
@@ -435,7 +271,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * const job = store.get("lx2k3j4a-9f3e1c");
    * ```
@@ -451,7 +286,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
@@ -481,7 +315,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore, id: string;
    * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
    * ```
@@ -505,7 +338,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * const orphans = store.inFlight();
    * ```
@@ -521,7 +353,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * import type { Job } from "./types.ts";
    * declare const store: JobStore, job: Job, id: string;
    * const history = store.events(job.id);
@@ -544,7 +375,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * store.countByState().queued;
    * ```
@@ -572,7 +402,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * const store = JobStore.open(":memory:");
    * store.countEvents().retry; // undefined: none yet
    * ```
@@ -614,7 +443,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * const store = JobStore.open(":memory:");
    * store.prune(Date.now() - 7 * 86_400_000); // 0
    * ```
@@ -639,7 +467,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * const store = JobStore.open(":memory:");
    * store.byIdempotencyKey("7f1c2e9a"); // undefined
    * ```
@@ -658,7 +485,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore, isPidAlive: (pid: number) => boolean;
    * const other = store.claim(Deno.pid, isPidAlive);
    * if (other) throw new Error(`gov serve ${other} owns this store`);
@@ -681,7 +507,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * store.release(Deno.pid);
    * ```
@@ -697,7 +522,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { JobStore } from "./store.ts";
    * declare const store: JobStore;
    * store.close();
    * ```

@@ -13,7 +13,6 @@ import type { Io } from "../io.ts";
  *
  * @example
  * ```ts
- * import { resolveToken } from "./token.ts";
  * import type { Io } from "../io.ts";
  * declare const io: Io;
  * const token = await resolveToken("serve", { "token-file": "/run/secrets/gov" }, io);

@@ -48,7 +48,6 @@ export const SESSION_MAX_AGE_S = 12 * 3600;
  *
  * @example
  * ```ts
- * import { authorized } from "./auth.ts";
  * const req = new Request("http://127.0.0.1:8190/v1/jobs");
  * authorized(req, new URL(req.url), "T"); // false: no token sent
  * ```
@@ -72,7 +71,6 @@ export function authorized(req: Request, url: URL, token: string | undefined): b
  *
  * @example
  * ```ts
- * import { sessionCookie } from "./auth.ts";
  * const headers = { "set-cookie": sessionCookie("T") };
  * ```
  */

@@ -28,8 +28,6 @@ export interface EventSources {
  *
  * @example
  * ```ts
- * import { EventStreams } from "./events.ts";
- * import type { EventSources } from "./events.ts";
  * declare const sources: EventSources;
  * const streams = new EventStreams(sources);
  * const res = streams.job(new Request("http://x/"), "some-job-id");

@@ -16,7 +16,6 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  *
  * @example
  * ```ts
- * import { changesState } from "./guard.ts";
  * changesState("DELETE"); // true
  * ```
  */
@@ -42,7 +41,6 @@ function isIpLiteral(host: string): boolean {
  *
  * @example
  * ```ts
- * import { HostPolicy } from "./guard.ts";
  * const hosts = new HostPolicy("127.0.0.1", ["gpu.example.org"]);
  * hosts.allows("localhost"); // true
  * hosts.allows("evil.example"); // false
@@ -89,7 +87,6 @@ function hostName(hostHeader: string): string {
  *
  * @example
  * ```ts
- * import { sameOrigin } from "./guard.ts";
  * const req = new Request("http://127.0.0.1:8190/v1/jobs", {
  *   method: "POST",
  *   headers: { origin: "http://127.0.0.1:8188" },
@@ -114,7 +111,6 @@ export function sameOrigin(req: Request): boolean {
  *
  * @example
  * ```ts
- * import { guardRequest, HostPolicy } from "./guard.ts";
  * const req = new Request("http://127.0.0.1:8190/v1/jobs");
  * guardRequest(req, new HostPolicy("127.0.0.1")); // passes
  * ```

@@ -122,7 +122,6 @@ function nestingDepth(text: string, stopAt: number): number {
  *
  * @example
  * ```ts
- * import { DEFAULT_LIMITS, readJsonBody } from "./jobs.ts";
  * const req = new Request("http://x/", { method: "POST", body: "{}" });
  * const body = await readJsonBody(req, DEFAULT_LIMITS);
  * ```
@@ -194,7 +193,6 @@ export async function readJsonBody(req: Request, limits: RequestLimits): Promise
  *
  * @example
  * ```ts
- * import { DEFAULT_LIMITS, parseJobRequest } from "./jobs.ts";
  * const req = parseJobRequest({ workflow: {}, set: { seed: 1 } }, DEFAULT_LIMITS);
  * req.sets; // [["seed", "1"]]
  * ```
@@ -293,7 +291,6 @@ function sameRequest(job: Job, r: JobRequest): boolean {
  *
  * @example
  * ```ts
- * import { createJob, type JobRoutesContext } from "./jobs.ts";
  * declare const ctx: JobRoutesContext;
  * const res = await createJob(ctx, new Request("http://x/v1/jobs", { method: "POST", body: "{}" }));
  * ```
@@ -328,7 +325,6 @@ export async function createJob(ctx: JobRoutesContext, req: Request): Promise<Re
  *
  * @example
  * ```ts
- * import { listJobs, type JobRoutesContext } from "./jobs.ts";
  * declare const ctx: JobRoutesContext;
  * const res = listJobs(ctx, new URL("http://x/v1/jobs?state=queued"));
  * ```
@@ -356,7 +352,6 @@ export function listJobs(ctx: JobRoutesContext, url: URL): Response {
  *
  * @example
  * ```ts
- * import { getJob, type JobRoutesContext } from "./jobs.ts";
  * declare const ctx: JobRoutesContext;
  * const res = getJob(ctx, "some-job-id", false);
  * ```
@@ -370,7 +365,6 @@ export function getJob(ctx: JobRoutesContext, id: string, full: boolean): Respon
  *
  * @example
  * ```ts
- * import { listOutputs, type JobRoutesContext } from "./jobs.ts";
  * declare const ctx: JobRoutesContext;
  * const res = listOutputs(ctx, "some-job-id");
  * ```
@@ -384,7 +378,6 @@ export function listOutputs(ctx: JobRoutesContext, id: string): Response {
  *
  * @example
  * ```ts
- * import { cancelJob, type JobRoutesContext } from "./jobs.ts";
  * declare const ctx: JobRoutesContext;
  * const res = await cancelJob(ctx, "some-job-id");
  * ```

@@ -33,8 +33,6 @@ export interface MetricsSources {
  *
  * @example
  * ```ts
- * import { metricsResponse } from "./metrics.ts";
- * import type { MetricsSources } from "./metrics.ts";
  * declare const sources: MetricsSources;
  * const text = await metricsResponse(sources).text();
  * ```

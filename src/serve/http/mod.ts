@@ -62,7 +62,6 @@ const JOB = String.raw`\/v1\/jobs\/([^/]+)`;
  *
  * @example
  * ```ts
- * import { createHandler, type GatewayContext } from "./mod.ts";
  * declare const ctx: GatewayContext;
  * const api = createHandler(ctx);
  * const server = Deno.serve({ port: 0 }, api.handler);

@@ -49,7 +49,6 @@ function disposition(kind: "inline" | "attachment", filename: string): string {
  *
  * @example
  * ```ts
- * import { outputHeaders } from "./outputs.ts";
  * outputHeaders("x.svg", "image/svg+xml")["content-type"]; // "application/octet-stream"
  * ```
  */
@@ -75,7 +74,6 @@ export function outputHeaders(
  *
  * @example
  * ```ts
- * import { outputResponse } from "./outputs.ts";
  * import type { JobStore } from "../store.ts";
  * declare const store: JobStore;
  * const res = await outputResponse(store, () => [], "some-job-id", "0");

@@ -12,7 +12,6 @@ import { JobInputError, JobStateError } from "../dispatcher.ts";
  *
  * @example
  * ```ts
- * import { HttpError } from "./respond.ts";
  * const err = new HttpError(413, "request body over 33554432 bytes");
  * ```
  */
@@ -34,7 +33,6 @@ export class HttpError extends Error {
  *
  * @example
  * ```ts
- * import { json } from "./respond.ts";
  * const res = json({ jobs: [] });
  * ```
  */
@@ -50,7 +48,6 @@ export function json(body: unknown, status = 200, headers: Record<string, string
  *
  * @example
  * ```ts
- * import { iso } from "./respond.ts";
  * iso(0); // "1970-01-01T00:00:00.000Z"
  * ```
  */
@@ -64,7 +61,6 @@ export function iso(ms: number | null): string | null {
  *
  * @example
  * ```ts
- * import { errorResponse } from "./respond.ts";
  * const res = errorResponse(new Error("boom")); // 500
  * ```
  */

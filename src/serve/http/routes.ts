@@ -32,7 +32,6 @@ export interface Route {
  *
  * @example
  * ```ts
- * import { isPublic } from "./routes.ts";
  * isPublic([{ path: /^\/healthz$/, public: true, methods: {} }], "/healthz"); // true
  * ```
  */
@@ -46,7 +45,6 @@ export function isPublic(routes: readonly Route[], pathname: string): boolean {
  *
  * @example
  * ```ts
- * import { dispatchRoute } from "./routes.ts";
  * const routes = [{ path: /^\/ping$/, methods: { GET: () => new Response("pong") } }];
  * const res = await dispatchRoute(routes, new Request("http://x/ping"), new URL("http://x/ping"));
  * ```

@@ -69,7 +69,6 @@ function rawResponse(status: string, message: string): Uint8Array {
  *
  * @example
  * ```ts
- * import { DEFAULT_TRANSPORT_LIMITS, serveGuarded } from "./transport.ts";
  * const server = await serveGuarded(
  *   { hostname: "127.0.0.1", port: 0, limits: DEFAULT_TRANSPORT_LIMITS },
  *   () => new Response("ok"),

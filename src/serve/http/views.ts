@@ -23,7 +23,6 @@ export const PAGE_HEADERS: Record<string, string> = {
  *
  * @example
  * ```ts
- * import { jobSummaryView } from "./views.ts";
  * import type { JobSummary } from "../types.ts";
  * declare const job: JobSummary;
  * const body = JSON.stringify(jobSummaryView(job));
@@ -66,7 +65,6 @@ export function jobSummaryView(job: JobSummary): Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { jobView } from "./views.ts";
  * import type { Job } from "../types.ts";
  * declare const job: Job;
  * const body = JSON.stringify(jobView(job));
@@ -85,7 +83,6 @@ export function jobView(job: Job, full = false): Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { backendView } from "./views.ts";
  * import type { BackendConfig } from "../../backends/types.ts";
  * declare const config: BackendConfig;
  * backendView(config, undefined).state; // "unknown"
@@ -120,7 +117,6 @@ export function backendView(
  *
  * @example
  * ```ts
- * import { eventView } from "./views.ts";
  * import type { Job, JobEvent, JobSummary } from "../types.ts";
  * declare const e: JobEvent, job: Job;
  * eventView(e, job).seq;
@@ -135,7 +131,6 @@ export function eventView(e: JobEvent, job: Job): Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { statusPage } from "./views.ts";
  * const res = statusPage({});
  * ```
  */
@@ -148,7 +143,6 @@ export function statusPage(headers: Record<string, string>): Response {
  *
  * @example
  * ```ts
- * import { signInPage } from "./views.ts";
  * const res = signInPage(false, {});
  * ```
  */
