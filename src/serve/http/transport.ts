@@ -178,8 +178,18 @@ export async function serveGuarded(
     close();
   };
 
+  let stopping = false;
   const accepting = (async () => {
-    for await (const conn of listener) {
+    while (!stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (stopping || err instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors and the like: back off instead of stopping for good.
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
       if (open.size >= limits.maxConnections) {
         conn.write(rawResponse(
           "503 Service Unavailable",
@@ -201,6 +211,7 @@ export async function serveGuarded(
       return open.size;
     },
     async shutdown() {
+      stopping = true;
       try {
         listener.close();
       } catch { /* closed */ }
