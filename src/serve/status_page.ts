@@ -303,12 +303,28 @@ export function signInPageHtml(wrongToken: boolean): string {
 <body>
 <form method="get" action="/">
   <h1>gov serve</h1>
-  <p>This gateway requires its token (<code>gov serve --token</code> or GOV_SERVE_TOKEN).</p>
-  ${wrongToken ? '<p class="err">That token is not the right one.</p>' : ""}
+  <p>This gateway requires its token (<code>gov serve --token-file</code> or GOV_SERVE_TOKEN).</p>
+  <p class="err" id="wrong"${wrongToken ? "" : " hidden"}>That token is not the right one.</p>
   <input type="password" name="token" placeholder="token" autocomplete="current-password"
     required autofocus>
   <button type="submit">Open the status page</button>
 </form>
+<script>
+"use strict";
+// Signs in with a header, so the token never lands in the address bar, the history or a
+// proxy's log; the gateway answers with the session cookie. Without script, the form
+// falls back to /?token=.
+document.querySelector("form").addEventListener("submit", function (ev) {
+  ev.preventDefault();
+  var token = this.elements.token.value;
+  fetch("/", { headers: { Authorization: "Bearer " + token, Accept: "text/html" } })
+    .then(function (r) {
+      if (!r.ok) { document.getElementById("wrong").hidden = false; return; }
+      sessionStorage.setItem("gov-serve-token", token);
+      location.replace("/");
+    });
+});
+</script>
 </body>
 </html>
 `;

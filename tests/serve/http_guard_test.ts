@@ -232,3 +232,19 @@ Deno.test("JSON nested 100,000 deep is 400 naming the limit, not a stack overflo
     await close();
   }
 });
+
+Deno.test("the sign-in form sends the token as a header and gets the session cookie", async () => {
+  const { gw, close } = await localGateway({ token: TOKEN });
+  try {
+    const form = await fetch(`${gw.url}/`, { headers: { accept: "text/html" } });
+    assertEquals(form.status, 401);
+    const html = await form.text();
+    assertMatch(html, /Authorization: "Bearer " \+ token/);
+    const page = await fetch(`${gw.url}/`, { headers: { ...bearer, accept: "text/html" } });
+    assertEquals(page.status, 200);
+    await page.body?.cancel();
+    assertMatch(page.headers.get("set-cookie") ?? "", /^gov_serve_session=[0-9a-f]{64};/);
+  } finally {
+    await close();
+  }
+});

@@ -91,11 +91,11 @@ export function createHandler(ctx: GatewayContext): {
     {
       path: /^\/$/,
       methods: {
-        GET: ({ url }) =>
-          // Opened once as /?token=T: a session cookie keeps the page working after a
-          // reload (the page drops the token from the address bar).
+        GET: ({ req, url }) =>
+          // Signed in with the token (the sign-in form sends it as a header; /?token=T
+          // works without script): a session cookie keeps the page working after a reload.
           statusPage(
-            ctx.token && url.searchParams.has("token")
+            ctx.token && (url.searchParams.has("token") || req.headers.has("authorization"))
               ? { "set-cookie": sessionCookie(ctx.token) }
               : {},
           ),
