@@ -47,10 +47,7 @@ export interface GatewayHealth {
  *
  * @example
  * ```ts
- * import { GatewayClient } from "@/serve/client.ts";
- * import { type ApiPrompt } from "@/workflow/types.ts";
- * declare const workflow: ApiPrompt;
- *
+ * declare const workflow: unknown;
  * const gw = new GatewayClient("http://127.0.0.1:8190");
  * const job = await gw.submit({ workflow, set: [["seed", "1"]] });
  * ```
@@ -69,19 +66,36 @@ export class GatewayClient {
     return { ...(this.#token ? { Authorization: `Bearer ${this.#token}` } : {}), ...extra };
   }
 
-  async #request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async #request(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { headers?: Record<string, string>; retries?: number } = {},
+  ): Promise<unknown> {
     let res: Response;
-    try {
-      res = await fetch(`${this.url}${path}`, {
-        method,
-        headers: this.#headers(body !== undefined ? { "content-type": "application/json" } : {}),
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(60_000),
-      });
-    } catch (err) {
-      throw new GovError(`gov serve at ${this.url} did not answer: ${(err as Error).message}`, {
-        hint: "is `gov serve` running? (or leave out --server to run the job in-process)",
-      });
+    for (let attempt = 0;; attempt++) {
+      try {
+        res = await fetch(`${this.url}${path}`, {
+          method,
+          headers: this.#headers({
+            ...(body !== undefined ? { "content-type": "application/json" } : {}),
+            ...opts.headers,
+          }),
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+          signal: AbortSignal.timeout(60_000),
+        });
+        break;
+      } catch (err) {
+        // Only a request the gateway can recognise when repeated (Idempotency-Key) is
+        // retried: its first try may have been committed before the answer was lost.
+        if (attempt < (opts.retries ?? 0)) {
+          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+          continue;
+        }
+        throw new GovError(`gov serve at ${this.url} did not answer: ${(err as Error).message}`, {
+          hint: "is `gov serve` running? (or leave out --server to run the job in-process)",
+        });
+      }
     }
     const text = await res.text();
     let json: Record<string, unknown> = {};
@@ -101,7 +115,7 @@ export class GatewayClient {
     }
     if (res.status === 401) {
       throw new GovError(`gov serve at ${this.url} refused: ${msg}`, {
-        hint: "pass --token T or set GOV_SERVE_TOKEN",
+        hint: "pass --token-file FILE or set GOV_SERVE_TOKEN",
       });
     }
     // A 404 is an id the user gave that the gateway does not know: bad input, exit 2.
@@ -117,9 +131,7 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { type GatewayClient } from "@/serve/client.ts";
    * declare const gw: GatewayClient;
-   *
    * if (await gw.health()) console.log("up");
    * ```
    */
@@ -138,22 +150,24 @@ export class GatewayClient {
   }
 
   /**
-   * `POST /v1/jobs`. Throws {@linkcode JobInputError} on 400.
+   * `POST /v1/jobs` with an `Idempotency-Key` (a new one unless given), retried a few
+   * times when the connection fails: a gateway killed after committing the job answers the
+   * retry with that job, so it never runs twice. Throws {@linkcode JobInputError} on 400.
    *
    * @example
    * ```ts
-   * import { type GatewayClient } from "@/serve/client.ts";
-   * import { type ApiPrompt } from "@/workflow/types.ts";
-   * declare const gw: GatewayClient;
-   * declare const workflow: ApiPrompt;
-   *
-   * const job = await gw.submit({ workflow, set: [["steps", "20"]] });
+   * const gw = new GatewayClient("http://127.0.0.1:8190");
+   * const job = await gw.submit({ workflow: {}, set: [["steps", "20"]] });
    * ```
    */
   async submit(
     req: { workflow: unknown; set?: [string, string][]; backend?: string; queue_timeout?: number },
-  ) {
-    return await this.#request("POST", "/v1/jobs", req) as JobView;
+    idempotencyKey: string = crypto.randomUUID(),
+  ): Promise<JobView> {
+    return await this.#request("POST", "/v1/jobs", req, {
+      headers: { "idempotency-key": idempotencyKey },
+      retries: 4,
+    }) as JobView;
   }
 
   /**
@@ -161,10 +175,7 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { type GatewayClient } from "@/serve/client.ts";
-   * declare const gw: GatewayClient;
-   * declare const id: string;
-   *
+   * declare const gw: GatewayClient, id: string;
    * const job = await gw.job(id);
    * ```
    */
@@ -177,10 +188,7 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { type GatewayClient } from "@/serve/client.ts";
-   * declare const gw: GatewayClient;
-   * declare const id: string;
-   *
+   * declare const gw: GatewayClient, id: string;
    * await gw.cancel(id);
    * ```
    */
@@ -196,10 +204,7 @@ export class GatewayClient {
    *
    * @example
    * ```ts
-   * import { type GatewayClient } from "@/serve/client.ts";
-   * declare const gw: GatewayClient;
-   * declare const id: string;
-   *
+   * declare const gw: GatewayClient, id: string;
    * const done = await gw.follow(id, (e) => console.error(e.type));
    * ```
    */
@@ -267,9 +272,7 @@ export class GatewayClient {
  *
  * @example
  * ```ts
- * import { parseSse } from "@/serve/client.ts";
  * declare const res: Response;
- *
  * for await (const e of parseSse(res.body!)) console.log(e.event, e.data);
  * ```
  */

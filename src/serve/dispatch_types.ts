@@ -23,6 +23,8 @@ export interface JobRequest {
    * limit. Default: the dispatcher's `queueTimeoutMs`.
    */
   queueTimeoutMs?: number;
+  /** The client's `Idempotency-Key`, stored with the job (see `JobStore.byIdempotencyKey`). */
+  idempotencyKey?: string;
 }
 
 /**

@@ -298,6 +298,7 @@ export class Dispatcher {
       startedAt: null,
       finishedAt: null,
       updatedAt: now,
+      idempotencyKey: req.idempotencyKey ?? null,
     };
     this.store.create(job, req.backend ? { backend: req.backend } : {});
     this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);

@@ -15,7 +15,16 @@ import type { Workspace } from "../workspace/root.ts";
 import type { BackendConfig } from "../backends/types.ts";
 import { HealthMonitor, readBackends } from "./backend_api.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { createHandler } from "./http.ts";
+import {
+  createHandler,
+  DEFAULT_LIMITS,
+  DEFAULT_TRANSPORT_LIMITS,
+  type GuardedServer,
+  HostPolicy,
+  type RequestLimits,
+  serveGuarded,
+  type TransportLimits,
+} from "./http/mod.ts";
 import { JobStore } from "./store.ts";
 
 /** Default address of `gov serve`. */
@@ -42,10 +51,8 @@ export interface ServerRecord {
  *
  * @example
  * ```ts
- * import { serveDir } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * serveDir(ws); // /srv/comfy/.metadata/serve
  * ```
  */
@@ -58,10 +65,8 @@ export function serveDir(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { jobsDbPath } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * jobsDbPath(ws); // /srv/comfy/.metadata/serve/jobs.sqlite
  * ```
  */
@@ -74,10 +79,8 @@ export function jobsDbPath(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { serverFilePath } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * serverFilePath(ws); // /srv/comfy/.metadata/serve/server.json
  * ```
  */
@@ -91,10 +94,8 @@ export function serverFilePath(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { workspaceId } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * workspaceId(ws); // "3f2a9c0d1b7e"
  * ```
  */
@@ -108,10 +109,8 @@ export function workspaceId(ws: Workspace): string {
  *
  * @example
  * ```ts
- * import { readServerRecord } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * const rec = await readServerRecord(ws);
  * if (rec) console.log(rec.url);
  * ```
@@ -167,6 +166,12 @@ export interface GatewayOptions {
   pollIntervalMs?: number;
   /** Finished jobs older than this many days are pruned (30; 0 keeps them forever). */
   retainDays?: number;
+  /** Host names the gateway answers besides its listen address (`--allow-host`). */
+  allowHosts?: string[];
+  /** What one request may cost (defaults: {@linkcode DEFAULT_LIMITS}). */
+  limits?: Partial<RequestLimits>;
+  /** Connection timeouts and cap (defaults: {@linkcode DEFAULT_TRANSPORT_LIMITS}). */
+  transport?: Partial<TransportLimits>;
   /** Operator log lines. */
   log?: (line: string) => void;
 }
@@ -199,10 +204,8 @@ function urlHost(hostname: string): string {
  *
  * @example
  * ```ts
- * import { startGateway } from "@/serve/gateway.ts";
- * import { type Workspace } from "@/workspace/root.ts";
+ * import type { Workspace } from "../workspace/root.ts";
  * declare const ws: Workspace;
- *
  * const gw = await startGateway({ workspace: ws, port: 0 });
  * console.log(gw.url);
  * await gw.close();
@@ -237,7 +240,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     timeoutMs: opts.probeTimeoutMs ?? 3000,
   });
   const timers: ReturnType<typeof setInterval>[] = [];
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let server: GuardedServer | undefined;
   let dispatcher: Dispatcher | undefined;
   try {
     if (backends.length) {
@@ -265,6 +268,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     prune();
     timers.push(setInterval(prune, 3_600_000));
     const startedAt = Date.now();
+    const limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const api = createHandler({
       dispatcher,
       store,
@@ -274,13 +278,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       version: VERSION,
       workspaceId: workspaceId(ws),
       startedAt,
+      hosts: new HostPolicy(hostname, [...(opts.allowHosts ?? []), ...machineName()]),
+      limits,
     });
-    const ready = Promise.withResolvers<Deno.NetAddr>();
     try {
-      server = Deno.serve({
+      server = await serveGuarded({
         hostname,
         port: opts.port ?? DEFAULT_LISTEN.port,
-        onListen: (addr) => ready.resolve(addr as Deno.NetAddr),
+        limits: {
+          ...DEFAULT_TRANSPORT_LIMITS,
+          // Slack for what socket buffers hold before the handler counts it.
+          maxUnansweredBytes: limits.maxBodyBytes + 16 * 1024 * 1024,
+          ...opts.transport,
+        },
         onError: (err) => {
           log(`request failed: ${(err as Error)?.stack ?? err}`);
           return new Response(JSON.stringify({ error: "internal error" }), { status: 500 });
@@ -294,7 +304,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       throw new GovError(`cannot listen on ${hostname}:${opts.port}: ${(err as Error).message}`);
     }
-    const addr = await ready.promise;
+    const addr = server.addr;
     const url = `http://${urlHost(hostname)}:${addr.port}`;
     dispatcher.start();
 
@@ -368,6 +378,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     store.release(Deno.pid);
     store.close();
     throw err;
+  }
+}
+
+/** The machine's own name: a page that reaches the gateway by it is no rebinding. */
+function machineName(): string[] {
+  try {
+    return [Deno.hostname()];
+  } catch {
+    return [];
   }
 }
 

@@ -49,10 +49,7 @@ export class SseHub {
    *
    * @example
    * ```ts
-   * import { type SseHub } from "@/serve/sse.ts";
-   * declare const hub: SseHub;
-   * declare const unsubscribe: () => void;
-   *
+   * declare const hub: SseHub, unsubscribe: () => void;
    * const { response, stream } = hub.open(() => unsubscribe());
    * ```
    */

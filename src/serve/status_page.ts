@@ -5,10 +5,10 @@
  *
  * When the gateway has a token, open the page once as `/?token=T` (or type the token into
  * the form `/` shows without it): the gateway sets an HttpOnly, SameSite=Strict session
- * cookie derived from the token, so reloads and links keep working; the script also keeps
- * the token in the tab's sessionStorage, removes it from the address bar, and sends it with
- * its API calls (as a bearer header) and its event stream (as a query parameter, since
- * EventSource cannot set headers).
+ * cookie derived from the token (12 hours), valid only for requests from the page's own
+ * origin, so reloads, the event stream and output links work without the token in any URL.
+ * The script removes the token from the address bar and keeps it in the tab's
+ * sessionStorage for its cancel calls (as a bearer header).
  *
  * @module
  */
@@ -92,9 +92,6 @@ const PAGE = `<!doctype html>
     params.delete("token");
     var rest = params.toString();
     history.replaceState(null, "", location.pathname + (rest ? "?" + rest : ""));
-  }
-  function withToken(u) {
-    return token ? u + (u.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token) : u;
   }
   var state = { backends: [], jobs: new Map(), counts: {} };
   var ACTIVE = { queued: 1, dispatched: 1, running: 1 };
@@ -188,7 +185,7 @@ const PAGE = `<!doctype html>
     if (!done.length) recent.appendChild(el("tr", null, [el("td", { colspan: "8", cls: "empty", text: "No finished jobs yet." })]));
     done.forEach(function (j) {
       var outs = el("td", null, j.outputs.map(function (o, n) {
-        var a = el("a", { href: withToken(o.url), target: "_blank", text: "#" + n });
+        var a = el("a", { href: o.url, target: "_blank", text: "#" + n });
         a.title = o.filename;
         return el("span", null, [a, document.createTextNode(" ")]);
       }));
@@ -220,7 +217,7 @@ const PAGE = `<!doctype html>
     document.getElementById("version").textContent = "gov " + h.version;
   }).catch(function () {});
 
-  var es = new EventSource(withToken("/v1/events"));
+  var es = new EventSource("/v1/events");
   es.onopen = function () { setConn(true, "live"); };
   es.onerror = function () { setConn(false, "reconnecting…"); };
   es.addEventListener("snapshot", function (m) {
@@ -310,12 +307,28 @@ export function signInPageHtml(wrongToken: boolean): string {
 <body>
 <form method="get" action="/">
   <h1>gov serve</h1>
-  <p>This gateway requires its token (<code>gov serve --token</code> or GOV_SERVE_TOKEN).</p>
-  ${wrongToken ? '<p class="err">That token is not the right one.</p>' : ""}
+  <p>This gateway requires its token (<code>gov serve --token-file</code> or GOV_SERVE_TOKEN).</p>
+  <p class="err" id="wrong"${wrongToken ? "" : " hidden"}>That token is not the right one.</p>
   <input type="password" name="token" placeholder="token" autocomplete="current-password"
     required autofocus>
   <button type="submit">Open the status page</button>
 </form>
+<script>
+"use strict";
+// Signs in with a header, so the token never lands in the address bar, the history or a
+// proxy's log; the gateway answers with the session cookie. Without script, the form
+// falls back to /?token=.
+document.querySelector("form").addEventListener("submit", function (ev) {
+  ev.preventDefault();
+  var token = this.elements.token.value;
+  fetch("/", { headers: { Authorization: "Bearer " + token, Accept: "text/html" } })
+    .then(function (r) {
+      if (!r.ok) { document.getElementById("wrong").hidden = false; return; }
+      sessionStorage.setItem("gov-serve-token", token);
+      location.replace("/");
+    });
+});
+</script>
 </body>
 </html>
 `;

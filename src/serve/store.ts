@@ -22,123 +22,19 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
-import type { Refusal } from "../backends/types.ts";
-import type { Job, JobEvent, JobEventType, JobOutput, JobProgress, JobState } from "./types.ts";
+import type { Job, JobEvent, JobEventType, JobState, JobSummary } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
-
-const SCHEMA_VERSION = 2;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY,
-  state TEXT NOT NULL CHECK (state IN (${JOB_STATES.map((s) => `'${s}'`).join(", ")})),
-  workflow TEXT NOT NULL,
-  sets TEXT NOT NULL,
-  prompt TEXT,
-  pinned_backend TEXT,
-  backend TEXT,
-  prompt_id TEXT NOT NULL,
-  client_id TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  error TEXT,
-  refusals TEXT,
-  outputs TEXT NOT NULL DEFAULT '[]',
-  progress TEXT,
-  failed_backends TEXT NOT NULL DEFAULT '[]',
-  queue_timeout_ms INTEGER,
-  created_at INTEGER NOT NULL,
-  ready_at INTEGER NOT NULL,
-  dispatched_at INTEGER,
-  queued_at INTEGER,
-  started_at INTEGER,
-  finished_at INTEGER,
-  updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at, id);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-  type TEXT NOT NULL,
-  data TEXT NOT NULL,
-  at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
-CREATE TABLE IF NOT EXISTS meta (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-`;
-
-/** Column of each {@linkcode Job} field, and how it is stored. */
-const COLUMNS: Record<keyof Job, [string, "text" | "json" | "int"]> = {
-  id: ["id", "text"],
-  state: ["state", "text"],
-  workflow: ["workflow", "json"],
-  sets: ["sets", "json"],
-  prompt: ["prompt", "json"],
-  pinnedBackend: ["pinned_backend", "text"],
-  backend: ["backend", "text"],
-  promptId: ["prompt_id", "text"],
-  clientId: ["client_id", "text"],
-  attempts: ["attempts", "int"],
-  maxAttempts: ["max_attempts", "int"],
-  error: ["error", "text"],
-  refusals: ["refusals", "json"],
-  outputs: ["outputs", "json"],
-  progress: ["progress", "json"],
-  failedBackends: ["failed_backends", "json"],
-  queueTimeoutMs: ["queue_timeout_ms", "int"],
-  createdAt: ["created_at", "int"],
-  readyAt: ["ready_at", "int"],
-  dispatchedAt: ["dispatched_at", "int"],
-  queuedAt: ["queued_at", "int"],
-  startedAt: ["started_at", "int"],
-  finishedAt: ["finished_at", "int"],
-  updatedAt: ["updated_at", "int"],
-};
-
-type Row = Record<string, SQLInputValue>;
-
-function toColumn(field: keyof Job, value: unknown): SQLInputValue {
-  const [, kind] = COLUMNS[field];
-  if (value === null || value === undefined) return null;
-  if (kind === "json") return JSON.stringify(value);
-  return value as SQLInputValue;
-}
-
-function fromRow(row: Row): Job {
-  const parse = <T>(v: SQLInputValue, fallback: T): T =>
-    v === null || v === undefined ? fallback : JSON.parse(String(v)) as T;
-  const int = (v: SQLInputValue) => v === null || v === undefined ? null : Number(v);
-  return {
-    id: String(row.id),
-    state: String(row.state) as JobState,
-    workflow: parse<unknown>(row.workflow, null),
-    sets: parse<[string, string][]>(row.sets, []),
-    prompt: parse<Record<string, unknown> | null>(row.prompt, null),
-    pinnedBackend: row.pinned_backend === null ? null : String(row.pinned_backend),
-    backend: row.backend === null ? null : String(row.backend),
-    promptId: String(row.prompt_id),
-    clientId: String(row.client_id),
-    attempts: Number(row.attempts),
-    maxAttempts: Number(row.max_attempts),
-    error: row.error === null ? null : String(row.error),
-    refusals: parse<Refusal[] | null>(row.refusals, null),
-    outputs: parse<JobOutput[]>(row.outputs, []),
-    progress: parse<JobProgress | null>(row.progress, null),
-    failedBackends: parse<string[]>(row.failed_backends, []),
-    queueTimeoutMs: int(row.queue_timeout_ms),
-    createdAt: Number(row.created_at),
-    readyAt: Number(row.ready_at),
-    dispatchedAt: int(row.dispatched_at),
-    queuedAt: int(row.queued_at),
-    startedAt: int(row.started_at),
-    finishedAt: int(row.finished_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
+import {
+  COLUMNS,
+  fromRow,
+  type Row,
+  SCHEMA,
+  SCHEMA_VERSION,
+  SUMMARY_COLUMNS,
+  summaryFromRow,
+  toColumn,
+  withChanges,
+} from "./store_rows.ts";
 
 /** A change to a job: new field values and, usually, the event that records why. */
 export interface JobChange {
@@ -216,9 +112,22 @@ export class JobStore {
         `${path} has schema version ${version}; this gov knows ${SCHEMA_VERSION} (newer gov?)`,
       );
     }
+    // Older stores gain their new columns before SCHEMA creates indexes over them.
+    // Version 1 lacks the per-job queue timeout (its jobs keep the gateway's); versions 1
+    // and 2 lack the idempotency key and the event counters.
+    if (version >= 1 && version < 3) {
+      const have = new Set(
+        (this.#db.prepare("PRAGMA table_info(jobs)").all() as Row[]).map((r) => String(r.name)),
+      );
+      if (!have.has("queue_timeout_ms")) {
+        this.#db.exec("ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER");
+      }
+      if (!have.has("idempotency_key")) {
+        this.#db.exec("ALTER TABLE jobs ADD COLUMN idempotency_key TEXT");
+      }
+    }
     this.#db.exec(SCHEMA);
-    // Version 1 stores lack the per-job queue timeout; their jobs keep the gateway's.
-    if (version === 1) this.#db.exec("ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER");
+    if (version < 3) this.#countPastEvents();
     this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -265,8 +174,8 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const store: JobStore;
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job;
    * const off = store.onEvent((e, job) => console.log(e.type, job.state));
    * ```
    */
@@ -280,6 +189,12 @@ export class JobStore {
   #appendEvent(jobId: string, type: JobEventType, data: Record<string, unknown>, at: number) {
     const r = this.#stmt("INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)")
       .run(jobId, type, JSON.stringify(data), at);
+    // A counter per event type, in the same transaction: /metrics reads these instead of
+    // counting every event ever recorded.
+    this.#stmt(
+      `INSERT INTO meta (key, value) VALUES (?, '1')
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`,
+    ).run(`events:${type}`);
     return { seq: Number(r.lastInsertRowid), jobId, type, data, at } satisfies JobEvent;
   }
 
@@ -300,10 +215,8 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * import { type Job } from "@/serve/types.ts";
-   * declare const job: Job;
-   * declare const store: JobStore;
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job;
    * store.create(job);
    * ```
    */
@@ -315,6 +228,7 @@ export class JobStore {
     })`;
     const event = this.#tx(true, () => {
       this.#stmt(sql).run(...fields.map((f) => toColumn(f, job[f])));
+      this.#countState(job.state, 1);
       return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
     });
     this.#emit(event, job);
@@ -327,9 +241,7 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const id: string;
-   * declare const store: JobStore;
+   * declare const store: JobStore, id: string;
    * store.update(id, { set: { state: "cancelled" }, event: { type: "cancelled" }, from: ["queued"] });
    * ```
    */
@@ -348,7 +260,11 @@ export class JobStore {
       if (change.event) {
         event = this.#appendEvent(id, change.event.type, change.event.data ?? {}, now);
       }
-      return { ...current, ...set } as Job;
+      if (set.state !== undefined && set.state !== current.state) {
+        this.#countState(current.state, -1);
+        this.#countState(set.state, 1);
+      }
+      return withChanges(current, set);
     });
     if (job) this.#emit(event, job);
     return job;
@@ -359,7 +275,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * const job = store.get("lx2k3j4a-9f3e1c");
    * ```
@@ -370,16 +285,16 @@ export class JobStore {
   }
 
   /**
-   * Jobs, newest first.
+   * Jobs, newest first, as summaries: a list never reads (or parses) the stored workflows,
+   * prompts and `set` pairs.
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * const running = store.list({ states: ["dispatched", "running"], limit: 10 });
    * ```
    */
-  list(q: JobQuery = {}): Job[] {
+  list(q: JobQuery = {}): JobSummary[] {
     const where: string[] = [];
     const args: SQLInputValue[] = [];
     if (q.states?.length) {
@@ -390,10 +305,11 @@ export class JobStore {
       where.push("(created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?)");
       args.push(q.before);
     }
-    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT ?`;
+    const sql = `SELECT ${SUMMARY_COLUMNS} FROM jobs ${
+      where.length ? `WHERE ${where.join(" AND ")}` : ""
+    } ORDER BY created_at DESC, id DESC LIMIT ?`;
     args.push(q.limit ?? 100);
-    return (this.#stmt(sql).all(...args) as Row[]).map(fromRow);
+    return (this.#stmt(sql).all(...args) as Row[]).map(summaryFromRow);
   }
 
   /**
@@ -403,8 +319,7 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const store: JobStore;
+   * declare const store: JobStore, id: string;
    * for (const ref of store.queuedRefs()) console.log(ref.id, ref.hasPrompt);
    * ```
    */
@@ -427,7 +342,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * const orphans = store.inFlight();
    * ```
@@ -443,10 +357,8 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * import { type Job } from "@/serve/types.ts";
-   * declare const job: Job;
-   * declare const store: JobStore;
+   * import type { Job } from "./types.ts";
+   * declare const store: JobStore, job: Job, id: string;
    * const history = store.events(job.id);
    * ```
    */
@@ -467,65 +379,85 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * store.countByState().queued;
    * ```
    */
   countByState(): Record<JobState, number> {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-    for (const r of this.#stmt("SELECT state, count(*) AS n FROM jobs GROUP BY state").all()) {
-      out[String((r as Row).state) as JobState] = Number((r as Row).n);
+    // Kept as jobs change (every list, metrics scrape and status feed tick reads them),
+    // rather than counted over every job each time.
+    for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'jobs:%'").all()) {
+      out[String((r as Row).key).slice("jobs:".length) as JobState] = Number((r as Row).value);
     }
     return out;
   }
 
+  #countState(state: JobState, delta: number): void {
+    this.#stmt(
+      `INSERT INTO meta (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+    ).run(`jobs:${state}`, delta);
+  }
+
   /**
-   * How many events of each type were ever recorded (monotonic counters for /metrics).
+   * How many events of each type were ever recorded, pruned jobs' included (monotonic
+   * counters for /metrics), read from counters kept as events are appended.
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const store: JobStore;
-   * store.countEvents().retry;
+   * const store = JobStore.open(":memory:");
+   * store.countEvents().retry; // undefined: none yet
    * ```
    */
   countEvents(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const r of this.#stmt("SELECT type, count(*) AS n FROM events GROUP BY type").all()) {
-      out[String((r as Row).type)] = Number((r as Row).n);
-    }
-    // Events of pruned jobs still count: a Prometheus counter must never go down.
-    for (
-      const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'pruned_events:%'").all()
-    ) {
-      const type = String((r as Row).key).slice("pruned_events:".length);
-      out[type] = (out[type] ?? 0) + Number((r as Row).value);
+    for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'events:%'").all()) {
+      out[String((r as Row).key).slice("events:".length)] = Number((r as Row).value);
     }
     return out;
   }
 
+  /** Starts the event and state counters of a store made before them (once, at open). */
+  #countPastEvents(): void {
+    this.#tx(false, () => {
+      this.#stmt(
+        `INSERT INTO meta (key, value)
+         SELECT 'events:' || type, count(*) FROM events WHERE true GROUP BY type
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+      ).run();
+      // Version 2 kept the counts of pruned jobs' events apart.
+      this.#stmt(
+        `INSERT INTO meta (key, value)
+         SELECT 'events:' || substr(key, length('pruned_events:') + 1), value FROM meta
+         WHERE key LIKE 'pruned_events:%'
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
+      ).run();
+      this.#stmt("DELETE FROM meta WHERE key LIKE 'pruned_events:%'").run();
+      this.#stmt(
+        `INSERT OR REPLACE INTO meta (key, value)
+         SELECT 'jobs:' || state, count(*) FROM jobs WHERE true GROUP BY state`,
+      ).run();
+    });
+  }
+
   /**
    * Deletes terminal jobs (and their events) that finished before `cutoff` (ms since
-   * epoch); returns how many.
+   * epoch); returns how many. The event counters keep counting what went.
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const store: JobStore;
-   * store.prune(Date.now() - 7 * 86_400_000);
+   * const store = JobStore.open(":memory:");
+   * store.prune(Date.now() - 7 * 86_400_000); // 0
    * ```
    */
   prune(cutoff: number): number {
     return this.#tx(false, () => {
-      // Keep the event counts of what goes (countEvents feeds monotonic counters).
-      this.#stmt(
-        `INSERT INTO meta (key, value)
-         SELECT 'pruned_events:' || e.type, count(*) FROM events e JOIN jobs j ON j.id = e.job_id
-         WHERE j.state IN ('completed', 'failed', 'cancelled') AND j.finished_at < ?
-         GROUP BY e.type
-         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
-      ).run(cutoff);
+      const gone = this.#stmt(
+        `SELECT state, count(*) AS n FROM jobs
+         WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ? GROUP BY state`,
+      ).all(cutoff) as Row[];
+      for (const r of gone) this.#countState(String(r.state) as JobState, -Number(r.n));
       return Number(
         this.#stmt(
           "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < ?",
@@ -535,15 +467,29 @@ export class JobStore {
   }
 
   /**
+   * The job a request with this `Idempotency-Key` created, or undefined.
+   *
+   * @example
+   * ```ts
+   * const store = JobStore.open(":memory:");
+   * store.byIdempotencyKey("7f1c2e9a"); // undefined
+   * ```
+   */
+  byIdempotencyKey(key: string): Job | undefined {
+    const row = this.#stmt("SELECT * FROM jobs WHERE idempotency_key = ?").get(key) as
+      | Row
+      | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /**
    * Makes this process the store's one dispatcher, atomically across processes (SQLite's
    * write lock serialises the check and the claim). Returns undefined when claimed, or the
    * pid of another live owner, which keeps it.
    *
    * @example
    * ```ts
-   * import { isPidAlive } from "@/process/run.ts";
-   * import { type JobStore } from "@/serve/store.ts";
-   * declare const store: JobStore;
+   * declare const store: JobStore, isPidAlive: (pid: number) => boolean;
    * const other = store.claim(Deno.pid, isPidAlive);
    * if (other) throw new Error(`gov serve ${other} owns this store`);
    * ```
@@ -565,7 +511,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * store.release(Deno.pid);
    * ```
@@ -581,7 +526,6 @@ export class JobStore {
    *
    * @example
    * ```ts
-   * import { type JobStore } from "@/serve/store.ts";
    * declare const store: JobStore;
    * store.close();
    * ```

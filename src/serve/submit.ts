@@ -11,7 +11,7 @@ import { clientFor, HealthMonitor, readBackends, viewUrl } from "./backend_api.t
 import { GatewayClient, type JobStreamEvent, type JobView } from "./client.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { DEFAULT_LISTEN, readServerRecord, workspaceId } from "./gateway.ts";
-import { jobView } from "./http.ts";
+import { jobView } from "./http/mod.ts";
 import { JobStore } from "./store.ts";
 import { isTerminal, type Job, TERMINAL_EVENTS } from "./types.ts";
 

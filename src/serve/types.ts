@@ -120,7 +120,18 @@ export interface Job {
   finishedAt: number | null;
   /** Last change of any kind. */
   updatedAt: number;
+  /**
+   * The client's `Idempotency-Key` of the request that created it: a repeat of that
+   * request answers with this job instead of creating another.
+   */
+  idempotencyKey?: string | null;
 }
+
+/**
+ * A job without what can be large (workflow, prompt, `set` pairs): what lists and live
+ * feeds carry, read without parsing the stored workflow.
+ */
+export type JobSummary = Omit<Job, "workflow" | "prompt" | "sets">;
 
 /** Types of job events (the SSE `event:` field). */
 export type JobEventType =

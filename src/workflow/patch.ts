@@ -127,7 +127,8 @@ export function resolveKey(
   const title = (id: string) =>
     prompt[id]._meta?.title ?? classTitle(objectInfo, prompt[id].class_type);
   const hasInput = (id: string, input: string) =>
-    input in prompt[id].inputs || specOf(objectInfo, prompt[id].class_type, input)?.isWidget;
+    Object.hasOwn(prompt[id].inputs, input) ||
+    specOf(objectInfo, prompt[id].class_type, input)?.isWidget;
   for (let i = key.lastIndexOf("."); i > 0; i = key.lastIndexOf(".", i - 1)) {
     const prefix = key.slice(0, i);
     const input = key.slice(i + 1);
@@ -163,7 +164,7 @@ export function resolveKey(
     }
   }
   const literal = ids.filter((id) =>
-    key in prompt[id].inputs && !isApiLink(prompt[id].inputs[key])
+    Object.hasOwn(prompt[id].inputs, key) && !isApiLink(prompt[id].inputs[key])
   );
   if (literal.length === 1) return { nodeId: literal[0], input: key };
   if (literal.length > 1) {
@@ -202,7 +203,9 @@ function specOf(
   classType: string,
   input: string,
 ): InputInfo | undefined {
-  const def = objectInfo?.[classType];
+  const def = objectInfo && Object.hasOwn(objectInfo, classType)
+    ? objectInfo[classType]
+    : undefined;
   return def ? definitionInputs(def).find((i) => i.name === input) : undefined;
 }
 

@@ -114,10 +114,10 @@ export async function startServe(
       "300",
       "--probe-timeout",
       "1500",
-      ...(opts.token ? ["--token", opts.token] : []),
       ...args,
     ],
-    { env: opts.env },
+    // The environment, not --token: a token on the command line shows in `ps`.
+    { env: { ...opts.env, ...(opts.token ? { GOV_SERVE_TOKEN: opts.token } : {}) } },
   );
   const errChunks: string[] = [];
   const dec = new TextDecoder();

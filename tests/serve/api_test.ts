@@ -113,7 +113,7 @@ Deno.test("gov serve runs a job: SSE in order, PNG output, metrics, status page"
     assertEquals(page.status, 200);
     assertMatch(page.headers.get("content-type") ?? "", /^text\/html/);
     const html = await page.text();
-    assertMatch(html, /new EventSource\(withToken\("\/v1\/events"\)\)/);
+    assertMatch(html, /new EventSource\("\/v1\/events"\)/);
     assertTrue(!/<script[^>]+src=|<link[^>]+href=/i.test(html), "page is self-contained");
 
     const list = await api(gov, "GET", "/v1/jobs?state=completed&limit=5");
@@ -147,6 +147,13 @@ Deno.test("gov serve answers bad input with 400 and the reason", async () => {
     await bad({ workflow: txt2img(), set: { steps: 0 } }, /steps/);
     await bad({ workflow: txt2img(), set: [["sampler_name", "nope"]] }, /sampler_name/);
     await bad({ workflow: txt2img(), backend: "zz" }, /unknown backend 'zz'/);
+    // Names are looked up as the prompt's own inputs, never inherited object properties.
+    for (const key of ["3.constructor", "3.__proto__", "3.valueOf", "constructor", "toString"]) {
+      await bad({ workflow: txt2img(), set: [[key, "1"]] }, /matches no node input|has no input/);
+    }
+    const proto = txt2img() as Record<string, { class_type: string }>;
+    proto["3"].class_type = "constructor";
+    await bad({ workflow: proto, set: [["3.seed", "1"]] }, /constructor/);
     assertEquals((await api(gov, "GET", "/v1/jobs?state=bogus")).status, 400);
     assertEquals((await api(gov, "GET", "/v1/jobs/nope")).status, 404);
     assertEquals((await api(gov, "DELETE", "/v1/jobs/nope")).status, 404);

@@ -66,7 +66,10 @@ Deno.test("with a token every route but /healthz needs it", async () => {
     await page.body?.cancel();
     // ... and sets a session cookie (not the token itself) so a reload keeps working.
     const setCookie = page.headers.get("set-cookie") ?? "";
-    assertMatch(setCookie, /^gov_serve_session=[0-9a-f]{64}; Path=\/; HttpOnly; SameSite=Strict$/);
+    assertMatch(
+      setCookie,
+      /^gov_serve_session=[0-9a-f]{64}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/,
+    );
     assertTrue(!setCookie.includes(token), "the cookie carries the token");
     const session = { cookie: setCookie.split(";")[0] };
     const reload = await fetch(`${g.url}/`, { headers: session });
@@ -102,6 +105,41 @@ Deno.test("with a token every route but /healthz needs it", async () => {
       (await api(g, "POST", `/v1/jobs?token=${token}`, { workflow: txt2img() })).status,
       401,
     );
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+Deno.test("gov serve takes its token from --token-file and warns that --token shows in ps", async () => {
+  const lab = await newLab();
+  try {
+    const token = "file-token-for-tests";
+    const file = `${lab.ws}/token`;
+    await Deno.writeTextFile(file, `${token}\n`);
+    const g = await startServe(lab, ["--token-file", file]);
+    const cmdline = await Deno.readTextFile(`/proc/${g.process.pid}/cmdline`).catch(() => "");
+    assertTrue(!cmdline.includes(token), "the token is on the command line");
+    assertEquals((await api(g, "GET", "/v1/jobs")).status, 401);
+    const auth = { authorization: `Bearer ${token}` };
+    assertEquals((await api(g, "GET", "/v1/jobs", undefined, auth)).status, 200);
+    assertTrue(!/warning: --token/.test(g.log()), g.log());
+    await g.stop();
+    const viaFlag = await startServe(lab, ["--token", token]);
+    assertMatch(
+      viaFlag.log(),
+      /warning: --token is visible .* use --token-file FILE or GOV_SERVE_TOKEN/,
+    );
+    await viaFlag.stop();
+    const help = await gov(["serve", "--help"], { timeoutMs: 60_000 });
+    assertMatch(help.stdout, /--token-file FILE/);
+    assertMatch(help.stdout, /GOV_SERVE_TOKEN/);
+    assertMatch(help.stdout, /--allow-host NAME/);
+    const both = await gov(
+      ["serve", "--workspace", lab.ws, "--token", "x", "--token-file", file],
+      { timeoutMs: 60_000 },
+    );
+    assertEquals(both.code, 2);
+    assertMatch(both.stderr, /--token or --token-file, not both/);
   } finally {
     await lab.cleanup();
   }

@@ -147,3 +147,140 @@ Deno.test("job store: a version 1 store (before per-job queue timeouts) is upgra
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("job store: listing jobs never reads their workflows, prompts or sets", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    const store = JobStore.open(path);
+    store.create(job("a", 1000));
+    // Columns a list must not touch: unparseable, so reading them would throw.
+    const raw = new DatabaseSync(path);
+    raw.exec("UPDATE jobs SET workflow = '{not json', sets = '[', prompt = '{'");
+    raw.close();
+    const list = store.list();
+    assertEquals(list.map((j) => [j.id, j.state]), [["a", "queued"]]);
+    assertEquals("workflow" in list[0] || "sets" in list[0] || "prompt" in list[0], false);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: event counters are kept as events happen, not counted from them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    let store = JobStore.open(path);
+    store.create(job("a", 1000));
+    store.create(job("b", 2000));
+    store.update("a", {
+      set: { state: "failed", finishedAt: 1500 },
+      event: { type: "failed" },
+    });
+    assertEquals(store.countEvents(), { queued: 2, failed: 1 });
+    // Pruning keeps the counts (a Prometheus counter never goes down) ...
+    assertEquals(store.prune(Date.now()), 1);
+    assertEquals(store.countEvents(), { queued: 2, failed: 1 });
+    store.close();
+    // ... and the counts are not derived from the event rows.
+    const raw = new DatabaseSync(path);
+    raw.exec("DELETE FROM events");
+    raw.close();
+    store = JobStore.open(path);
+    assertEquals(store.countEvents(), { queued: 2, failed: 1 });
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: a version 2 store starts its counters from its events and pruned counts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    const store = JobStore.open(path);
+    store.create(job("a", 1000));
+    store.close();
+    // Make it what gov wrote before counters: no counters, a pruned count, user_version 2.
+    const raw = new DatabaseSync(path);
+    raw.exec("DELETE FROM meta WHERE key LIKE 'events:%' OR key LIKE 'jobs:%'");
+    raw.exec("INSERT INTO meta (key, value) VALUES ('pruned_events:completed', '4')");
+    raw.exec("DROP INDEX jobs_idempotency_key");
+    raw.exec("ALTER TABLE jobs DROP COLUMN idempotency_key");
+    raw.exec("PRAGMA user_version = 2");
+    raw.close();
+    const upgraded = JobStore.open(path);
+    try {
+      assertEquals(upgraded.countEvents(), { queued: 1, completed: 4 });
+      assertEquals(upgraded.countByState().queued, 1);
+      upgraded.create({ ...job("b", 2000), idempotencyKey: "k" });
+      assertEquals(upgraded.byIdempotencyKey("k")?.id, "b");
+      assertEquals(upgraded.countEvents(), { queued: 2, completed: 4 });
+    } finally {
+      upgraded.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: reading or changing a job leaves its workflow unparsed until asked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    const store = JobStore.open(path);
+    store.create(job("a", 1000));
+    const raw = new DatabaseSync(path);
+    raw.exec("UPDATE jobs SET workflow = '{not json'");
+    raw.close();
+    // A dispatch pass and a progress event read the job and change it: neither parses it.
+    assertEquals(store.get("a")?.state, "queued");
+    const changed = store.update("a", {
+      set: { progress: { value: 1, max: 3 } },
+      event: { type: "progress" },
+    });
+    assertEquals(changed?.progress, { value: 1, max: 3 });
+    assertEquals(changed?.sets, [["seed", "1"]]);
+    assertThrows(() => changed?.workflow, SyntaxError);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: counts by state are kept through create, change and prune", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  try {
+    let store = JobStore.open(path);
+    const counted = () => {
+      const raw = new DatabaseSync(path);
+      const rows = raw.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
+      raw.close();
+      return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+    };
+    const kept = () =>
+      Object.fromEntries(Object.entries(store.countByState()).filter(([, n]) => n !== 0));
+    for (const [i, id] of ["a", "b", "c"].entries()) store.create(job(id, 1000 + i));
+    store.update("a", { set: { state: "running" }, event: { type: "running" } });
+    store.update("b", { set: { state: "failed", finishedAt: 1 }, event: { type: "failed" } });
+    // A guarded change that does not apply counts nothing.
+    store.update("b", { set: { state: "cancelled" }, from: ["queued"] });
+    assertEquals(kept(), { queued: 1, running: 1, failed: 1 });
+    assertEquals(kept(), counted());
+    store.prune(Date.now());
+    assertEquals(kept(), { queued: 1, running: 1 });
+    assertEquals(kept(), counted());
+    store.close();
+    // Kept, not counted: a row removed behind the store's back does not change them.
+    const raw = new DatabaseSync(path);
+    raw.exec("DELETE FROM jobs WHERE id = 'c'");
+    raw.close();
+    store = JobStore.open(path);
+    assertEquals(kept(), { queued: 1, running: 1 });
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -9,6 +9,7 @@ import { workspaceFromFlag } from "../inputs.ts";
 import { DEFAULT_LISTEN, isLoopback, startGateway } from "../../serve/gateway.ts";
 import { type Command, numberFlag, parseFlags, positionalArgs } from "../command.ts";
 import type { Io } from "../io.ts";
+import { resolveToken } from "./token.ts";
 
 const NAME = "serve";
 
@@ -64,7 +65,9 @@ are dispatched again, running ones are re-attached to their backend.
 
 HTTP API:
   POST   /v1/jobs                  {"workflow": <UI or API JSON>, "set": {"seed": 1},
-                                   "backend"?: ID, "queue_timeout"?: seconds}
+                                   "backend"?: ID, "queue_timeout"?: seconds}, sent as
+                                   Content-Type: application/json; with an Idempotency-Key
+                                   header a repeat answers the first job
   GET    /v1/jobs[?state=&limit=]  recent jobs
   GET    /v1/jobs/{id}             one job
   GET    /v1/jobs/{id}/events      server-sent events: queued, waiting (why no backend takes
@@ -77,14 +80,29 @@ HTTP API:
   GET    /metrics                  Prometheus metrics
   GET    /healthz                  liveness (no token needed)
   GET    /                         status page (with a token: open /?token=T once, or type it
-                                   into the form; a session cookie keeps it for reloads)
+                                   into the form; a session cookie keeps it for 12 hours)
+
+Every GET answers HEAD too. POSTs and DELETEs from another origin (a web page, another
+port) are refused, and so is a Host other than the listen address (see --allow-host).
+Limits: bodies 32 MiB (413), 256 set pairs, 10,000 nodes, JSON nesting 128 (400).
 
 Flags:
       --workspace DIR       the workspace (default: discovered)
       --listen HOST:PORT    address to listen on (default 127.0.0.1:8190); anything but
                             loopback requires a token
-      --token T             require "Authorization: Bearer T" on every route but /healthz
-                            (default: $GOV_SERVE_TOKEN)
+      --token-file FILE     require "Authorization: Bearer T" on every route but /healthz,
+                            T being the file's one line; or set GOV_SERVE_TOKEN
+      --token T             the same, but T shows in every process listing (ps): prefer
+                            --token-file or GOV_SERVE_TOKEN (gov warns)
+      --allow-host NAME     also answer requests whose Host is NAME (a DNS name or proxy
+                            that reaches this gateway); repeatable. Without it only the
+                            listen address, loopback names (on a loopback or 0.0.0.0
+                            listen), IP addresses (on 0.0.0.0) and this machine's name are
+                            answered, which defeats DNS rebinding
+      --header-timeout S    close a connection whose request headers take longer (10)
+      --body-timeout S      answer 408 when a request body takes longer (60)
+      --idle-timeout S      close a connection with no traffic for S seconds (120)
+      --max-connections N   refuse connections beyond N open at once with 503 (256)
       --max-attempts N      dispatches per job before it fails, counting failovers (default 3)
       --queue-timeout S     fail a job that waited S seconds in the queue with no backend
                             taking it (down, missing a node or model, full), with the
@@ -105,6 +123,12 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
       workspace: { type: "string" },
       listen: { type: "string" },
       token: { type: "string" },
+      "token-file": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
+      "header-timeout": { type: "string" },
+      "body-timeout": { type: "string" },
+      "idle-timeout": { type: "string" },
+      "max-connections": { type: "string" },
       "max-attempts": { type: "string" },
       "queue-timeout": { type: "string" },
       "probe-interval": { type: "string" },
@@ -116,16 +140,33 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
     const listen = parseListen(
       values.listen ?? `${DEFAULT_LISTEN.hostname}:${DEFAULT_LISTEN.port}`,
     );
-    const token = values.token ?? io.env("GOV_SERVE_TOKEN") ?? undefined;
-    if (token !== undefined && token.trim() === "") {
-      throw new UsageError("gov serve: the token is empty", { hint: "pass --token T" });
+    const token = await resolveToken(NAME, values, io);
+    const allowHosts = values["allow-host"] ?? [];
+    for (const h of allowHosts) {
+      if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(h)) {
+        throw new UsageError(
+          `gov serve: --allow-host must be a host name without port or scheme, got '${h}'`,
+        );
+      }
     }
+    const seconds = (flag: string, raw: string | undefined, fallback: number) =>
+      numberFlag(NAME, flag, raw, fallback, { min: 0.1, max: 86_400 }) * 1000;
+    const transport = {
+      headerTimeoutMs: seconds("--header-timeout", values["header-timeout"], 10),
+      idleTimeoutMs: seconds("--idle-timeout", values["idle-timeout"], 120),
+      maxConnections: numberFlag(NAME, "--max-connections", values["max-connections"], 256, {
+        min: 1,
+        max: 100_000,
+        integer: true,
+      }),
+    };
+    const bodyTimeoutMs = seconds("--body-timeout", values["body-timeout"], 60);
     if (!isLoopback(listen.hostname) && !token) {
       throw new UsageError(
         `gov serve: refusing to listen on ${listen.hostname} without a token`,
         {
           hint: "anyone who can reach that address could queue work on your GPUs: pass " +
-            "--token T (or set GOV_SERVE_TOKEN), or listen on 127.0.0.1",
+            "--token-file FILE (or set GOV_SERVE_TOKEN), or listen on 127.0.0.1",
         },
       );
     }
@@ -168,6 +209,9 @@ for this workspace), 2 bad flags (including a non-loopback --listen without a to
         hostname: listen.hostname,
         port: listen.port,
         token,
+        allowHosts,
+        transport,
+        limits: { bodyTimeoutMs },
         maxAttempts,
         queueTimeoutMs: queueTimeoutS * 1000,
         probeIntervalMs,

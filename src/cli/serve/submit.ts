@@ -15,6 +15,7 @@ import { findGateway, submitLocally, submitToGateway } from "../../serve/submit.
 import { type Command, numberFlag, parseFlags, positionalArgs, printJson } from "../command.ts";
 import { readWorkflowFile } from "../workflow/shared.ts";
 import { type Io, styles } from "../io.ts";
+import { resolveToken } from "./token.ts";
 
 const NAME = "submit";
 
@@ -126,7 +127,10 @@ Flags:
                         per node on stderr; output URLs on stdout
       --json            print the job as JSON on stdout (nothing else there)
       --server URL      the gateway to use (default: this workspace's, if running)
-      --token T         the gateway's bearer token (default: $GOV_SERVE_TOKEN)
+      --token-file FILE the gateway's bearer token, read from FILE (or set
+                        GOV_SERVE_TOKEN)
+      --token T         the same, but T shows in process listings (ps): prefer the two
+                        above (gov warns)
       --local           run in-process even when a gateway is reachable
       --workspace DIR   the workspace (default: discovered)
 
@@ -143,6 +147,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
       json: { type: "boolean" },
       server: { type: "string" },
       token: { type: "string" },
+      "token-file": { type: "string" },
       local: { type: "boolean" },
       workspace: { type: "string" },
     });
@@ -150,7 +155,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
     const s = styles(io);
     const sets = (values.set ?? []).map(parseSet);
     const workflow = await readWorkflowFile(io, file);
-    const token = values.token ?? io.env("GOV_SERVE_TOKEN") ?? undefined;
+    const token = await resolveToken(NAME, values, io);
     const ctx = { cwd: io.cwd(), env: io.env };
     let ws: Workspace | undefined;
     checkSelection(values, io);

@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { NotFoundError, UsageError } from "../../errors.ts";
+import { UsageError } from "../../errors.ts";
 import { needsObjectInfo, toApiPrompt } from "../../workflow/convert/mod.ts";
 import { parseSet, patchPrompt } from "../../workflow/patch.ts";
 import { type Command, parseFlags, positionalArgs } from "../command.ts";
