@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { readTextIfExists } from "../fs/atomic.ts";
+import { rejectUnknownKeys } from "../workspace/config.ts";
 import { DEFAULT_REGISTRY_URL } from "./client.ts";
 
 /** Registry settings. */
@@ -46,8 +47,8 @@ export function parseRegistrySettings(text: string, file: string): RegistrySetti
     throw new ConfigError(file, "[registry]", "a table");
   }
   const out: RegistrySettings = { url: DEFAULT_REGISTRY_URL };
-  for (const [k, v] of Object.entries(table as Record<string, unknown>)) {
-    if (k !== "url") throw new ConfigError(file, `registry.${k}`, "one of the known keys (url)");
+  rejectUnknownKeys(file, "registry", table as Record<string, unknown>, ["url"]);
+  for (const v of Object.values(table as Record<string, unknown>)) {
     let ok = false;
     if (typeof v === "string") {
       try {

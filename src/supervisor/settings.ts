@@ -111,7 +111,8 @@ export function parseSupervisorSettings(
   } catch (err) {
     throw new ConfigError(file, "", `is not valid TOML (${(err as Error).message.split("\n")[0]})`);
   }
-  rejectUnknownKeys(file, "", doc, ["supervisor"]);
+  // `[registry]` belongs to the registry client (src/registry/settings.ts), which checks its keys.
+  rejectUnknownKeys(file, "", doc, ["supervisor", "registry"]);
   const table = doc.supervisor;
   if (table === undefined) return { ...base };
   if (typeof table !== "object" || table === null || Array.isArray(table)) {

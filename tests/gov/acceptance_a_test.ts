@@ -198,7 +198,7 @@ Deno.test("tx abort removes the candidate venv and marks the status", async () =
   const tx = await readJson(join(env, "state/transactions", `${txid}.json`));
   assertEquals(tx.status, "aborted");
   const again = await govIn(env, ["tx", "promote", txid]);
-  assertEquals(again.code, 1);
+  assertEquals(again.code, 2);
   assertMatch(again.stderr, /is aborted; it cannot be promoted/);
 });
 
@@ -329,7 +329,7 @@ Deno.test("node list shows registered nodes; node add refuses an existing folder
   const before = await Deno.readTextFile(join(env, "state/plugins.json"));
   await Deno.mkdir(join(env, "ComfyUI/custom_nodes/taken"));
   const r = await govIn(env, ["node", "add", "taken", join(repos.dir, "good")]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 2);
   assertMatch(r.stderr, /already exists; the registry was not changed/);
   const bad = await govIn(env, ["node", "add", "nowhere", join(repos.dir, "missing-repo")]);
   assertEquals(bad.code, 1);

@@ -130,7 +130,7 @@ Deno.test("promote writes pre/post snapshots and installs the node's packages, k
   assertTrue(done.promotion.timings.uv_ms > 0);
   assertTrue(!(await exists(join(env, ".venv-candidate", tx.txid))));
   const status = await govIn(env, ["tx", "promote", tx.txid]);
-  assertEquals(status.code, 1);
+  assertEquals(status.code, 2);
   assertMatch(status.stderr, /is promoted; it cannot be promoted/);
 });
 
@@ -189,17 +189,19 @@ Deno.test("resolve without pins off a terminal, or with a malformed pin, is a us
   assertMatch(bad.stderr, /invalid pin 'sortedcontainers>=2'/);
 });
 
-Deno.test("resolve with a pin that cannot work keeps needs_resolution", async () => {
+Deno.test("resolve with a pin to a version that does not exist keeps needs_resolution and says so", async () => {
   const { env, betaTx } = await conflicted();
+  const reportBefore = await readJson(join(env, "state/conflicts", `${betaTx}.json`));
 
   const r = await govIn(env, ["resolve", betaTx, "--pin", "conflict-a==9.0"]);
   assertEquals(r.code, 1);
+  assertMatch(r.stderr, /no version of conflict-a/i);
+  assertNotMatch(r.stderr, /conflict between custom nodes/);
   const tx = await readJson(join(env, "state/transactions", `${betaTx}.json`));
   assertEquals(tx.status, "needs_resolution");
   assertEquals(tx.resolution_pins, []);
-  const report = await readJson(join(env, "state/conflicts", `${betaTx}.json`));
-  assertEquals(report.stage, "resolve");
-  assertEquals(report.pins, ["conflict-a==9.0"]);
+  // Not a conflict: the report of the real conflict stays as it was.
+  assertEquals(await readJson(join(env, "state/conflicts", `${betaTx}.json`)), reportBefore);
 });
 
 Deno.test("resolve at a terminal prompt takes pins, refusing a bad line and a promoted tx", async () => {
@@ -220,7 +222,7 @@ Deno.test("resolve at a terminal prompt takes pins, refusing a bad line and a pr
   assertEquals(tx.resolution_pins, ["sortedcontainers==2.4.0"]);
   // A transaction resolve does not apply to is refused before any pin is asked for.
   const refused = await atTerminal(env, ["resolve", promotedTx], "numpy==1.26.4\n\n");
-  assertEquals(refused.code, 1, refused.text);
+  assertEquals(refused.code, 2, refused.text);
   assertMatch(refused.text, /is promoted; only needs_resolution, promote_failed, resolved/);
   assertNotMatch(refused.text, /pin \(package==version/);
 });
@@ -258,7 +260,7 @@ Deno.test("promote refuses a lock that moves numpy without --approve-core, and c
   const freezeBefore = await prodFreeze(env);
   const snaps = await snapshotIndex(env);
   const r = await govIn(env, ["tx", "promote", tx.txid]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 2);
   assertMatch(r.stderr, /changes core packages: numpy; nothing was changed/);
   assertMatch(r.stderr, /--approve-core/);
   assertEquals(await truthFiles(env), before);
@@ -313,7 +315,7 @@ Deno.test("promote refuses a lock that moves torch without --approve-core", asyn
   const freezeBefore = await prodFreeze(env);
   const snaps = await snapshotIndex(env);
   const refused = await govIn(env, ["tx", "promote", txid]);
-  assertEquals(refused.code, 1);
+  assertEquals(refused.code, 2);
   assertMatch(refused.stderr, /changes core packages: torch; nothing was changed/);
   assertMatch(refused.stderr, /--approve-core/);
   assertEquals(await truthFiles(env), before);
@@ -335,7 +337,7 @@ Deno.test("the core gate checks the lock itself when the record does not list th
     JSON.stringify({ ...(await readJson(file)), core_impact: [] }, null, 2),
   );
   const caught = await govIn(env, ["tx", "promote", txid]);
-  assertEquals(caught.code, 1, caught.stderr);
+  assertEquals(caught.code, 2, caught.stderr);
   assertMatch(
     caught.stderr,
     /would change core packages in production: torch 2\.1\.0 -> 2\.3\.1; nothing was changed/,

@@ -211,7 +211,7 @@ Deno.test("promoting a failed run needs --allow-failed-run", async () => {
   const tx = JSON.parse(r0.stdout);
   assertEquals(tx.status, "failed");
   const r = await govIn(env, ["tx", "promote", tx.txid]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 2);
   assertMatch(r.stderr, /is failed; it cannot be promoted/);
   assertMatch(r.stderr, /--allow-failed-run/);
 });

@@ -115,7 +115,21 @@ Deno.test("crash safety: SIGKILL at every journaled step", async (t) => {
         const notes = await recoverWith(env, ["tx", "list", "--json"]);
         const tx = await readJson(join(env, "state/transactions", `${tqTx}.json`));
         const finished = ["smoke-passed", "plugins-updated", "snapshot-post"].includes(step);
-        if (finished) {
+        // Killed before the truth files moved: nothing changed, and the transaction is
+        // promotable again as it was, without a resolve.
+        const untouched = ["begun", "snapshot-pre", "locked"].includes(step);
+        if (untouched) {
+          assertMatch(notes, /nothing changed/);
+          assertEquals(tx.status, "completed");
+          assertEquals(tx.promotion?.result, "interrupted");
+          assertEquals(await truthFiles(env), truth0);
+          assertEquals(await prodFreeze(env), freeze0);
+          if (step === "locked") {
+            const retry = await govIn(env, ["tx", "promote", tqTx]);
+            assertEquals(retry.code, 0, retry.stderr);
+            assertTrue((await prodFreeze(env)).includes("tqdm==4.66.4"));
+          }
+        } else if (finished) {
           assertMatch(notes, /finished the interrupted promotion/);
           assertEquals(tx.status, "promoted");
           const reg = await readJson(join(env, "state/plugins.json"));

@@ -255,7 +255,7 @@ Deno.test("safety: lock, corrupt state, bad ids", async (t) => {
       // node add does not need the lock file... but tx run needs the truth files.
       assertEquals(r.code, 0, r.stderr);
       const tx = await govIn(dir, ["tx", "run", "one"]);
-      assertEquals(tx.code, 1);
+      assertEquals(tx.code, 2);
       assertMatch(tx.stderr, /is not initialised .*\n.*run `gov init` in it first/);
       const list = await govIn(dir, ["tx", "list", "--json"]);
       assertEquals(list.code, 0);
