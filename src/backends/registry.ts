@@ -159,8 +159,6 @@ export function validateBackend(raw: unknown, file: string, i: number): BackendC
 
 interface RegistryDoc {
   backends: BackendConfig[];
-  /** Top-level keys other than `backend`, kept as they are on rewrite. */
-  rest: Record<string, unknown>;
 }
 
 function parseRegistry(text: string, file: string): RegistryDoc {
@@ -171,8 +169,10 @@ function parseRegistry(text: string, file: string): RegistryDoc {
     const first = (err as Error).message.split("\n")[0];
     throw new ConfigError(file, "", `is not valid TOML (${first})`);
   }
-  const { backend, ...rest } = doc;
-  if (backend === undefined) return { backends: [], rest };
+  // `[[backends]]` for `[[backend]]` would otherwise silently mean "no backends at all".
+  rejectUnknownKeys(file, "", doc, ["backend"]);
+  const backend = doc.backend;
+  if (backend === undefined) return { backends: [] };
   if (!Array.isArray(backend)) {
     throw new ConfigError(file, "backend", "an array of tables, written [[backend]]");
   }
@@ -185,13 +185,13 @@ function parseRegistry(text: string, file: string): RegistryDoc {
     }
     seen.set(b.id, i);
   });
-  return { backends, rest };
+  return { backends };
 }
 
 async function readRegistry(ws: Workspace): Promise<RegistryDoc> {
   const file = backendsFile(ws);
   const text = await readTextIfExists(file);
-  if (text === undefined) return { backends: [], rest: {} };
+  if (text === undefined) return { backends: [] };
   return parseRegistry(text, file);
 }
 
@@ -230,16 +230,12 @@ function tomlValue(v: unknown): string {
  *   weight: 1, tags: [], max_queue: 4 }]);
  * ```
  */
-export function renderBackends(
-  backends: BackendConfig[],
-  rest: Record<string, unknown> = {},
-): string {
+export function renderBackends(backends: BackendConfig[]): string {
   const lines = [
     "# ComfyUI backends gov routes work to. Edited by `gov backend add|remove`; hand edits",
     "# are fine (gov validates this file on every read) but comments are not kept.",
     "",
   ];
-  if (Object.keys(rest).length > 0) lines.push(stringifyToml(rest).trimEnd(), "");
   for (const b of backends) {
     lines.push("[[backend]]");
     for (const key of KNOWN_KEYS) {
@@ -330,7 +326,7 @@ export async function addBackend(ws: Workspace, partial: NewBackend): Promise<Ba
         hint: "two entries for one ComfyUI would count its queue twice; edit the existing one",
       });
     }
-    await writeFileAtomic(file, renderBackends([...doc.backends, b], doc.rest));
+    await writeFileAtomic(file, renderBackends([...doc.backends, b]));
     return b;
   });
 }
@@ -356,7 +352,7 @@ export async function removeBackend(ws: Workspace, id: string): Promise<void> {
     if (left.length === doc.backends.length) {
       throw new NotFoundError("backend", id, "list them with `gov backend list`");
     }
-    await writeFileAtomic(backendsFile(ws), renderBackends(left, doc.rest));
+    await writeFileAtomic(backendsFile(ws), renderBackends(left));
   });
 }
 

@@ -16,7 +16,7 @@ import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
 import { statusCommand } from "./status.ts";
 import { doctorCommand } from "./doctor.ts";
-import { cliExitCode, cliWording } from "./wording.ts";
+import { cliWording } from "./wording.ts";
 
 /** Every command gov knows, in help order. */
 export const ALL_COMMANDS: Command[] = [
@@ -187,7 +187,7 @@ export async function runCli(
       const { message, hint } = cliWording(err);
       io.err(`${s.red("error:")} ${message}\n`);
       if (hint) io.err(`  ${hint}\n`);
-      return cliExitCode(err);
+      return err.exitCode;
     }
     const e = err as Error;
     io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);

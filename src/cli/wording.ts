@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { EXIT_USAGE, type GovError, InvalidInputError, MissingInputError } from "../errors.ts";
-import { NoSupervisorError } from "../supervisor/control.ts";
+import { type GovError, InvalidInputError, MissingInputError } from "../errors.ts";
 import {
   CoreImpactError,
   NeedsResolutionError,
@@ -27,24 +26,6 @@ const INPUT_FLAGS: Record<string, string> = {
 const VALUE_FLAGS: Record<string, string> = {
   "git ref": "--ref",
 };
-
-/**
- * The exit code for `err`: its own, except for refusals whose class predates
- * `RefusedError` and still says 1 (nothing was changed, and retrying as is
- * cannot help: exit 2 by the rule in `gov --help`).
- *
- * @example
- * ```ts
- * import { cliExitCode } from "@/cli/wording.ts";
- * import { GovError } from "@/errors.ts";
- *
- * cliExitCode(new GovError("uv failed")); // 1
- * ```
- */
-export function cliExitCode(err: GovError): number {
-  if (err instanceof NoSupervisorError) return EXIT_USAGE;
-  return err.exitCode;
-}
 
 /**
  * The message and hint the CLI prints for `err`: the error's own, except where the fix is a

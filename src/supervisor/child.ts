@@ -139,16 +139,9 @@ export async function spawnChild(
   const target = listenTarget(args);
   await removeIfExists(ctx.rebootMarker);
   if (!(await exists(join(env.comfyuiDir, "main.py")))) {
-    const msg = `no ComfyUI in ${env.comfyuiDir} (main.py missing)`;
-    ctx.emit("spawn_failed", msg, { environment: env.name });
-    return {
-      error: msg,
-      config: new ConfigError(
-        env.configPath,
-        "paths.comfyui_dir",
-        `a folder with ComfyUI's main.py (${msg})`,
-      ),
-    };
+    const err = new ComfyUIMissingError(env.comfyuiDir, env.configPath);
+    ctx.emit("spawn_failed", err.message, { environment: env.name });
+    return { error: err.message, config: err };
   }
   const held = await portHeld(ctx, target, env.python);
   if (held) return { error: held };
@@ -273,6 +266,27 @@ function spawnFailure(ctx: SupervisorContext, env: Environment, err: unknown): S
     });
   }
   return { error: msg, config };
+}
+
+/**
+ * ComfyUI's `main.py` is not where the environment says ComfyUI lives. Usually ComfyUI was
+ * never installed there; a wrong `[paths] comfyui_dir` is the rarer cause, so the message
+ * names the missing file first and the setting only as the other fix.
+ *
+ * @example
+ * ```ts
+ * throw new ComfyUIMissingError("/srv/comfy/environments/prod/ComfyUI", "/srv/comfy/environments/prod/config.toml");
+ * ```
+ */
+export class ComfyUIMissingError extends UsageError {
+  constructor(comfyuiDir: string, configPath: string) {
+    super(`ComfyUI's main.py is missing in ${comfyuiDir}`, {
+      hint:
+        `install ComfyUI there (git clone https://github.com/comfyanonymous/ComfyUI ${comfyuiDir}), ` +
+        `or point [paths] comfyui_dir in ${configPath} at the ComfyUI folder`,
+    });
+    this.name = "ComfyUIMissingError";
+  }
 }
 
 function childEnv(ctx: SupervisorContext, env: Environment): Record<string, string> {

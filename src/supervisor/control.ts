@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GovError } from "../errors.ts";
+import { GovError, RefusedError } from "../errors.ts";
 import { readTextIfExists } from "../fs/atomic.ts";
 import { selfCommand } from "../process/self.ts";
 import { isPidAlive, spawnProcess } from "../process/run.ts";
@@ -41,7 +41,7 @@ export class SwitchInProgressError extends GovError {
 }
 
 /** No supervisor runs for the workspace. Exit 1. */
-export class NoSupervisorError extends GovError {
+export class NoSupervisorError extends RefusedError {
   constructor(ws: Workspace) {
     super(`no gov supervisor is running for ${ws.root}`, {
       hint: `start one with \`gov run --workspace ${ws.root}\` (add --detach to background it)`,
@@ -235,7 +235,7 @@ export interface AbortResult {
  * Aborts the switch in progress. A request no supervisor has picked up yet is withdrawn
  * under the switch lock (a `.cmd` would arrive before the request is read and be ignored,
  * and the switch would go ahead); a switch under way gets `abort_switch`. Throws a
- * {@linkcode GovError} when there is nothing to abort.
+ * {@linkcode RefusedError} when there is nothing to abort.
  *
  * @example
  * ```ts
@@ -255,7 +255,7 @@ export async function abortSwitch(ws: Workspace): Promise<AbortResult> {
       const pending = await peekSwitchRequest(meta);
       if (!pending) {
         const s = await readSwitchStatus(meta);
-        throw new GovError(`no switch to abort (switch state: ${s.state})`, {
+        throw new RefusedError(`no switch to abort (switch state: ${s.state})`, {
           hint: "`gov status` shows the supervisor and the last switch",
         });
       }

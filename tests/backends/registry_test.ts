@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { assertEquals, assertMatch, assertRejects, assertTrue } from "../helpers/assert.ts";
+import { assertEquals, assertRejects, assertTrue } from "../helpers/assert.ts";
 import {
   addBackend,
   backendsFile,
@@ -7,7 +7,7 @@ import {
   readBackends,
   removeBackend,
 } from "../../src/backends/registry.ts";
-import { ConfigError, NotFoundError, UsageError } from "../../src/errors.ts";
+import { ConfigError, GovError, NotFoundError, UsageError } from "../../src/errors.ts";
 import { type Workspace, workspaceAt } from "../../src/workspace/root.ts";
 
 async function withWorkspace(fn: (ws: Workspace) => Promise<void>): Promise<void> {
@@ -165,17 +165,16 @@ Deno.test("registry: a hand-edited file is validated, errors name the file and b
   });
 });
 
-Deno.test("registry: remove deletes one entry, keeps the others and unrelated keys", async () => {
+Deno.test("registry: remove deletes one entry and keeps the others", async () => {
   await withWorkspace(async (ws) => {
     await Deno.writeTextFile(
       backendsFile(ws),
-      'note = "kept"\n\n[[backend]]\nid = "a"\nhost = "h1"\nport = 1\n\n' +
+      '[[backend]]\nid = "a"\nhost = "h1"\nport = 1\n\n' +
         '[[backend]]\nid = "b"\nhost = "h2"\nport = 2\nweight = 3\n',
     );
     await removeBackend(ws, "a");
     const left = await readBackends(ws);
     assertEquals(left.map((b) => [b.id, b.weight]), [["b", 3]]);
-    assertMatch(await Deno.readTextFile(backendsFile(ws)), /^note = "kept"$/m);
     await assertRejects(() => removeBackend(ws, "a"), NotFoundError, /backend 'a' not found/);
     await assertRejects(() => getBackend(ws, "zzz"), NotFoundError, /backend 'zzz' not found/);
   });
@@ -201,4 +200,22 @@ Deno.test("registry: a lock left by a dead process is taken over", async () => {
     await addBackend(ws, { id: "a", host: "h", port: 1 });
     assertEquals((await readBackends(ws)).length, 1);
   });
+});
+
+Deno.test("backends.toml: a misspelled [[backends]] table is refused with the right name, not read as no backends", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-backends-" });
+  try {
+    await Deno.mkdir(join(root, ".metadata"));
+    await Deno.writeTextFile(
+      join(root, "backends.toml"),
+      '[[backends]]\nid = "a"\nhost = "127.0.0.1"\nport = 8188\n',
+    );
+    await assertRejects(
+      () => readBackends(workspaceAt(root)),
+      GovError,
+      /unknown section \[backends\] \(did you mean \[backend\]\?\)/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

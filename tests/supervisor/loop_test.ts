@@ -6,6 +6,7 @@ import { assertEquals, assertMatch, assertRejects, assertTrue } from "../helpers
 import { waitFor } from "../helpers/net.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { Supervisor, type SupervisorOptions } from "../../src/supervisor/supervisor.ts";
+import { ComfyUIMissingError } from "../../src/supervisor/child.ts";
 import type { SupervisorEvent } from "../../src/supervisor/events.ts";
 import { readSupervisorState } from "../../src/supervisor/state.ts";
 import { supervisorStatus } from "../../src/supervisor/status.ts";
@@ -642,7 +643,16 @@ Deno.test("no ComfyUI or no Python at the first start ends run() with a config e
     await Deno.remove(join(t.root, "environments", "a", "ComfyUI", "main.py"));
     const world = new FakeWorld();
     const sup = new Supervisor({ workspace: t.ws, settings: FAST, deps: world.deps() });
-    await assertRejects(() => sup.run(), ConfigError, /paths\.comfyui_dir must be a folder/);
+    // Blamed on the missing ComfyUI, not on config.toml; the setting is named as the other fix.
+    const missing = await assertRejects(
+      () => sup.run(),
+      ComfyUIMissingError,
+      /main\.py is missing in/,
+    );
+    assertMatch(
+      (missing as ComfyUIMissingError).hint ?? "",
+      /git clone .*or point \[paths\] comfyui_dir/,
+    );
     assertEquals((await readSupervisorState(t.meta))?.exit_code, 2);
     await Deno.writeTextFile(join(t.root, "environments", "a", "ComfyUI", "main.py"), "");
 

@@ -172,7 +172,7 @@ Deno.test("gov switch --abort stops a switch whose target never answers and roll
   try {
     assertTrue(await g.waitForLog(HEALTHY), g.stderr());
     const none = await gov(["switch", "--abort", "--workspace", t.root]);
-    assertEquals(none.code, 1);
+    assertEquals(none.code, 2);
     assertMatch(none.stderr, /no switch to abort/);
     const req = await gov(["switch", "h", "--workspace", t.root]);
     assertEquals(req.code, 0, req.stderr);

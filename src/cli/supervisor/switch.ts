@@ -37,7 +37,7 @@ Flags:
 Exit codes: 0 requested or joined (with --wait: complete); 1 another switch in progress,
 the switch failed or was aborted; 2 unknown environment, bad usage, or <env> already runs
 (nothing to switch).
-With --abort: 0 withdrawn or aborting (with --wait: aborted); 1 nothing to abort.
+With --abort: 0 withdrawn or aborting (with --wait: aborted); 2 nothing to abort.
 `;
 
 function describe(s: SwitchStatus): string {
