@@ -22,7 +22,7 @@
  * @module
  */
 import { join } from "node:path";
-import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
+import { parse as parseToml } from "smol-toml";
 import { ConfigError, LockedError, NotFoundError, UsageError } from "../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../fs/atomic.ts";
 import { isPidAlive } from "../process/run.ts";
