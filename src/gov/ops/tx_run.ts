@@ -22,6 +22,7 @@ import { coreImpact, corePackages, diffFreeze, freezeLines } from "../state/free
 import { candidatePath } from "../state/paths.ts";
 import { nodeGroup, readPyproject } from "../state/pyproject.ts";
 import { nodeRequirements } from "../steps/requirements.ts";
+import { extraGroups, txNodeIds } from "../steps/multi_node.ts";
 import type { Transaction } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "../state/store.ts";
 import {
@@ -230,7 +231,7 @@ export async function recoverTxRuns(ctx: GovContext): Promise<void> {
  */
 async function judgeImportFailures(
   ctx: GovContext,
-  nodeId: string,
+  nodeIds: string[],
   failures: string[],
 ): Promise<{ counted: string[]; ignored: string[] }> {
   const reg = await readPlugins(ctx.paths);
@@ -238,7 +239,8 @@ async function judgeImportFailures(
   const counted: string[] = [];
   const ignored: string[] = [];
   for (const f of failures) {
-    const pending = f !== nodeId && reg.plugins[f] !== undefined && !(nodeGroup(f) in groups) &&
+    const pending = !nodeIds.includes(f) && reg.plugins[f] !== undefined &&
+      !(nodeGroup(f) in groups) &&
       (await nodeRequirements(join(ctx.paths.customNodesDir, f))).requirements.length > 0;
     (pending ? ignored : counted).push(f);
   }
@@ -258,6 +260,12 @@ async function buildAndRun(
   const reqs = await nodeRequirements(nodeDir);
   tx.requirements = reqs.requirements;
   tx.requirements_sha256 = reqs.sha256;
+  const extra = await extraGroups(ctx, tx);
+  if (tx.node_ids) {
+    tx.node_requirements_sha256 = Object.fromEntries(
+      extra.filter((g) => g.node).map((g) => [g.node, g.sha256]),
+    );
+  }
   const candidate = tx.candidate_env;
   await Deno.mkdir(p.candidatesDir, { recursive: true });
   const prodPython = join(p.prodVenv, "bin", "python");
@@ -279,6 +287,7 @@ async function buildAndRun(
     requirements: reqs.requirements,
     pins: tx.resolution_pins,
     projectEnvironment: candidate,
+    extra,
   });
   await uv.sync({
     cwd: workdir,
@@ -295,6 +304,7 @@ async function buildAndRun(
     ignored_options: reqs.ignoredOptions,
     managed_deps: plan.managedDeps,
     overrides: plan.overrides,
+    ...(extra.length ? { extra_groups: extra.map((g) => g.group) } : {}),
   };
   const timeoutSec = opts.timeoutSec ?? ctx.env.config.tx.timeout;
   const run = await testStartComfyUI({
@@ -322,7 +332,7 @@ async function buildAndRun(
     import_failures: run.importFailures,
     log,
   };
-  const { counted, ignored } = await judgeImportFailures(ctx, tx.node_id, run.importFailures);
+  const { counted, ignored } = await judgeImportFailures(ctx, txNodeIds(tx), run.importFailures);
   (tx.run as Record<string, unknown>).import_failures = counted;
   (tx.run as Record<string, unknown>).ignored_import_failures = ignored;
   const ok = run.exitCode === 0 && counted.length === 0;

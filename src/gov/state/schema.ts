@@ -84,6 +84,18 @@ export interface Transaction {
   error?: string | null;
   /** Additive: the ComfyUI test start (outcome, timing, import failures). */
   run?: Record<string, unknown> | null;
+  /**
+   * Additive: every custom node whose group this transaction sets, when it carries several
+   * (`gov snapshot import`); `node_id` is then the first of them. Absent: just `node_id`.
+   */
+  node_ids?: string[];
+  /**
+   * Additive: dependency groups that belong to no node, with their requirement lines (the
+   * pinned `pips` of an imported snapshot, group `snapshot-pips`).
+   */
+  extra_groups?: Record<string, string[]>;
+  /** Additive: sha256 of the requirement lines of each node of `node_ids` at the test run. */
+  node_requirements_sha256?: Record<string, string>;
   [extra: string]: unknown;
 }
 
@@ -187,6 +199,11 @@ export function validateTransaction(v: unknown, file: string): Transaction {
     resolution_pins: check.stringArray(o.resolution_pins, file, "resolution_pins"),
     promotion_plan: optObject(o.promotion_plan, file, "promotion_plan"),
     promotion: optObject(o.promotion, file, "promotion"),
+    ...(o.node_ids === undefined ? {} : {
+      node_ids: check.stringArray(o.node_ids, file, "node_ids").map((n, i) =>
+        name(n, file, `node_ids[${i}]`)
+      ),
+    }),
   } as Transaction;
 }
 
@@ -204,6 +221,16 @@ export interface PluginRecord {
   last_txid?: string | null;
   /** Additive: the resolution pins that promotion brought (`[tool.uv] override-dependencies`). */
   pins?: string[];
+  /** Additive: where the code came from, `"git"` (the default when absent) or `"registry"`. */
+  source?: "git" | "registry";
+  /** Additive, registry nodes: the Comfy Registry id. */
+  registry_id?: string;
+  /** Additive, registry nodes: the version installed. */
+  version?: string;
+  /** Additive, registry nodes: `sha256:<hex>` of the archive installed. */
+  hash?: string;
+  /** Additive, registry nodes: the registry's base URL. */
+  registry_url?: string;
   [extra: string]: unknown;
 }
 
@@ -253,6 +280,9 @@ export function validatePlugins(v: unknown, file: string): PluginsFile {
       updated_at: iso(r.updated_at, file, `${f}.updated_at`),
       last_txid: check.optString(r.last_txid, file, `${f}.last_txid`) ?? null,
       ...(r.pins === undefined ? {} : { pins: check.stringArray(r.pins, file, `${f}.pins`) }),
+      ...(r.source === undefined
+        ? {}
+        : { source: check.oneOf(r.source, file, `${f}.source`, ["git", "registry"] as const) }),
     };
   }
   return { ...o, version: 1, plugins: out };
