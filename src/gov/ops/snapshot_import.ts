@@ -30,6 +30,7 @@ import { promote } from "./promote.ts";
 import { beginTxRun, recordTxRun, testTxRun } from "./tx_run.ts";
 import { canonicalName, nodeGroup } from "../state/pyproject.ts";
 import { beginJournal } from "../state/journal.ts";
+import { createSnapshot, deleteSnapshot } from "../state/snapshots.ts";
 import type { PluginRecord, PluginsFile, Transaction } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, writePlugins, writeTx } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
@@ -74,6 +75,8 @@ export interface ImportResult {
   tx_nodes: string[];
   txid: string | null;
   status: string;
+  /** Taken before any node came in: \`gov rollback\` to it undoes the whole import. */
+  before_snapshot: string | null;
   pre_snapshot: string | null;
   post_snapshot: string | null;
   pips: PipsReport;
@@ -348,6 +351,7 @@ async function result(
   pips: PipsReport,
   notes: string[],
   tx?: Transaction,
+  before?: string,
 ): Promise<ImportResult> {
   const current = await gitOut(ctx, ["-C", ctx.env.comfyuiDir, "rev-parse", "HEAD"]);
   if (snap.comfyui && !samePin(current, snap.comfyui)) {
@@ -372,6 +376,7 @@ async function result(
     tx_nodes: nodes.filter((n) => n.action === "add" || n.action === "adopt").map((n) => n.id),
     txid: tx?.txid ?? null,
     status: tx?.status ?? (dryRun ? "dry-run" : "unchanged"),
+    before_snapshot: before ?? null,
     pre_snapshot: (promotion.pre_snapshot as string | undefined) ?? null,
     post_snapshot: (promotion.post_snapshot as string | undefined) ?? null,
     pips,
@@ -428,6 +433,11 @@ export async function snapshotImport(
   const fetched: ImportNode[] = [];
   const adopted: string[] = [];
   let tx: Transaction | undefined;
+  // The promotion's own pre snapshot already has the nodes registered; this one is the
+  // state before the import, the one to roll back to.
+  const before = await createSnapshot(ctx.paths, "pre-import", file, {
+    retention: ctx.retention,
+  });
   try {
     for (const n of nodes) {
       if (n.action === "park") {
@@ -485,7 +495,9 @@ export async function snapshotImport(
     tx = await promote(ctx, tx.txid, { approveCore: opts.approveCore });
   } catch (err) {
     await takeOut(ctx, fetched, adopted);
+    // Nothing changed, so the snapshot of before would only crowd useful ones out.
+    await deleteSnapshot(ctx.paths, before.id).catch(() => {});
     throw err;
   }
-  return result(ctx, snap, file, false, nodes, report, notes, tx);
+  return result(ctx, snap, file, false, nodes, report, notes, tx, before.id);
 }

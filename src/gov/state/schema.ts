@@ -308,6 +308,7 @@ export const SNAPSHOT_REASONS = [
   "post-remove",
   "pre-rollback",
   "manual",
+  "pre-import",
 ] as const;
 
 /**
