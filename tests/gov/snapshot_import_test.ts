@@ -299,6 +299,40 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertEquals(await exists(join(fresh, "state", "journal.json")), false);
     });
 
+    await t.step("a conflict names the nodes; the core gate holds; nothing changes", async () => {
+      const ca = await makeNodeRepo(repos, "Node-C23", ["conflict-a"]);
+      const cb = await makeNodeRepo(repos, "Node-C24", ["conflict-b"]);
+      const torch = await makeNodeRepo(repos, "Node-Torch", ["needs-torch231"]);
+      const pin = (dir: string) => git(["rev-parse", "HEAD"], dir);
+      const write = async (name: string, nodes: string[]) => {
+        const f = join(files, name);
+        const g: Record<string, unknown> = {};
+        for (const d of nodes) g[d] = { hash: await pin(d), disabled: false };
+        await Deno.writeTextFile(f, JSON.stringify({ comfyui: null, git_custom_nodes: g }));
+        return f;
+      };
+      const fresh = await scratch.copyEnv(template);
+      const before = await truthFiles(fresh);
+      const tree = await listDir(join(fresh, "ComfyUI", "custom_nodes"));
+      const c = await govIn(fresh, ["snapshot", "import", await write("c.json", [ca, cb])]);
+      assertTrue(c.code !== 0, c.stderr);
+      assertMatch(c.stderr, /Node-C23/);
+      assertMatch(c.stderr, /Node-C24/);
+      const core = await govIn(fresh, ["snapshot", "import", await write("t.json", [torch])]);
+      assertTrue(core.code !== 0, core.stderr);
+      assertMatch(core.stderr, /torch/);
+      assertEquals(await truthFiles(fresh), before);
+      assertEquals(await listDir(join(fresh, "ComfyUI", "custom_nodes")), tree);
+      assertEquals(await prodFreeze(fresh), await prodFreeze(template));
+    });
+
+    await t.step("rollback to the pre-import snapshot undoes the import", async () => {
+      const r = await govJson(env, ["rollback", preSnapshot]);
+      assertEquals(r.disabled.sort(), ["ComfyUI-Alpha", "ComfyUI-Beta", "reg-node"]);
+      assertEquals(Object.keys(await plugins(env)), []);
+      assertEquals(await prodFreeze(env), await prodFreeze(template));
+    });
+
     await t.step("bad snapshot files are usage errors", async () => {
       const junk = join(files, "junk.json");
       await Deno.writeTextFile(junk, '{"something": 1}');
