@@ -485,6 +485,7 @@ export async function importSnapshot(
     });
   }
   const snap = parseManagerSnapshot(text, file);
+  opts = { ...opts, pins: (opts.pins ?? []).map(parsePin) };
   if (opts.dryRun) {
     return await withReadEnv(
       env,

@@ -318,12 +318,24 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertTrue(c.code !== 0, c.stderr);
       assertMatch(c.stderr, /Node-C23/);
       assertMatch(c.stderr, /Node-C24/);
+      assertMatch(c.stderr, /--pin/);
       const core = await govIn(fresh, ["snapshot", "import", await write("t.json", [torch])]);
       assertTrue(core.code !== 0, core.stderr);
       assertMatch(core.stderr, /torch/);
       assertEquals(await truthFiles(fresh), before);
       assertEquals(await listDir(join(fresh, "ComfyUI", "custom_nodes")), tree);
       assertEquals(await prodFreeze(fresh), await prodFreeze(template));
+      // The way out the error names: the same import with a resolution pin.
+      const pinned = await govJson(fresh, [
+        "snapshot",
+        "import",
+        join(files, "c.json"),
+        "--pin",
+        "sortedcontainers==2.4.0",
+      ]);
+      assertEquals(pinned.status, "promoted");
+      assertEquals(Object.keys(await plugins(fresh)).sort(), ["Node-C23", "Node-C24"]);
+      assertTrue((await prodFreeze(fresh)).includes("sortedcontainers==2.4.0"));
     });
 
     await t.step("rollback to the pre-import snapshot undoes the import", async () => {

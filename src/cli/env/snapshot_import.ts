@@ -45,7 +45,7 @@ export const snapshotImportCommand: Command = {
   name: "snapshot import",
   summary: "bring the nodes of a ComfyUI-Manager or comfy-cli snapshot in, as one transaction",
   help: `Usage: gov snapshot import <file> [--dry-run] [--with-pips] [--approve-core]
-                           [--timeout S] [--json]
+                           [--pin PKG==VER]... [--timeout S] [--json]
 
 Reads a snapshot saved by ComfyUI-Manager (JSON) or comfy-cli / cm-cli (YAML under
 custom_nodes:) and brings every custom node in at its pinned commit (git_custom_nodes) or
@@ -64,6 +64,7 @@ Flags:
   --dry-run        show what would change; touch nothing
   --with-pips      pin the snapshot's pips too
   --approve-core   accept changes to core packages (torch, numpy, ...)
+  --pin P          resolution pin <package>==<version> for a conflict (repeatable)
   --timeout S      seconds ComfyUI may take to come up in the test start
   --json           print the result as JSON
 
@@ -75,6 +76,7 @@ ${ENV_FLAGS_HELP}
       "dry-run": { type: "boolean" },
       "with-pips": { type: "boolean" },
       "approve-core": { type: "boolean" },
+      pin: { type: "string", multiple: true },
       timeout: { type: "string" },
       json: { type: "boolean" },
     });
@@ -87,6 +89,7 @@ ${ENV_FLAGS_HELP}
       dryRun: values["dry-run"],
       withPips: values["with-pips"],
       approveCore: values["approve-core"],
+      pins: values.pin,
       timeoutSec,
     }, govOptions(io));
     if (values.json) {

@@ -21,7 +21,7 @@
  */
 import { join } from "node:path";
 import { GovError } from "../../errors.ts";
-import { NeedsResolutionError } from "../errors.ts";
+import { NeedsResolutionError, PromoteGateError } from "../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess } from "../../process/run.ts";
 import { checkNodeAdd, nodeAdd } from "./node_add.ts";
@@ -91,6 +91,8 @@ export interface ImportOptions {
   withPips?: boolean;
   approveCore?: boolean;
   timeoutSec?: number;
+  /** Resolution pins (`<package>==<version>`, checked), as `gov resolve` takes them. */
+  pins?: string[];
 }
 
 /** The group that holds the pinned `pips` of an imported snapshot. */
@@ -472,6 +474,7 @@ export async function snapshotImport(
     const begun = await beginTxRun(ctx, ids[0]);
     begun.tx.node_ids = ids;
     if (lines.length) begun.tx.extra_groups = { [PIPS_GROUP]: lines };
+    begun.tx.resolution_pins = opts.pins ?? [];
     await writeTx(ctx.paths, begun.tx);
     const ran = await testTxRun(ctx, begun.tx, begun.workdir, { timeoutSec: opts.timeoutSec });
     tx = ran.tx;
@@ -494,6 +497,14 @@ export async function snapshotImport(
     }
     tx = await promote(ctx, tx.txid, { approveCore: opts.approveCore });
   } catch (err) {
+    // The nodes go out again, so the next step is this command again, not `gov resolve`
+    // or `gov tx promote` on a transaction whose nodes are gone.
+    if (err instanceof NeedsResolutionError) {
+      err.hint = `uv says: ${err.uvSays}\n  full report: ${err.reportPath}\n  ` +
+        "then import again pinning versions with --pin <package>==<version>";
+    } else if (err instanceof PromoteGateError && err.gate === "core") {
+      err.hint = `review \`gov tx inspect ${err.txid}\`, then import again with --approve-core`;
+    }
     await takeOut(ctx, fetched, adopted);
     // Nothing changed, so the snapshot of before would only crowd useful ones out.
     await deleteSnapshot(ctx.paths, before.id).catch(() => {});
