@@ -169,6 +169,40 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertEquals(await txCount(env), txs);
     });
 
+    await t.step(
+      "code gone from custom_nodes/ is restored; a registry hash is checked",
+      async () => {
+        await Deno.remove(join(custom, "reg-node"), { recursive: true });
+        await Deno.remove(join(custom, "ComfyUI-Beta"), { recursive: true });
+        const pluginsFile = join(env, "state", "plugins.json");
+        const good = await Deno.readTextFile(pluginsFile);
+        const doc = JSON.parse(good);
+        doc.plugins["reg-node"].hash = "sha256:" + "0".repeat(64);
+        await Deno.writeTextFile(pluginsFile, JSON.stringify(doc, null, 2));
+        const tampered = await truthFiles(env);
+        const bad = await govIn(env, ["snapshot", "import", jsonFile], renv);
+        assertEquals(bad.code, 1, bad.stderr);
+        assertMatch(bad.stderr, /reg-node/);
+        assertMatch(bad.stderr, /sha256:0000/);
+        assertEquals(await exists(join(custom, "reg-node")), false);
+        assertEquals(await exists(join(custom, "ComfyUI-Beta")), false);
+        assertEquals(await truthFiles(env), tampered);
+        await Deno.writeTextFile(pluginsFile, good);
+        const txs = await txCount(env);
+        const r = await govJson(env, ["snapshot", "import", jsonFile], renv);
+        const act = Object.fromEntries(
+          r.nodes.map((n: { id: string; action: string }) => [n.id, n.action]),
+        );
+        assertEquals(act["reg-node"], "restore");
+        assertEquals(act["ComfyUI-Beta"], "restore");
+        // Their dependencies were promoted already: no transaction.
+        assertEquals(r.txid, null);
+        assertEquals(await txCount(env), txs);
+        assertTrue(await exists(join(custom, "reg-node", "__init__.py")));
+        assertEquals(await git(["rev-parse", "HEAD"], join(custom, "ComfyUI-Beta")), betaPin);
+      },
+    );
+
     let exported = "";
     await t.step("export --format manager writes what the Manager restores", async () => {
       exported = join(files, "exported.json");

@@ -25,7 +25,7 @@ import { NeedsResolutionError, PromoteGateError } from "../errors.ts";
 import { exists } from "../../fs/atomic.ts";
 import { runProcess } from "../../process/run.ts";
 import { checkNodeAdd, nodeAdd } from "./node_add.ts";
-import { isRegistryRecord, nodeAddRegistry } from "./node_add_registry.ts";
+import { fetchIntoPlace, isRegistryRecord, nodeAddRegistry } from "./node_add_registry.ts";
 import { promote } from "./promote.ts";
 import { beginTxRun, recordTxRun, testTxRun } from "./tx_run.ts";
 import { canonicalName, nodeGroup } from "../state/pyproject.ts";
@@ -38,7 +38,14 @@ import { requireGovManagedPython, requireInitialised } from "../steps/guards.ts"
 import type { ManagerSnapshot, SnapshotPip } from "./snapshot_format.ts";
 
 /** What the import does with one node of the file. */
-export type ImportAction = "add" | "adopt" | "park" | "unchanged" | "keep" | "skip";
+export type ImportAction =
+  | "add"
+  | "adopt"
+  | "park"
+  | "restore"
+  | "unchanged"
+  | "keep"
+  | "skip";
 
 /** One node of the file and its fate. */
 export interface ImportNode {
@@ -141,6 +148,9 @@ async function planGit(
         note: `registered at ${rec.commit?.slice(0, 12) ?? `version ${rec.version}`}`,
       };
     }
+    if (!(await exists(live)) && !(await exists(`${live}.disabled`))) {
+      return { ...base, action: "restore", note: "registered, its code is missing" };
+    }
     return { ...base, action: rec.last_txid ? "unchanged" : "adopt" };
   }
   if (n.disabled) {
@@ -175,6 +185,7 @@ async function planRegistry(
     pin: n.version,
     disabled: false,
   };
+  const live = join(ctx.paths.customNodesDir, n.id);
   if (n.version === "nightly" || n.version === "unknown") {
     return {
       ...base,
@@ -194,9 +205,12 @@ async function planRegistry(
         note: `registered at ${rec.version ? `version ${rec.version}` : rec.commit?.slice(0, 12)}`,
       };
     }
+    if (!(await exists(live)) && !(await exists(`${live}.disabled`))) {
+      // Fetched again against the recorded hash: the same version must be the same bytes.
+      return { ...base, action: "restore", note: "registered, its code is missing" };
+    }
     return { ...base, action: rec.last_txid ? "unchanged" : "adopt" };
   }
-  const live = join(ctx.paths.customNodesDir, n.id);
   for (const p of [live, `${live}.disabled`]) if (await exists(p)) blockers.push(p);
   return {
     ...base,
@@ -252,12 +266,30 @@ async function plan(
   return { nodes, blockers };
 }
 
-/** Clones a disabled git node straight into `<id>.disabled`, journaled like `node add`. */
-async function parkClone(ctx: GovContext, n: ImportNode): Promise<void> {
-  const target = join(ctx.paths.customNodesDir, `${n.id}.disabled`);
+/**
+ * Brings the code of `n` into `custom_nodes/<id>.disabled` (parked) or `custom_nodes/<id>`
+ * (a registered node whose code is missing) without touching the registry, through the
+ * staging folder `node add` journals and recovery cleans.
+ */
+async function placeCode(ctx: GovContext, n: ImportNode, rec?: PluginRecord): Promise<void> {
+  const target = join(ctx.paths.customNodesDir, n.action === "park" ? `${n.id}.disabled` : n.id);
   const tmp = join(ctx.env.comfyuiDir, `.gov-clone-${n.id}-${newId("c").slice(-4)}`);
   const j = await beginJournal(ctx.paths, "node-add", { node_id: n.id, tmp, target }, ctx.getenv);
   try {
+    if (n.source === "registry") {
+      await fetchIntoPlace(
+        ctx,
+        n.id,
+        {
+          registryId: rec?.registry_id ?? n.id,
+          version: rec?.version ?? n.pin,
+          expectedHash: rec?.hash,
+        },
+        target,
+        tmp,
+      );
+      return;
+    }
     const git = ctx.env.config.tools.git ?? "git";
     const env = { ...ctx.childEnv, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "echo" };
     for (
@@ -286,15 +318,23 @@ async function parkClone(ctx: GovContext, n: ImportNode): Promise<void> {
 /** Takes the imported nodes out again: records of added/adopted ones, code gov fetched. */
 async function takeOut(ctx: GovContext, fetched: ImportNode[], adopted: string[]): Promise<void> {
   const reg = await readPlugins(ctx.paths);
+  let changed = false;
   for (const n of fetched) {
-    delete reg.plugins[n.id];
+    // A restored node keeps its record (it was registered before), only its code goes.
+    if (n.action !== "restore" && reg.plugins[n.id]) {
+      delete reg.plugins[n.id];
+      changed = true;
+    }
     const dir = join(ctx.paths.customNodesDir, n.action === "park" ? `${n.id}.disabled` : n.id);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   for (const id of adopted) {
-    if (reg.plugins[id] && !reg.plugins[id].last_txid) delete reg.plugins[id];
+    if (reg.plugins[id] && !reg.plugins[id].last_txid) {
+      delete reg.plugins[id];
+      changed = true;
+    }
   }
-  await writePlugins(ctx.paths, reg);
+  if (changed) await writePlugins(ctx.paths, reg);
 }
 
 /** Registers a folder that is already in place at the snapshot's commit. */
@@ -375,7 +415,11 @@ async function result(
     file,
     dry_run: dryRun,
     nodes,
-    tx_nodes: nodes.filter((n) => n.action === "add" || n.action === "adopt").map((n) => n.id),
+    tx_nodes: tx
+      ? (tx.node_ids ?? [tx.node_id])
+      : dryRun
+      ? nodes.filter((n) => ["add", "adopt", "restore"].includes(n.action)).map((n) => n.id)
+      : [],
     txid: tx?.txid ?? null,
     status: tx?.status ?? (dryRun ? "dry-run" : "unchanged"),
     before_snapshot: before ?? null,
@@ -421,30 +465,41 @@ export async function snapshotImport(
     });
   }
   for (const n of nodes) {
-    if (n.source === "git" && (n.action === "add" || n.action === "park")) {
+    if (n.source === "git" && ["add", "park", "restore"].includes(n.action)) {
       checkNodeAdd(n.id, { url: n.from, ref: n.pin });
     }
   }
   const { report, lines } = pipsReport(snap, !!opts.withPips);
   const notes = [...snap.skipped];
-  const txNodes = nodes.filter((n) => n.action === "add" || n.action === "adopt");
-  if (txNodes.length === 0 && lines.length === 0) {
+  const reg0 = await readPlugins(ctx.paths);
+  // Restored code whose dependencies were never promoted needs the transaction too.
+  const ids = nodes.filter((n) =>
+    n.action === "add" || n.action === "adopt" ||
+    (n.action === "restore" && !reg0.plugins[n.id]?.last_txid)
+  ).map((n) => n.id);
+  if (ids.length === 0 && lines.length) {
+    throw new GovError("`--with-pips` pins nothing here: the snapshot brings no new node", {
+      hint: "import without --with-pips, or add the packages through a node",
+    });
+  }
+  const placing = nodes.filter((n) => n.action === "park" || n.action === "restore");
+  if (ids.length === 0 && placing.length === 0) {
     return result(ctx, snap, file, false, nodes, report, notes);
   }
-  ctx.uv();
+  if (ids.length) ctx.uv();
   const fetched: ImportNode[] = [];
   const adopted: string[] = [];
   let tx: Transaction | undefined;
   // The promotion's own pre snapshot already has the nodes registered; this one is the
   // state before the import, the one to roll back to.
-  const before = await createSnapshot(ctx.paths, "pre-import", file, {
-    retention: ctx.retention,
-  });
+  const before = ids.length
+    ? await createSnapshot(ctx.paths, "pre-import", file, { retention: ctx.retention })
+    : undefined;
   try {
     for (const n of nodes) {
-      if (n.action === "park") {
-        await parkClone(ctx, n);
+      if (n.action === "park" || n.action === "restore") {
         fetched.push(n);
+        await placeCode(ctx, n, (await readPlugins(ctx.paths)).plugins[n.id]);
       } else if (n.action === "adopt") {
         const reg = await readPlugins(ctx.paths);
         if (!reg.plugins[n.id]) {
@@ -464,13 +519,7 @@ export async function snapshotImport(
         if (n.pin === "latest") n.note = `the registry's latest: ${got.version}`;
       }
     }
-    const ids = txNodes.map((n) => n.id);
-    // A transaction needs a node to carry: the pins alone ride on the first node, or fail.
-    if (ids.length === 0) {
-      throw new GovError("`--with-pips` alone pins nothing: the snapshot brings no new node", {
-        hint: "import a snapshot with nodes, or add the packages through a node",
-      });
-    }
+    if (ids.length === 0) return result(ctx, snap, file, false, nodes, report, notes);
     const begun = await beginTxRun(ctx, ids[0]);
     begun.tx.node_ids = ids;
     if (lines.length) begun.tx.extra_groups = { [PIPS_GROUP]: lines };
@@ -507,8 +556,8 @@ export async function snapshotImport(
     }
     await takeOut(ctx, fetched, adopted);
     // Nothing changed, so the snapshot of before would only crowd useful ones out.
-    await deleteSnapshot(ctx.paths, before.id).catch(() => {});
+    if (before) await deleteSnapshot(ctx.paths, before.id).catch(() => {});
     throw err;
   }
-  return result(ctx, snap, file, false, nodes, report, notes, tx, before.id);
+  return result(ctx, snap, file, false, nodes, report, notes, tx, before?.id);
 }
