@@ -77,6 +77,16 @@ function bad(file: string, why: string): UsageError {
   });
 }
 
+// YAML's null and booleans as PyYAML writes them, for scalars read as strings.
+function isNull(v: unknown): v is null | undefined | string {
+  return v === null || v === undefined ||
+    (typeof v === "string" && /^(null|Null|NULL|~|)$/.test(v));
+}
+
+function isTrue(v: unknown): boolean {
+  return v === true || (typeof v === "string" && /^(true|True|TRUE|yes|Yes|on|On)$/.test(v));
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -143,7 +153,10 @@ export function parseManagerSnapshot(text: string, file: string): ManagerSnapsho
   let doc: unknown;
   const trimmed = text.trimStart();
   try {
-    doc = trimmed.startsWith("{") ? JSON.parse(text) : parseYaml(text);
+    // Every YAML scalar is read as a string and typed here: PyYAML (the writer) leaves a
+    // commit like `1234567e89...` unquoted, which a YAML 1.2 or even the `yaml` package's
+    // 1.1 schema would turn into a number.
+    doc = trimmed.startsWith("{") ? JSON.parse(text) : parseYaml(text, { schema: "failsafe" });
   } catch (err) {
     throw bad(file, `is neither JSON nor YAML (${(err as Error).message.split("\n")[0]})`);
   }
@@ -155,14 +168,14 @@ export function parseManagerSnapshot(text: string, file: string): ManagerSnapsho
     throw bad(file, "has neither git_custom_nodes nor cnr_custom_nodes");
   }
   const out: ManagerSnapshot = {
-    comfyui: typeof doc.comfyui === "string" && doc.comfyui ? doc.comfyui : null,
+    comfyui: typeof doc.comfyui === "string" && !isNull(doc.comfyui) ? doc.comfyui : null,
     git: [],
     registry: [],
     files: [],
     pips: [],
     skipped: [],
   };
-  const git = doc.git_custom_nodes ?? {};
+  const git = isNull(doc.git_custom_nodes) ? {} : doc.git_custom_nodes;
   if (!isObject(git)) {
     throw bad(file, "git_custom_nodes is not a mapping of URL to {hash, disabled}");
   }
@@ -184,9 +197,9 @@ export function parseManagerSnapshot(text: string, file: string): ManagerSnapsho
       throw bad(file, `'${url}' and '${clash}' would both be custom node ${id}`);
     }
     ids.set(id.toLowerCase(), url);
-    out.git.push({ id, url, commit: v.hash.toLowerCase(), disabled: v.disabled === true });
+    out.git.push({ id, url, commit: v.hash.toLowerCase(), disabled: isTrue(v.disabled) });
   }
-  const cnr = doc.cnr_custom_nodes ?? {};
+  const cnr = isNull(doc.cnr_custom_nodes) ? {} : doc.cnr_custom_nodes;
   if (!isObject(cnr)) throw bad(file, "cnr_custom_nodes is not a mapping of id to version");
   for (const [id, ver] of Object.entries(cnr)) {
     if (id.toLowerCase().includes("comfyui-manager")) {
@@ -202,14 +215,14 @@ export function parseManagerSnapshot(text: string, file: string): ManagerSnapsho
     ids.set(id.toLowerCase(), id);
     out.registry.push({ id, version: ver });
   }
-  const files = doc.file_custom_nodes ?? [];
+  const files = isNull(doc.file_custom_nodes) ? [] : doc.file_custom_nodes;
   if (!Array.isArray(files)) throw bad(file, "file_custom_nodes is not a list");
   for (const f of files) {
     if (isObject(f) && typeof f.filename === "string") {
-      out.files.push({ filename: f.filename, disabled: f.disabled === true });
+      out.files.push({ filename: f.filename, disabled: isTrue(f.disabled) });
     }
   }
-  const pips = doc.pips ?? {};
+  const pips = isNull(doc.pips) ? {} : doc.pips;
   if (!isObject(pips)) throw bad(file, "pips is not a mapping");
   for (const [k, v] of Object.entries(pips)) out.pips.push(parsePip(k, v));
   return out;
@@ -250,5 +263,5 @@ export function renderManagerSnapshot(c: ExportContent, format: "manager" | "com
   };
   return format === "manager"
     ? JSON.stringify(doc, null, 4) + "\n"
-    : stringifyYaml({ custom_nodes: doc });
+    : stringifyYaml({ custom_nodes: doc }, { version: "1.1" });
 }

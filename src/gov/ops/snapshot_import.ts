@@ -35,7 +35,7 @@ import type { PluginRecord, PluginsFile, Transaction } from "../state/schema.ts"
 import { newId, nowIso, readPlugins, writePlugins, writeTx } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import { requireGovManagedPython, requireInitialised } from "../steps/guards.ts";
-import type { ManagerSnapshot, SnapshotPip } from "./snapshot_format.ts";
+import { type ManagerSnapshot, normalizeGitUrl, type SnapshotPip } from "./snapshot_format.ts";
 
 /** What the import does with one node of the file. */
 export type ImportAction =
@@ -140,6 +140,9 @@ async function planGit(
   if (rec) {
     if (n.disabled) {
       return { ...base, action: "keep", note: "registered; `gov node remove` parks it" };
+    }
+    if (!isRegistryRecord(rec) && normalizeGitUrl(rec.url) !== normalizeGitUrl(n.url)) {
+      return { ...base, action: "keep", note: `registered from ${rec.url}` };
     }
     if (isRegistryRecord(rec) || !samePin(rec.commit, n.commit)) {
       return {
