@@ -98,6 +98,7 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
     const custom = join(env, "ComfyUI", "custom_nodes");
     let importTx = "";
     let preSnapshot = "";
+    let postSnapshot = "";
 
     await t.step("--dry-run shows every node's fate and touches nothing", async () => {
       const before = await truthFiles(env);
@@ -131,6 +132,7 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertEquals(await txCount(env), txs + 1);
       importTx = r.txid;
       preSnapshot = r.before_snapshot;
+      postSnapshot = r.post_snapshot;
       const idx = await govJson(env, ["snapshot", "list"]);
       assertEquals(idx.find((s: { id: string }) => s.id === preSnapshot)?.reason, "pre-import");
       const tx = await readJson(join(env, "state", "transactions", `${r.txid}.json`));
@@ -231,6 +233,16 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertEquals(doc.pips["sortedcontainers==2.3.0"], "");
       // The Manager's own layout: 4-space indented JSON.
       assertMatch(await Deno.readTextFile(exported), /^\{\n {4}"comfyui"/);
+      // From gov snapshots: what each recorded (parked folders are not part of them).
+      const post = await govIn(env, ["snapshot", "export", postSnapshot, "--format", "manager"]);
+      assertEquals(post.code, 0, post.stderr);
+      const pdoc = JSON.parse(post.stdout);
+      assertEquals(Object.keys(pdoc.git_custom_nodes).sort(), [alpha, beta].sort());
+      assertEquals(pdoc.cnr_custom_nodes, { "reg-node": "1.0.0" });
+      const pre = await govIn(env, ["snapshot", "export", preSnapshot, "--format", "manager"]);
+      const predoc = JSON.parse(pre.stdout);
+      assertEquals([predoc.git_custom_nodes, predoc.cnr_custom_nodes], [{}, {}]);
+      assertEquals(predoc.pips["einops==0.7.0"], undefined);
     });
 
     await t.step("the export imports into a fresh environment to the same state", async () => {
