@@ -348,7 +348,7 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
     await t.step("a conflict names the nodes; the core gate holds; nothing changes", async () => {
       const ca = await makeNodeRepo(repos, "Node-C23", ["conflict-a"]);
       const cb = await makeNodeRepo(repos, "Node-C24", ["conflict-b"]);
-      const torch = await makeNodeRepo(repos, "Node-Torch", ["needs-torch231"]);
+      const numpy1 = await makeNodeRepo(repos, "Node-Numpy1", ["needs-numpy1"]);
       const pin = (dir: string) => git(["rev-parse", "HEAD"], dir);
       const write = async (name: string, nodes: string[]) => {
         const f = join(files, name);
@@ -365,9 +365,10 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertMatch(c.stderr, /Node-C23/);
       assertMatch(c.stderr, /Node-C24/);
       assertMatch(c.stderr, /--pin/);
-      const core = await govIn(fresh, ["snapshot", "import", await write("t.json", [torch])]);
+      const core = await govIn(fresh, ["snapshot", "import", await write("t.json", [numpy1])]);
       assertTrue(core.code !== 0, core.stderr);
-      assertMatch(core.stderr, /torch/);
+      assertMatch(core.stderr, /core packages: numpy/);
+      assertMatch(core.stderr, /--approve-core/);
       assertEquals(await truthFiles(fresh), before);
       assertEquals(await listDir(join(fresh, "ComfyUI", "custom_nodes")), tree);
       assertEquals(await prodFreeze(fresh), await prodFreeze(template));
@@ -382,6 +383,21 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertEquals(pinned.status, "promoted");
       assertEquals(Object.keys(await plugins(fresh)).sort(), ["Node-C23", "Node-C24"]);
       assertTrue((await prodFreeze(fresh)).includes("sortedcontainers==2.4.0"));
+      // The core change, approved; the diff flags it.
+      const approved = await govJson(fresh, [
+        "snapshot",
+        "import",
+        join(files, "t.json"),
+        "--approve-core",
+      ]);
+      assertEquals(approved.status, "promoted");
+      const d = await govJson(fresh, ["snapshot", "diff", approved.before_snapshot, "current"]);
+      assertEquals(d.packages.downgraded, [
+        { name: "numpy", from: "2.1.0", to: "1.26.4", core: true },
+      ]);
+      assertEquals(d.nodes.added.map((n: { id: string }) => n.id), ["Node-Numpy1"]);
+      const text = await govIn(fresh, ["snapshot", "diff", approved.before_snapshot, "current"]);
+      assertMatch(text.stdout, /↓ numpy 2\.1\.0 -> 1\.26\.4 {2}\[core\]/);
     });
 
     await t.step("rollback to the pre-import snapshot undoes the import", async () => {

@@ -199,9 +199,11 @@ export async function nodeAddRegistry(ctx: GovContext, src: RegistrySource): Pro
   );
   let placed = false;
   try {
-    const rec = await fetchIntoPlace(ctx, id, src, target, tmp);
-    placed = true;
+    // Before the fetch, whose last act is the rename into place: the target did not exist
+    // (checked under the lock), so recovery may remove whatever a killed fetch left there.
     await j.step("placed");
+    placed = true;
+    const rec = await fetchIntoPlace(ctx, id, src, target, tmp);
     reg.plugins[id] = rec;
     await writePlugins(ctx.paths, reg);
     await j.finish();

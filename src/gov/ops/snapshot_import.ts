@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { GovError } from "../../errors.ts";
 import { NeedsResolutionError, PromoteGateError } from "../errors.ts";
 import { exists } from "../../fs/atomic.ts";
@@ -496,7 +496,7 @@ export async function snapshotImport(
   // The promotion's own pre snapshot already has the nodes registered; this one is the
   // state before the import, the one to roll back to.
   const before = ids.length
-    ? await createSnapshot(ctx.paths, "pre-import", file, { retention: ctx.retention })
+    ? await createSnapshot(ctx.paths, "pre-import", basename(file), { retention: ctx.retention })
     : undefined;
   try {
     for (const n of nodes) {
