@@ -8,6 +8,12 @@ import {
   renderManagerSnapshot,
 } from "../../src/gov/ops/snapshot_format.ts";
 import { UsageError } from "../../src/errors.ts";
+import { registryUrl } from "../../src/gov/ops/node_add_registry.ts";
+import { makeContext } from "../../src/gov/steps/context.ts";
+import { DEFAULT_REGISTRY_URL } from "../../src/registry/mod.ts";
+import { loadEnvironment } from "../../src/workspace/environment.ts";
+import { workspaceAt } from "../../src/workspace/root.ts";
+import { join } from "node:path";
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
 
 // What PyYAML 6 prints for such a snapshot (keys sorted, block style), as cm-cli saves it.
@@ -152,4 +158,32 @@ Deno.test("rendered snapshots read back to the same content, JSON and YAML", () 
   assertEquals(yaml.startsWith("custom_nodes:\n"), true);
   // A string PyYAML would read as a number is quoted.
   assertEquals(/version|'1\.0'|"1\.0"/.test(yaml), true);
+});
+
+Deno.test("the registry comes from GOV_REGISTRY_URL, else [registry] url of gov.toml, else the public one", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-registry-url-" });
+  try {
+    const envDir = join(root, "environments", "prod");
+    await Deno.mkdir(envDir, { recursive: true });
+    const env = loadEnvironment(envDir, workspaceAt(root));
+    const none = () => undefined;
+    assertEquals(await registryUrl(makeContext(env, { getenv: none })), DEFAULT_REGISTRY_URL);
+    await Deno.writeTextFile(
+      join(root, "gov.toml"),
+      '[registry]\nurl = "http://127.0.0.1:9/mirror/"\n',
+    );
+    assertEquals(
+      await registryUrl(makeContext(env, { getenv: none })),
+      "http://127.0.0.1:9/mirror",
+    );
+    const over = (n: string) => n === "GOV_REGISTRY_URL" ? "http://127.0.0.1:8/" : undefined;
+    assertEquals(await registryUrl(makeContext(env, { getenv: over })), "http://127.0.0.1:8");
+    // Outside a workspace there is no gov.toml to read.
+    assertEquals(
+      await registryUrl(makeContext(loadEnvironment(envDir), { getenv: none })),
+      DEFAULT_REGISTRY_URL,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
