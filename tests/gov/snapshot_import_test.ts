@@ -365,6 +365,14 @@ Deno.test("snapshot import/export/diff of Manager and comfy-cli snapshots", asyn
       assertMatch(c.stderr, /Node-C23/);
       assertMatch(c.stderr, /Node-C24/);
       assertMatch(c.stderr, /--pin/);
+      // Its nodes are gone, so the transaction is closed, keeping what it reached.
+      const txDir = join(fresh, "state", "transactions");
+      const records = await Promise.all(
+        (await listDir(txDir)).map((f) => readJson(join(txDir, f))),
+      );
+      const last = records.find((x) => x.node_ids?.includes("Node-C24"));
+      assertEquals([last.status, last.import_status], ["aborted", "needs_resolution"]);
+      assertTrue(last.conflict_report !== null);
       const core = await govIn(fresh, ["snapshot", "import", await write("t.json", [numpy1])]);
       assertTrue(core.code !== 0, core.stderr);
       assertMatch(core.stderr, /core packages: numpy/);

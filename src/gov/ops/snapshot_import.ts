@@ -32,7 +32,7 @@ import { canonicalName, nodeGroup } from "../state/pyproject.ts";
 import { beginJournal } from "../state/journal.ts";
 import { createSnapshot, deleteSnapshot } from "../state/snapshots.ts";
 import type { PluginRecord, PluginsFile, Transaction } from "../state/schema.ts";
-import { newId, nowIso, readPlugins, writePlugins, writeTx } from "../state/store.ts";
+import { newId, nowIso, readPlugins, readTx, writePlugins, writeTx } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import { requireGovManagedPython, requireInitialised } from "../steps/guards.ts";
 import { type ManagerSnapshot, normalizeGitUrl, type SnapshotPip } from "./snapshot_format.ts";
@@ -340,6 +340,22 @@ async function takeOut(ctx: GovContext, fetched: ImportNode[], adopted: string[]
   if (changed) await writePlugins(ctx.paths, reg);
 }
 
+/**
+ * Closes the transaction of a failed import: its nodes are gone, so neither `gov resolve`
+ * nor `gov tx promote` can go on with it. Its record (status reached, conflict report, run
+ * output) stays for `gov tx inspect`.
+ */
+async function closeTx(ctx: GovContext, txid: string, err: unknown): Promise<void> {
+  const tx = await readTx(ctx.paths, txid).catch(() => undefined);
+  if (!tx || tx.status === "promoted" || tx.status === "aborted") return;
+  tx.import_status = tx.status;
+  tx.status = "aborted";
+  tx.error = `snapshot import failed (${(err as Error)?.message ?? err}); its nodes were taken out`;
+  tx.ended_at ??= nowIso();
+  delete tx.pid;
+  await writeTx(ctx.paths, tx);
+}
+
 /** Registers a folder that is already in place at the snapshot's commit. */
 function adoptedRecord(n: ImportNode): PluginRecord {
   const now = nowIso();
@@ -493,6 +509,7 @@ export async function snapshotImport(
   const fetched: ImportNode[] = [];
   const adopted: string[] = [];
   let tx: Transaction | undefined;
+  let txid: string | undefined;
   // The promotion's own pre snapshot already has the nodes registered; this one is the
   // state before the import, the one to roll back to.
   const before = ids.length
@@ -524,6 +541,7 @@ export async function snapshotImport(
     }
     if (ids.length === 0) return result(ctx, snap, file, false, nodes, report, notes);
     const begun = await beginTxRun(ctx, ids[0]);
+    txid = begun.tx.txid;
     begun.tx.node_ids = ids;
     if (lines.length) begun.tx.extra_groups = { [PIPS_GROUP]: lines };
     begun.tx.resolution_pins = opts.pins ?? [];
@@ -558,6 +576,7 @@ export async function snapshotImport(
       err.hint = `review \`gov tx inspect ${err.txid}\`, then import again with --approve-core`;
     }
     await takeOut(ctx, fetched, adopted);
+    if (txid) await closeTx(ctx, txid, err);
     // Nothing changed, so the snapshot of before would only crowd useful ones out.
     if (before) await deleteSnapshot(ctx.paths, before.id).catch(() => {});
     throw err;
