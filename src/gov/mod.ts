@@ -40,6 +40,21 @@ import { sync, syncOptions, type SyncProgress } from "./ops/sync.ts";
 import { txAbort } from "./ops/tx_abort.ts";
 import { txInspect } from "./ops/tx_inspect.ts";
 import { txList } from "./ops/tx_list.ts";
+import { checkRegistryAdd, nodeAddRegistry } from "./ops/node_add_registry.ts";
+import { parseManagerSnapshot, renderManagerSnapshot } from "./ops/snapshot_format.ts";
+import {
+  type ImportOptions,
+  type ImportResult,
+  planSnapshotImport,
+  snapshotImport,
+} from "./ops/snapshot_import.ts";
+import {
+  diffGovStates,
+  exportContent,
+  readGovState,
+  type SnapshotDiff,
+} from "./ops/snapshot_export.ts";
+import { UsageError } from "../errors.ts";
 import { beginTxRun, recordTxRun, testTxRun } from "./ops/tx_run.ts";
 
 export type {
@@ -47,6 +62,8 @@ export type {
   EnvironmentStatus,
   GovContext,
   GovOptions,
+  ImportOptions,
+  ImportResult,
   InitOptions,
   InitResult,
   NodeInfo,
@@ -54,6 +71,7 @@ export type {
   PromoteOptions,
   RemoveResult,
   RollbackResult,
+  SnapshotDiff,
   SnapshotMeta,
   SyncProgress,
   Transaction,
@@ -419,4 +437,129 @@ export async function environmentStatus(
   gopts: GovOptions = {},
 ): Promise<EnvironmentStatus> {
   return await withReadEnv(env, "status", gopts, status);
+}
+
+/**
+ * Installs custom node `<registry-id>[@version]` from the Comfy Registry and registers it
+ * (`gov node add <registry-id>[@version]`).
+ *
+ * @example
+ * ```ts
+ * import { addRegistryNode } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const env = loadEnvironment("/srv/comfy/environments/prod");
+ * const n = await addRegistryNode(env, "comfyui-kjnodes@1.1.0");
+ * console.log(n.version, n.hash);
+ * ```
+ */
+export async function addRegistryNode(
+  env: Environment,
+  spec: string,
+  gopts: GovOptions = {},
+): Promise<NodeInfo> {
+  const src = checkRegistryAdd(spec);
+  return await withLockedEnv(env, "node add", gopts, (ctx) => nodeAddRegistry(ctx, src));
+}
+
+/**
+ * Imports a ComfyUI-Manager or comfy-cli snapshot file as one transaction, or with
+ * `dryRun` says what would change and touches nothing (`gov snapshot import`). The file is
+ * read and checked before the environment is locked.
+ *
+ * @example
+ * ```ts
+ * import { importSnapshot } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const env = loadEnvironment("/srv/comfy/environments/prod");
+ * const r = await importSnapshot(env, "snapshot.json", { dryRun: true });
+ * for (const n of r.nodes) console.log(n.id, n.action);
+ * ```
+ */
+export async function importSnapshot(
+  env: Environment,
+  file: string,
+  opts: ImportOptions,
+  gopts: GovOptions = {},
+): Promise<ImportResult> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    throw new UsageError(`cannot read snapshot file ${file}: ${(err as Error).message}`, {
+      hint: "pass the path of a snapshot saved by ComfyUI-Manager or comfy-cli",
+    });
+  }
+  const snap = parseManagerSnapshot(text, file);
+  opts = { ...opts, pins: (opts.pins ?? []).map(parsePin) };
+  if (opts.dryRun) {
+    return await withReadEnv(
+      env,
+      "snapshot import",
+      gopts,
+      (ctx) => planSnapshotImport(ctx, snap, file, opts),
+    );
+  }
+  return await withLockedEnv(
+    env,
+    "snapshot import",
+    gopts,
+    (ctx) => snapshotImport(ctx, snap, file, opts),
+  );
+}
+
+/**
+ * Renders the current state, or gov snapshot `id`, as a snapshot ComfyUI-Manager
+ * (`manager`, JSON) or comfy-cli (`comfy-cli`, YAML) restores (`gov snapshot export`).
+ *
+ * @example
+ * ```ts
+ * import { exportSnapshot } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const env = loadEnvironment("/srv/comfy/environments/prod");
+ * const { text } = await exportSnapshot(env, "current", "manager");
+ * ```
+ */
+export async function exportSnapshot(
+  env: Environment,
+  id: string,
+  format: "manager" | "comfy-cli",
+  gopts: GovOptions = {},
+): Promise<{ text: string; left_out: string[] }> {
+  if (id !== "current") validateName("snapshot id", id);
+  return await withReadEnv(env, "snapshot export", gopts, async (ctx) => {
+    const { content, left_out } = await exportContent(ctx, await readGovState(ctx, id));
+    return { text: renderManagerSnapshot(content, format), left_out };
+  });
+}
+
+/**
+ * Nodes and packages that differ from state `a` to state `b` (snapshot ids or `current`)
+ * (`gov snapshot diff`).
+ *
+ * @example
+ * ```ts
+ * import { diffSnapshots } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const env = loadEnvironment("/srv/comfy/environments/prod");
+ * const d = await diffSnapshots(env, "snap-20260101-120000-000-ab12", "current");
+ * console.log(d.packages.upgraded);
+ * ```
+ */
+export async function diffSnapshots(
+  env: Environment,
+  a: string,
+  b: string,
+  gopts: GovOptions = {},
+): Promise<SnapshotDiff> {
+  for (const id of [a, b]) if (id !== "current") validateName("snapshot id", id);
+  return await withReadEnv(
+    env,
+    "snapshot diff",
+    gopts,
+    async (ctx) => diffGovStates(ctx, await readGovState(ctx, a), await readGovState(ctx, b)),
+  );
 }

@@ -17,6 +17,9 @@ import { resolveCommand } from "./resolve.ts";
 import { rollbackCommand } from "./rollback.ts";
 import { snapshotListCommand } from "./snapshot_list.ts";
 import { snapshotInspectCommand } from "./snapshot_inspect.ts";
+import { snapshotImportCommand } from "./snapshot_import.ts";
+import { snapshotExportCommand } from "./snapshot_export.ts";
+import { snapshotDiffCommand } from "./snapshot_diff.ts";
 
 /** The env commands, in the order `gov --help` lists them. */
 export const commands: Command[] = [
@@ -33,4 +36,7 @@ export const commands: Command[] = [
   rollbackCommand,
   snapshotListCommand,
   snapshotInspectCommand,
+  snapshotImportCommand,
+  snapshotExportCommand,
+  snapshotDiffCommand,
 ];

@@ -40,7 +40,7 @@ ${ENV_FLAGS_HELP}
       ["ID", "COMMIT", "CODE", "MANAGED DEPS"],
       ...nodes.map((n) => [
         n.id,
-        (n.commit ?? "").slice(0, 12),
+        n.commit?.slice(0, 12) ?? (n.version ? `v${n.version} (registry)` : ""),
         n.code_state === "other-commit"
           ? `other commit ${(n.code_commit ?? "").slice(0, 12)}`
           : n.code_state ?? (n.code_present ? "present" : "missing"),

@@ -29,11 +29,15 @@ export async function nodeList(ctx: GovContext): Promise<NodeInfo[]> {
   for (const id of Object.keys(reg.plugins).sort()) {
     const rec = reg.plugins[id];
     const path = join(ctx.paths.customNodesDir, id);
-    const code = await inspectCode(ctx.env.config.tools.git ?? "git", path, rec.commit);
+    const present = await exists(path);
+    // A registry node is an unpacked archive, not a checkout: git has nothing to say of it.
+    const code = rec.source === "registry"
+      ? { state: present ? "present" as const : "missing" as const, commit: null }
+      : await inspectCode(ctx.env.config.tools.git ?? "git", path, rec.commit);
     out.push({
       ...rec,
       path,
-      code_present: await exists(path),
+      code_present: present,
       code_state: code.state,
       code_commit: code.commit,
     });

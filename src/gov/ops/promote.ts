@@ -41,6 +41,7 @@ import { candidatePath, conflictPath } from "../state/paths.ts";
 import { syncProd } from "../steps/prod.ts";
 import { nodeGroup, readPyproject } from "../state/pyproject.ts";
 import { nodeRequirements } from "../steps/requirements.ts";
+import { extraGroups, txNodeIds } from "../steps/multi_node.ts";
 import type { SnapshotMeta, Transaction, TxDiff } from "../state/schema.ts";
 import { smokeTest } from "../steps/smoke.ts";
 import {
@@ -128,6 +129,7 @@ export async function promote(
       { hint: `test the new requirements with \`gov tx run ${tx.node_id}\` and promote that` },
     );
   }
+  const extra = await extraGroups(ctx, tx, { reg, check: true });
   const uv = ctx.uv();
   const uvBefore = uv.totalMs;
   const group = nodeGroup(tx.node_id);
@@ -153,6 +155,7 @@ export async function promote(
       group,
       requirements: reqs.requirements,
       pins: tx.resolution_pins,
+      extra,
     });
     // The core gate again, on what production will really get: the transaction's own diff
     // came from its test run, but resolution pins (an override can move torch) and promotions
@@ -222,6 +225,7 @@ export async function promote(
     managed_deps: plan.managedDeps,
     expected: tx.diff,
     lock_diff: lockChange,
+    ...(extra.length ? { extra_groups: extra.map((g) => g.group) } : {}),
   };
   tx.promotion = promotion;
   await writeTx(ctx.paths, tx);
@@ -356,6 +360,16 @@ async function finishPromote(ctx: GovContext, j: JournalHandle): Promise<Transac
       rec.last_txid = txid;
       if (typeof tx.node_commit === "string") rec.commit = tx.node_commit;
       rec.updated_at = nowIso();
+    }
+    // The other nodes of a multi-node transaction get their records the same way.
+    for (const id of txNodeIds(tx).filter((n) => n !== tx.node_id && reg.plugins[n])) {
+      const other = reg.plugins[id];
+      other.managed_deps = (await readPyproject(ctx.paths.pyproject)).groups[nodeGroup(id)] ?? [];
+      other.pins = tx.resolution_pins;
+      other.last_txid = txid;
+      other.updated_at = nowIso();
+    }
+    if (rec || txNodeIds(tx).length > 1) {
       await writePlugins(ctx.paths, reg);
     }
     await j.step("plugins-updated", { post_snapshot: newId("snap") });

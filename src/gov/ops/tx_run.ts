@@ -23,6 +23,7 @@ import { candidatePath } from "../state/paths.ts";
 import { nodeGroup, readPyproject } from "../state/pyproject.ts";
 import { nodeRequirements } from "../steps/requirements.ts";
 import { inspectCode } from "../steps/node_code.ts";
+import { extraGroups, txNodeIds } from "../steps/multi_node.ts";
 import type { Transaction } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, readTx, writeTx } from "../state/store.ts";
 import {
@@ -231,7 +232,7 @@ export async function recoverTxRuns(ctx: GovContext): Promise<void> {
  */
 async function judgeImportFailures(
   ctx: GovContext,
-  nodeId: string,
+  nodeIds: string[],
   failures: string[],
 ): Promise<{ counted: string[]; ignored: string[] }> {
   const reg = await readPlugins(ctx.paths);
@@ -239,7 +240,8 @@ async function judgeImportFailures(
   const counted: string[] = [];
   const ignored: string[] = [];
   for (const f of failures) {
-    const pending = f !== nodeId && reg.plugins[f] !== undefined && !(nodeGroup(f) in groups) &&
+    const pending = !nodeIds.includes(f) && reg.plugins[f] !== undefined &&
+      !(nodeGroup(f) in groups) &&
       (await nodeRequirements(join(ctx.paths.customNodesDir, f)).then(
         (r) => r.requirements.length > 0,
         () => false,
@@ -268,6 +270,12 @@ async function buildAndRun(
   tx.requirements_sha256 = reqs.sha256;
   // The code this run tested: what the node's record says once it is promoted.
   tx.node_commit = (await inspectCode(ctx.env.config.tools.git ?? "git", nodeDir, null)).commit;
+  const extra = await extraGroups(ctx, tx);
+  if (tx.node_ids) {
+    tx.node_requirements_sha256 = Object.fromEntries(
+      extra.filter((g) => g.node).map((g) => [g.node, g.sha256]),
+    );
+  }
   const candidate = tx.candidate_env;
   await Deno.mkdir(p.candidatesDir, { recursive: true });
   const prodPython = join(p.prodVenv, "bin", "python");
@@ -289,6 +297,7 @@ async function buildAndRun(
     requirements: reqs.requirements,
     pins: tx.resolution_pins,
     projectEnvironment: candidate,
+    extra,
   });
   await uv.sync({
     cwd: workdir,
@@ -305,6 +314,7 @@ async function buildAndRun(
     ignored_options: reqs.ignoredOptions,
     managed_deps: plan.managedDeps,
     overrides: plan.overrides,
+    ...(extra.length ? { extra_groups: extra.map((g) => g.group) } : {}),
   };
   const timeoutSec = opts.timeoutSec ?? ctx.env.config.tx.timeout;
   const run = await testStartComfyUI({
@@ -332,7 +342,7 @@ async function buildAndRun(
     import_failures: run.importFailures,
     log,
   };
-  const { counted, ignored } = await judgeImportFailures(ctx, tx.node_id, run.importFailures);
+  const { counted, ignored } = await judgeImportFailures(ctx, txNodeIds(tx), run.importFailures);
   (tx.run as Record<string, unknown>).import_failures = counted;
   (tx.run as Record<string, unknown>).ignored_import_failures = ignored;
   const ok = run.exitCode === 0 && counted.length === 0;

@@ -90,6 +90,18 @@ export interface Transaction {
   /** Additive: the commit checked out in the node's folder when it was tested (null when
    * the folder is not a git checkout). */
   node_commit?: string | null;
+  /**
+   * Additive: every custom node whose group this transaction sets, when it carries several
+   * (`gov snapshot import`); `node_id` is then the first of them. Absent: just `node_id`.
+   */
+  node_ids?: string[];
+  /**
+   * Additive: dependency groups that belong to no node, with their requirement lines (the
+   * pinned `pips` of an imported snapshot, group `snapshot-pips`).
+   */
+  extra_groups?: Record<string, string[]>;
+  /** Additive: sha256 of the requirement lines of each node of `node_ids` at the test run. */
+  node_requirements_sha256?: Record<string, string>;
   [extra: string]: unknown;
 }
 
@@ -196,6 +208,11 @@ export function validateTransaction(v: unknown, file: string): Transaction {
     ...(o.warnings === undefined
       ? {}
       : { warnings: check.stringArray(o.warnings, file, "warnings") }),
+    ...(o.node_ids === undefined ? {} : {
+      node_ids: check.stringArray(o.node_ids, file, "node_ids").map((n, i) =>
+        name(n, file, `node_ids[${i}]`)
+      ),
+    }),
   } as Transaction;
 }
 
@@ -213,6 +230,16 @@ export interface PluginRecord {
   last_txid?: string | null;
   /** Additive: the resolution pins that promotion brought (`[tool.uv] override-dependencies`). */
   pins?: string[];
+  /** Additive: where the code came from, `"git"` (the default when absent) or `"registry"`. */
+  source?: "git" | "registry";
+  /** Additive, registry nodes: the Comfy Registry id. */
+  registry_id?: string;
+  /** Additive, registry nodes: the version installed. */
+  version?: string;
+  /** Additive, registry nodes: `sha256:<hex>` of the archive installed. */
+  hash?: string;
+  /** Additive, registry nodes: the registry's base URL. */
+  registry_url?: string;
   [extra: string]: unknown;
 }
 
@@ -262,6 +289,9 @@ export function validatePlugins(v: unknown, file: string): PluginsFile {
       updated_at: iso(r.updated_at, file, `${f}.updated_at`),
       last_txid: check.optString(r.last_txid, file, `${f}.last_txid`) ?? null,
       ...(r.pins === undefined ? {} : { pins: check.stringArray(r.pins, file, `${f}.pins`) }),
+      ...(r.source === undefined
+        ? {}
+        : { source: check.oneOf(r.source, file, `${f}.source`, ["git", "registry"] as const) }),
     };
   }
   return { ...o, version: 1, plugins: out };
@@ -287,6 +317,7 @@ export const SNAPSHOT_REASONS = [
   "post-remove",
   "pre-rollback",
   "manual",
+  "pre-import",
 ] as const;
 
 /**

@@ -17,6 +17,7 @@ import type { ConflictRef, Transaction, TxDiff } from "../state/schema.ts";
 import { diffFreeze, lockFreeze } from "../state/freeze.ts";
 import { copyFileAtomic, nowIso, readPlugins, writeConflict } from "../state/store.ts";
 import { workPath, workPrefix } from "../state/paths.ts";
+import type { ExtraGroup } from "./multi_node.ts";
 
 /** Files copied into a workdir: the two uv truth files and uv's interpreter pin. */
 const WORK_FILES = ["pyproject.toml", "uv.lock", ".python-version"];
@@ -128,29 +129,41 @@ export interface PlanResult {
 export async function applyNodePlan(
   ctx: GovContext,
   workdir: string,
-  plan: { group: string; requirements: string[]; pins: string[]; projectEnvironment?: string },
+  plan: {
+    group: string;
+    requirements: string[];
+    pins: string[];
+    projectEnvironment?: string;
+    /** More groups set alongside, locked once with the rest (multi-node transactions). */
+    extra?: ExtraGroup[];
+  },
 ): Promise<PlanResult> {
   const uv = ctx.uv();
   uv.knownNodes = Object.keys((await readPlugins(ctx.paths)).plugins);
   const pyPath = join(workdir, "pyproject.toml");
   let text = await Deno.readTextFile(pyPath);
+  const groups = [plan, ...(plan.extra ?? [])];
   // A node that is promoted again (updated) gets its group replaced, not merged: a
   // requirement it dropped must go away.
-  text = removeGroup(text, plan.group, pyPath);
+  for (const g of groups) text = removeGroup(text, g.group, pyPath);
   if (plan.pins.length) text = setOverrides(text, plan.pins, pyPath);
   await writeFileAtomic(pyPath, text);
   const venv = plan.projectEnvironment ?? join(workdir, ".venv");
   try {
-    if (plan.requirements.length) {
-      const file = await writeRequirementsFile(workdir, plan.group, plan.requirements);
-      await uv.addGroup(plan.group, file, { cwd: workdir, projectEnvironment: venv });
+    for (const g of groups) {
+      if (!g.requirements.length) continue;
+      const file = await writeRequirementsFile(workdir, g.group, g.requirements);
+      await uv.addGroup(g.group, file, { cwd: workdir, projectEnvironment: venv });
     }
     await uv.lock({ cwd: workdir, projectEnvironment: venv, step: "uv lock (workdir)" });
   } catch (err) {
     throw missingVersionOf(err) ?? err;
   }
   const py = await readPyproject(pyPath);
-  return { managedDeps: py.groups[plan.group] ?? [], overrides: py.overrides };
+  return {
+    managedDeps: groups.flatMap((g) => py.groups[g.group] ?? []),
+    overrides: py.overrides,
+  };
 }
 
 /**
