@@ -65,7 +65,7 @@ Flags:
   --with-pips      pin the snapshot's pips too
   --approve-core   accept changes to core packages (torch, numpy, ...)
   --pin P          resolution pin <package>==<version> for a conflict (repeatable)
-  --timeout S      seconds ComfyUI may take to come up in the test start
+  --timeout S      the longest gov waits for the candidate ComfyUI to come up, in seconds
   --json           print the result as JSON
 
 ${ENV_FLAGS_HELP}
