@@ -13,6 +13,7 @@ import {
   PromoteGateError,
 } from "../gov/mod.ts";
 import { EnvironmentSelectionError } from "../workspace/environment.ts";
+import { UnknownNodeError } from "../workflow/errors.ts";
 import { WorkspaceNotFoundError } from "../workspace/root.ts";
 
 /** The flag that names each input of {@linkcode MissingInputError}. */
@@ -79,6 +80,9 @@ export function cliWording(err: GovError): { message: string; hint?: string } {
       hint:
         "pass --workspace DIR, set COMFYGIT_HOME, or run from inside a folder holding .metadata/",
     };
+  }
+  if (err instanceof UnknownNodeError && err.hint && !err.hint.includes("--allow-unknown")) {
+    return { ...own, hint: `${err.hint}; --allow-unknown converts anyway, best effort` };
   }
   if (err instanceof PromoteGateError) {
     const pin = `gov resolve ${err.txid} --pin <package>==<version>`;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GovError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 
 /**
  * The workflow uses node classes the node definitions (`/object_info`) do not know, so its
@@ -17,7 +17,7 @@ import { GovError, UsageError } from "../errors.ts";
  * throw new UnknownNodeError([{ classType: "ImageResize+", nodeIds: ["34"] }]);
  * ```
  */
-export class UnknownNodeError extends GovError {
+export class UnknownNodeError extends UsageError {
   /** Each unknown class with the ids of the nodes that use it. */
   missing: { classType: string; nodeIds: string[] }[];
   constructor(missing: { classType: string; nodeIds: string[] }[], hint?: string) {
@@ -28,12 +28,10 @@ export class UnknownNodeError extends GovError {
       } the node definitions do not know: ${list}`,
       {
         hint: hint ??
-          "install the custom nodes that provide them (or convert against a backend that has " +
-            "them); --allow-unknown converts anyway, best effort",
+          "install the custom nodes that provide them, or convert against a backend that has them",
       },
     );
     this.name = "UnknownNodeError";
-    this.exitCode = 2;
     this.missing = missing;
   }
 
