@@ -12,7 +12,7 @@ import { SpawnError } from "../process/run.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { writeStartupState } from "../ipc/startup.ts";
 import type { SupervisorCommandName } from "../ipc/cmd.ts";
-import { HealthTracker, type ListenTarget, listenTarget } from "./health.ts";
+import { HealthTracker, type ListenTarget, listenTarget, nextProbeDelay } from "./health.ts";
 import type { ChildHandle } from "./deps.ts";
 import type { CommandMode, Running, SupervisorContext } from "./context.ts";
 
@@ -371,7 +371,12 @@ export async function watch(
     if (child.probe?.result !== undefined) {
       const ok = child.probe.result;
       child.probe = undefined;
-      child.nextProbeAt = deps.now() + settings.pollIntervalMs;
+      // Once the port answers, the remaining answers of the streak are asked for at once.
+      child.nextProbeAt = deps.now() + nextProbeDelay({
+        ok: child.tracker.streak > 0,
+        sinceStartMs: deps.now() - child.startedAt,
+        pollIntervalMs: settings.pollIntervalMs,
+      });
       if (ok) {
         if (child.handle.exited()) continue;
         await markHealthy(ctx, child);

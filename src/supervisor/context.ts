@@ -58,7 +58,7 @@ export interface Running {
   tracker: HealthTracker;
   /** The health probe in flight (a slow answer must not delay `.cmd` or a stop). */
   probe?: { promise: Promise<boolean>; result?: boolean };
-  /** No new probe before this time (probes stay one poll interval apart). */
+  /** No new probe before this time (spaced by `nextProbeDelay` of health.ts). */
   nextProbeAt: number;
   /** Declared healthy (event emitted, state written). */
   healthy: boolean;

@@ -230,6 +230,21 @@ Deno.test("health needs consecutive successes; a failure resets the count", asyn
   }
 });
 
+Deno.test("a slow start is probed fast at first; once it answers, the streak comes at once", async () => {
+  // A poll interval of a minute: with probes one interval apart this start would take minutes.
+  // The child binds only after 4 failed probes; then 3 answers in a row make it healthy.
+  const h = await harness(["a"], {
+    settings: { ...FAST, pollIntervalMs: 60_000, healthTimeoutS: 600 },
+    setup: (w) => w.probeOverride = (_c, n) => n > 4,
+  });
+  try {
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 10_000, 5), h.types().join());
+    assertEquals(h.world.probes, 7);
+  } finally {
+    await finish(h);
+  }
+});
+
 Deno.test("a child that never answers hits the health timeout and counts as a crash", async () => {
   const h = await harness(["a"], {
     settings: { ...FAST, healthTimeoutS: 0.1, crashLimit: 2 },
