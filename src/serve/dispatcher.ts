@@ -113,6 +113,14 @@ export class Dispatcher {
   #lastWaitKinds = new Map<string, string>();
   /** Requirements of queued jobs (their prompts do not change while queued). */
   #needs = new Map<string, { req: PromptRequirements; key: string }>();
+  /** Jobs waiting for the next group commit (see submitBatched). */
+  #batch: {
+    job: Job;
+    req: JobRequest;
+    resolve: (job: Job) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  #batchTimer?: ReturnType<typeof setTimeout>;
 
   constructor(opts: DispatcherOptions) {
     this.store = opts.store;
@@ -187,6 +195,8 @@ export class Dispatcher {
    * ```
    */
   async stop(): Promise<void> {
+    // Jobs already accepted for the next group commit are stored (and answered) first.
+    this.#flushBatch();
     this.#stopping = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#passTimer !== undefined) clearTimeout(this.#passTimer);
@@ -249,6 +259,70 @@ export class Dispatcher {
    * ```
    */
   submit(req: JobRequest): Job {
+    const job = this.#build(req);
+    this.store.create(job, req.backend ? { backend: req.backend } : {});
+    this.#queued(job, req);
+    return job;
+  }
+
+  /**
+   * {@linkcode Dispatcher.submit}, with the job's durable write shared with the other jobs
+   * submitted in the same turn of the event loop (group commit: one sync to disk for all).
+   * Resolves once the job is stored, so the caller may acknowledge it; rejects like submit.
+   *
+   * @example
+   * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const workflow = {};
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
+   * const job = await dispatcher.submitBatched({ workflow });
+   * ```
+   */
+  submitBatched(req: JobRequest): Promise<Job> {
+    let job: Job;
+    try {
+      job = this.#build(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      this.#batch.push({ job, req, resolve, reject });
+      this.#batchTimer ??= setTimeout(() => this.#flushBatch(), 0);
+    });
+  }
+
+  #flushBatch(): void {
+    if (this.#batchTimer !== undefined) clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0) return;
+    try {
+      this.store.createMany(
+        batch.map(({ job, req }) => ({
+          job,
+          eventData: req.backend ? { backend: req.backend } : {},
+        })),
+      );
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const b of batch) {
+      this.#queued(b.job, b.req);
+      b.resolve(b.job);
+    }
+  }
+
+  #queued(job: Job, req: JobRequest): void {
+    this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);
+    this.kick();
+  }
+
+  #build(req: JobRequest): Job {
     if (this.#stopping) throw new GovError("the gateway is shutting down; submit again later");
     const sets = req.sets ?? [];
     const backends = this.#backends();
@@ -282,7 +356,7 @@ export class Dispatcher {
       pinnedBackend: req.backend ?? null,
       backend: null,
       promptId: crypto.randomUUID(),
-      clientId: `gov-${crypto.randomUUID()}`,
+      clientId: this.#runner.clientId,
       attempts: 0,
       maxAttempts: this.maxAttempts,
       error: null,
@@ -299,9 +373,6 @@ export class Dispatcher {
       finishedAt: null,
       updatedAt: now,
     };
-    this.store.create(job, req.backend ? { backend: req.backend } : {});
-    this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);
-    this.kick();
     return job;
   }
 

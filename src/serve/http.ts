@@ -527,7 +527,7 @@ export function createHandler(ctx: GatewayContext): {
             }`,
           );
         }
-        const job = ctx.dispatcher.submit({
+        const job = await ctx.dispatcher.submitBatched({
           workflow: b.workflow,
           sets: parseSets(b.set),
           backend: b.backend as string | undefined,

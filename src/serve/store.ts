@@ -99,6 +99,10 @@ const COLUMNS: Record<keyof Job, [string, "text" | "json" | "int"]> = {
   updatedAt: ["updated_at", "int"],
 };
 
+const JOB_FIELDS = Object.keys(COLUMNS) as (keyof Job)[];
+const INSERT_JOB = `INSERT INTO jobs (${JOB_FIELDS.map((f) => COLUMNS[f][0]).join(", ")})
+  VALUES (${JOB_FIELDS.map(() => "?").join(", ")})`;
+
 type Row = Record<string, SQLInputValue>;
 
 function toColumn(field: keyof Job, value: unknown): SQLInputValue {
@@ -308,17 +312,19 @@ export class JobStore {
    * ```
    */
   create(job: Job, eventData: Record<string, unknown> = {}): Job {
-    const type: JobEventType = job.state === "failed" ? "failed" : "queued";
-    const fields = Object.keys(COLUMNS) as (keyof Job)[];
-    const sql = `INSERT INTO jobs (${fields.map((f) => COLUMNS[f][0]).join(", ")}) VALUES (${
-      fields.map(() => "?").join(", ")
-    })`;
-    const event = this.#tx(true, () => {
-      this.#stmt(sql).run(...fields.map((f) => toColumn(f, job[f])));
-      return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
-    });
-    this.#emit(event, job);
-    return job;
+    return this.createMany([{ job, eventData }])[0];
+  }
+
+  /** {@linkcode JobStore.create} for many jobs in one durable transaction (group commit). */
+  createMany(items: { job: Job; eventData?: Record<string, unknown> }[]): Job[] {
+    const events = this.#tx(true, () =>
+      items.map(({ job, eventData }) => {
+        this.#stmt(INSERT_JOB).run(...JOB_FIELDS.map((f) => toColumn(f, job[f])));
+        const type: JobEventType = job.state === "failed" ? "failed" : "queued";
+        return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
+      }));
+    items.forEach(({ job }, i) => this.#emit(events[i], job));
+    return items.map((i) => i.job);
   }
 
   /**

@@ -96,10 +96,13 @@ export interface PromptApi {
   locate(promptId: string): Promise<PromptLocation | undefined>;
   /** Deletes the prompt from the queue, or interrupts it when it runs. */
   cancel(promptId: string): Promise<{ deleted: boolean; interrupted: boolean }>;
-  /** Opens `/ws?clientId=...`; rejects with BackendUnreachableError when it cannot. */
+  /**
+   * Opens `/ws?clientId=...`; rejects with BackendUnreachableError when it cannot.
+   * `handlers.promptId` names the prompt followed, so a shared socket can route to it.
+   */
   connect(
     clientId: string,
-    handlers: { onMessage?: (m: WsMessage) => void; onClose?: () => void },
+    handlers: { onMessage?: (m: WsMessage) => void; onClose?: () => void; promptId?: string },
     timeoutMs?: number,
   ): Promise<PromptSocket>;
   /** The same backend with `signal` also ending every request at once. */
@@ -229,7 +232,7 @@ export async function runPrompt(
       try {
         socket = await follow.connect(
           opts.clientId,
-          { onMessage, onClose: onAbort },
+          { onMessage, onClose: onAbort, promptId },
           opts.wsOpenTimeoutMs,
         );
       } catch {
