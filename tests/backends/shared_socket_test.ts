@@ -6,6 +6,7 @@ import { startFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { waitFor } from "../helpers/net.ts";
 import {
   ComfyUIClient,
+  type PromptApi,
   type RunEvent,
   runPrompt,
   SharedSocket,
@@ -78,4 +79,39 @@ Deno.test("shared socket: a backend without /ws is polled, and its socket not re
   }
   assertEquals(connects, 1);
   await shared.close();
+});
+
+Deno.test("run: a success the socket saw whole needs no /history; cached nodes leave it to /history", async () => {
+  const comfy = await startFakeComfyUI({
+    env: { FAKE_COMFYUI_EXEC_SECONDS: "0.05", FAKE_COMFYUI_STEPS: "1" },
+  });
+  const client = new ComfyUIClient({ host: "127.0.0.1", port: comfy.port, id: "fake" });
+  let historyCalls = 0;
+  const counting: PromptApi = {
+    label: client.label,
+    baseUrl: client.baseUrl,
+    queuePrompt: (p, o) => client.queuePrompt(p, o),
+    history: (id) => {
+      historyCalls++;
+      return client.history(id);
+    },
+    locate: (id) => client.locate(id),
+    cancel: (id) => client.cancel(id),
+    connect: (c, h, t) => client.connect(c, h, t),
+    withSignal: (s) => client.withSignal(s),
+  };
+  try {
+    const prompt = txt2img({ seed: 4242 });
+    const first = await runPrompt(counting, prompt, { promptId: newId(), clientId: newId() });
+    assertEquals([first.status, first.transport, first.outputs.length], ["success", "ws", 1]);
+    assertEquals(first.outputs[0].nodeId, "9");
+    assertEquals(historyCalls, 0);
+    // The same prompt again: ComfyUI serves every node from its cache and sends no
+    // `executed`; the outputs come from /history.
+    const again = await runPrompt(counting, prompt, { promptId: newId(), clientId: newId() });
+    assertEquals([again.status, again.outputs.length], ["success", 1]);
+    assertTrue(historyCalls >= 1);
+  } finally {
+    await comfy.stop();
+  }
 });

@@ -1,6 +1,7 @@
 /**
  * The run-prompt state machine: queue a prompt under the caller's `prompt_id`, follow it over
- * `/ws` with `/history` as the authority, and end with its outcome. It falls back to polling
+ * `/ws` with `/history` as the authority (skipped only after a success the socket saw whole,
+ * see `seenFromStart`), and end with its outcome. It falls back to polling
  * `/history` when the socket cannot open (404, proxy without WebSocket) or drops mid-job,
  * and polls `/history` slowly even while the socket is up: that catches missed messages and
  * a backend that stops answering while its socket stays open.
@@ -175,6 +176,13 @@ export async function runPrompt(
   // Whether the prompt was seen executing (over /ws, or in /queue's running list).
   let started = false;
   const wsOutputs = new Map<string, Record<string, unknown>>();
+  // Whether the socket told the whole story of a success: seen from its start, nothing
+  // served from ComfyUI's cache (a cached output node sends no `executed`), ended with
+  // `execution_success`. Then its `executed` outputs are the history's, and /history is
+  // not asked (a round trip per job); in every other case /history decides.
+  let seenFromStart = false;
+  let cachedNodes = false;
+  let succeededOverWs = false;
   const onMessage = (m: WsMessage) => {
     const d = m.data;
     if (d.prompt_id !== promptId) return;
@@ -203,7 +211,11 @@ export async function runPrompt(
         emit({ type: "executed", promptId, node: String(d.node), output });
         break;
       }
+      case "execution_start":
+        seenFromStart = true;
+        break;
       case "execution_cached":
+        if (Array.isArray(d.nodes) && d.nodes.length > 0) cachedNodes = true;
         emit({
           type: "cached",
           promptId,
@@ -211,6 +223,9 @@ export async function runPrompt(
         });
         break;
       case "execution_success":
+        succeededOverWs = true;
+        finishedOverWs = true;
+        break;
       case "execution_error":
       case "execution_interrupted":
         finishedOverWs = true;
@@ -265,6 +280,10 @@ export async function runPrompt(
       if (opts.detachSignal?.aborted) throw new PromptDetachedError(promptId);
       const wsUp = socket?.isOpen === true;
       if (opts.signal?.aborted) return cancelled(api, promptId, true, wsUp ? "ws" : "poll");
+      if (finishedOverWs && succeededOverWs && seenFromStart && !cachedNodes) {
+        const outputs = [...wsOutputs].flatMap(([node, out]) => outputsFromNode(node, out));
+        return { promptId, status: "success", outputs, transport: "ws" };
+      }
       if (finishedOverWs) {
         // The socket said done; /history is written right around then, so poll briskly.
         if (!finishWaitStart) finishWaitStart = Date.now();
