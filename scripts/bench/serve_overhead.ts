@@ -32,7 +32,10 @@ const CONCURRENCY = 64;
 const LOAD_JOBS = Number(Deno.env.get("BENCH_SERVE_JOBS") ?? 20_000);
 const DIRECT_LOAD_JOBS = 2_000;
 const log = Deno.env.get("BENCH_DEBUG") ? (s: string) => console.error(s) : () => {};
-const PROMPT = txt2img({ text: "bench", prefix: "bench" });
+// A new seed per submission: ComfyUI would serve a repeated prompt from its cache without
+// running anything, which is not the workload a gateway carries.
+let seed = Math.floor(Math.random() * 1e9);
+const prompt = () => txt2img({ text: "bench", prefix: "bench", seed: seed++ });
 
 /** Waiters keyed by id that also remember ids finished before anyone waited for them. */
 class Completions {
@@ -75,7 +78,6 @@ async function directClient(url: string) {
     if (msg.type === "executing" && msg.data?.node === null && pid) done.finish(pid);
     if (msg.type === "execution_error" && pid) done.finish(pid, `prompt ${pid} failed`);
   };
-  const body = JSON.stringify({ prompt: PROMPT, client_id: clientId });
   return {
     /** Submits one prompt; resolves when it ended. `postMs` is the POST's answer time. */
     async run(): Promise<{ totalMs: number; postMs: number }> {
@@ -83,7 +85,7 @@ async function directClient(url: string) {
       const r = await fetch(`${url}/prompt`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body,
+        body: JSON.stringify({ prompt: prompt(), client_id: clientId }),
       });
       const out = await r.json();
       const postMs = performance.now() - t0;
@@ -128,7 +130,7 @@ async function gatewayClient(url: string) {
       const r = await fetch(`${url}/v1/jobs`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ workflow: PROMPT, ...(backend ? { backend } : {}) }),
+        body: JSON.stringify({ workflow: prompt(), ...(backend ? { backend } : {}) }),
       });
       const job = await r.json();
       const postMs = performance.now() - t0;
