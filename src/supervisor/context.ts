@@ -64,6 +64,8 @@ export interface Running {
   healthy: boolean;
   /** Aborted when the child exits, so sleeps wake at once. */
   exitSignal: AbortSignal;
+  /** Settles when ComfyUI printed that it listens (piped output only): probe at once. */
+  ready?: Promise<void>;
 }
 
 /** Which `.cmd` commands apply: `restart` only while running, `abort_switch` only in a switch. */

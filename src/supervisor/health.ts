@@ -196,6 +196,21 @@ export class HealthTracker {
   }
 }
 
+/**
+ * Whether a line of ComfyUI's output says it has bound its port ("To see the GUI go to:
+ * http://127.0.0.1:8188", printed right after binding): worth a probe at once.
+ *
+ * @example
+ * ```ts
+ * import { isListeningLine } from "@/supervisor/health.ts";
+ *
+ * isListeningLine("To see the GUI go to: http://127.0.0.1:8188"); // true
+ * ```
+ */
+export function isListeningLine(line: string): boolean {
+  return line.includes("To see the GUI go to");
+}
+
 /** Shortest pause between two probes of a ComfyUI that does not answer yet. */
 export const MIN_PROBE_GAP_MS = 5;
 
