@@ -115,12 +115,7 @@ export class Dispatcher {
   /** Requirements of queued jobs (their prompts do not change while queued). */
   #needs = new Map<string, { req: PromptRequirements; key: string }>();
   /** Jobs waiting for the next group commit (see submitBatched). */
-  #batch: {
-    job: Job;
-    req: JobRequest;
-    resolve: (job: Job) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
+  #batch: { job: Job; req: JobRequest; done: (err?: unknown) => void }[] = [];
   #batchTimer?: ReturnType<typeof setImmediate>;
 
   constructor(opts: DispatcherOptions) {
@@ -289,7 +284,7 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      this.#batch.push({ job, req, resolve, reject });
+      this.#batch.push({ job, req, done: (err) => err === undefined ? resolve(job) : reject(err) });
       this.#batchTimer ??= setImmediate(() => this.#flushBatch());
     });
   }
@@ -308,12 +303,12 @@ export class Dispatcher {
         })),
       );
     } catch (err) {
-      for (const b of batch) b.reject(err);
+      for (const b of batch) b.done(err ?? new Error("store write failed"));
       return;
     }
     for (const b of batch) {
       this.#queued(b.job, b.req);
-      b.resolve(b.job);
+      b.done();
     }
   }
 
