@@ -81,7 +81,7 @@ Deno.test("shared socket: a backend without /ws is polled, and its socket not re
   await shared.close();
 });
 
-Deno.test("run: a success the socket saw whole needs no /history; cached nodes leave it to /history", async () => {
+Deno.test("run: a success the socket saw whole needs no /history; a cached output node leaves it to /history", async () => {
   const comfy = await startFakeComfyUI({
     env: { FAKE_COMFYUI_EXEC_SECONDS: "0.05", FAKE_COMFYUI_STEPS: "1" },
   });
@@ -106,11 +106,21 @@ Deno.test("run: a success the socket saw whole needs no /history; cached nodes l
     assertEquals([first.status, first.transport, first.outputs.length], ["success", "ws", 1]);
     assertEquals(first.outputs[0].nodeId, "9");
     assertEquals(historyCalls, 0);
-    // The same prompt again: ComfyUI serves every node from its cache and sends no
-    // `executed`; the outputs come from /history.
+    // The same prompt again: ComfyUI serves every node from its cache, the image-saving
+    // node too; its outputs come from /history.
     const again = await runPrompt(counting, prompt, { promptId: newId(), clientId: newId() });
     assertEquals([again.status, again.outputs.length], ["success", 1]);
-    assertTrue(historyCalls >= 1);
+    assertEquals(again.outputs[0].filename, first.outputs[0].filename);
+    const asked = historyCalls;
+    assertTrue(asked >= 1);
+    // Another seed: the loader and the text encoders come from the cache, but they feed
+    // other nodes; the image is made anew and reported over the socket.
+    const other = await runPrompt(counting, txt2img({ seed: 4243 }), {
+      promptId: newId(),
+      clientId: newId(),
+    });
+    assertEquals([other.status, other.transport, other.outputs.length], ["success", "ws", 1]);
+    assertEquals(historyCalls, asked);
   } finally {
     await comfy.stop();
   }

@@ -176,12 +176,13 @@ export async function runPrompt(
   // Whether the prompt was seen executing (over /ws, or in /queue's running list).
   let started = false;
   const wsOutputs = new Map<string, Record<string, unknown>>();
-  // Whether the socket told the whole story of a success: seen from its start, nothing
-  // served from ComfyUI's cache (a cached output node sends no `executed`), ended with
-  // `execution_success`. Then its `executed` outputs are the history's, and /history is
-  // not asked (a round trip per job); in every other case /history decides.
+  // Whether the socket told the whole story of a success: seen from its start, no node the
+  // prompt's graph ends in (where output nodes are) served from ComfyUI's cache (a cached
+  // output node may send no `executed`), ended with `execution_success`. Then its
+  // `executed` outputs are the history's and /history is not asked (a round trip per job);
+  // in every other case /history decides. Cached loaders and encoders feed other nodes.
   let seenFromStart = false;
-  let cachedNodes = false;
+  let cachedSink = false;
   let succeededOverWs = false;
   const onMessage = (m: WsMessage) => {
     const d = m.data;
@@ -215,7 +216,9 @@ export async function runPrompt(
         seenFromStart = true;
         break;
       case "execution_cached":
-        if (Array.isArray(d.nodes) && d.nodes.length > 0) cachedNodes = true;
+        if (Array.isArray(d.nodes) && d.nodes.some((n) => !fed(prompt).has(String(n)))) {
+          cachedSink = true;
+        }
         emit({
           type: "cached",
           promptId,
@@ -280,7 +283,7 @@ export async function runPrompt(
       if (opts.detachSignal?.aborted) throw new PromptDetachedError(promptId);
       const wsUp = socket?.isOpen === true;
       if (opts.signal?.aborted) return cancelled(api, promptId, true, wsUp ? "ws" : "poll");
-      if (finishedOverWs && succeededOverWs && seenFromStart && !cachedNodes) {
+      if (finishedOverWs && succeededOverWs && seenFromStart && !cachedSink) {
         const outputs = [...wsOutputs].flatMap(([node, out]) => outputsFromNode(node, out));
         return { promptId, status: "success", outputs, transport: "ws" };
       }
@@ -411,4 +414,20 @@ async function queueIdempotent(
       if (attempt >= 2) throw err;
     }
   }
+}
+
+const feeding = new WeakMap<ApiPrompt, Set<string>>();
+
+/** Ids of the prompt's nodes whose output another node takes as input. */
+function fed(prompt: ApiPrompt): Set<string> {
+  let ids = feeding.get(prompt);
+  if (ids) return ids;
+  ids = new Set();
+  for (const node of Object.values(prompt ?? {})) {
+    for (const v of Object.values(node?.inputs ?? {})) {
+      if (Array.isArray(v) && v.length === 2 && typeof v[1] === "number") ids.add(String(v[0]));
+    }
+  }
+  feeding.set(prompt, ids);
+  return ids;
 }
