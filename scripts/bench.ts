@@ -10,13 +10,8 @@
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** One measured figure. */
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  detail?: string;
-}
+export type { Figure } from "./lib/common.ts";
+import type { Figure } from "./lib/common.ts";
 
 const dir = fileURLToPath(new URL("./bench/", import.meta.url));
 const json = Deno.args.includes("--json");
@@ -46,10 +41,13 @@ for (const m of selected) {
       console.log(`\n${name}`);
       for (const f of figures) {
         const v = Number.isInteger(f.value) ? String(f.value) : f.value.toFixed(2);
+        const floor = f.floor === undefined
+          ? ""
+          : `  floor ${f.floor.toFixed(2)} ${f.unit}, ratio ${f.ratio?.toFixed(2)}`;
         console.log(
-          `  ${f.name.padEnd(width)}  ${v.padStart(10)} ${f.unit}${
-            f.detail ? `  (${f.detail})` : ""
-          }`,
+          `  ${f.name.padEnd(width)}  ${v.padStart(10)} ${f.unit}${floor}${
+            f.goal ? `  [goal ${f.goal}]` : ""
+          }${f.detail ? `  (${f.detail})` : ""}`,
         );
       }
     }

@@ -26,17 +26,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const GOV = join(root, "scripts/gov");
 const FAKE_COMFYUI = join(root, "fixtures/comfyui");
 
-interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  detail?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+import { type Figure, median, withFloor } from "../lib/common.ts";
 
 function iso(i: number): string {
   return new Date(Date.UTC(2026, 0, 1) + i * 60_000).toISOString();
@@ -181,32 +171,33 @@ export default async function (): Promise<Figure[]> {
     const env = join(tmp, "big", "env");
     await Deno.mkdir(env, { recursive: true });
     await bigEnvironment(env, 1000, 50);
+    // The floor of `gov --version`: a bare `deno run` of an empty module with the flags
+    // scripts/gov uses. Runs interleave, so a load change moves every series alike.
+    const empty = join(tmp, "empty.ts");
+    await Deno.writeTextFile(empty, "");
+    const deno = Deno.execPath();
+    const bare = ["run", "-q", "-P=gov", "--config", join(root, "deno.json"), empty];
+    const timed = async (cmd: string, args: string[], what: string): Promise<[number, string]> => {
+      const t0 = performance.now();
+      const r = await runProcess(cmd, args, { env: { NO_COLOR: "1" } });
+      const ms = performance.now() - t0;
+      if (r.code !== 0) throw new Error(`${what}: ${r.stderr}`);
+      return [ms, r.stdout];
+    };
     const cli: number[] = [];
-    let count = 0;
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      const r = await runProcess(GOV, ["tx", "list", "--json", "--env-dir", env], {
-        env: { NO_COLOR: "1" },
-      });
-      cli.push(performance.now() - t0);
-      if (r.code !== 0) throw new Error(`gov tx list: ${r.stderr}`);
-      count = JSON.parse(r.stdout).length;
-    }
     const statusCli: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      const r = await runProcess(GOV, ["status", "--json", "--env-dir", env], {
-        env: { NO_COLOR: "1" },
-      });
-      statusCli.push(performance.now() - t0);
-      if (r.code !== 0) throw new Error(`gov status: ${r.stderr}`);
-      JSON.parse(r.stdout);
-    }
     const startup: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      await runProcess(GOV, ["--version"]);
-      startup.push(performance.now() - t0);
+    const floor: number[] = [];
+    let count = 0;
+    for (let i = 0; i < 7; i++) {
+      floor.push((await timed(deno, bare, "bare deno run"))[0]);
+      startup.push((await timed(GOV, ["--version"], "gov --version"))[0]);
+      const [ms, out] = await timed(GOV, ["tx", "list", "--json", "--env-dir", env], "tx list");
+      cli.push(ms);
+      count = JSON.parse(out).length;
+      const [sms, sout] = await timed(GOV, ["status", "--json", "--env-dir", env], "status");
+      statusCli.push(sms);
+      JSON.parse(sout);
     }
     const e = loadEnvironment(env);
     const status: number[] = [];
@@ -217,20 +208,28 @@ export default async function (): Promise<Figure[]> {
       status.push(performance.now() - t0);
       open = s.open_transactions.length;
     }
+    const version = median(startup);
     const figures: Figure[] = [
-      {
-        name: "gov tx list --json (1,000 tx, 50 snapshots)",
-        value: median(cli),
+      withFloor({
+        name: "gov --version (process start)",
+        value: version,
         unit: "ms",
-        detail: `median of 5 CLI runs incl. process start; ${count} transactions listed`,
-      },
-      {
+        detail: "median of 7; floor: bare `deno run` of an empty module, same flags",
+        goal: "≤ 1.2× floor",
+      }, median(floor)),
+      withFloor({
         name: "gov status --json (1,000 tx, 50 snapshots)",
         value: median(statusCli),
         unit: "ms",
-        detail: "median of 5 CLI runs incl. process start",
-      },
-      { name: "gov --version (process start)", value: median(startup), unit: "ms" },
+        detail: "median of 7 CLI runs incl. process start; floor: gov --version",
+        goal: "≤ 1.3× floor",
+      }, version),
+      withFloor({
+        name: "gov tx list --json (1,000 tx, 50 snapshots)",
+        value: median(cli),
+        unit: "ms",
+        detail: `median of 7 CLI runs; ${count} transactions listed; floor: gov --version`,
+      }, version),
       {
         name: "environmentStatus in-process (1,000 tx, 50 snapshots)",
         value: median(status),

@@ -18,6 +18,7 @@ import {
   type RunEvent,
   runPrompt,
   type RunResult,
+  SharedSocket,
 } from "../backends/comfyui/mod.ts";
 import { HealthMonitor } from "../backends/health.ts";
 import { isTransient, NoBackendError, selectBackend } from "../backends/scheduler.ts";
@@ -46,6 +47,7 @@ export {
   readBackends,
   runPrompt,
   selectBackend,
+  SharedSocket,
   toApiPrompt,
   UnknownNodeError,
 };

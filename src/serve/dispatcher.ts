@@ -28,6 +28,7 @@
  *
  * @module
  */
+import { clearImmediate, setImmediate } from "node:timers";
 import { GovError, NotFoundError } from "../errors.ts";
 import type { BackendConfig, BackendStatus, PromptRequirements } from "../backends/types.ts";
 import { type ApiPrompt, type ObjectInfo, promptRequirements } from "./backend_api.ts";
@@ -104,7 +105,7 @@ export class Dispatcher {
   #placer: Placer;
   #runner: JobRunner;
   #passQueued = false;
-  #passTimer?: ReturnType<typeof setTimeout>;
+  #passTimer?: ReturnType<typeof setImmediate>;
   #stopping = false;
   #timer?: ReturnType<typeof setInterval>;
   #offChange?: () => void;
@@ -113,6 +114,9 @@ export class Dispatcher {
   #lastWaitKinds = new Map<string, string>();
   /** Requirements of queued jobs (their prompts do not change while queued). */
   #needs = new Map<string, { req: PromptRequirements; key: string }>();
+  /** Jobs waiting for the next group commit (see submitBatched). */
+  #batch: { job: Job; req: JobRequest; done: (err?: unknown) => void }[] = [];
+  #batchTimer?: ReturnType<typeof setImmediate>;
 
   constructor(opts: DispatcherOptions) {
     this.store = opts.store;
@@ -187,9 +191,11 @@ export class Dispatcher {
    * ```
    */
   async stop(): Promise<void> {
+    // Jobs already accepted for the next group commit are stored (and answered) first.
+    this.#flushBatch();
     this.#stopping = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#passTimer !== undefined) clearTimeout(this.#passTimer);
+    if (this.#passTimer !== undefined) clearImmediate(this.#passTimer);
     this.#offChange?.();
     await this.#runner.detachAll();
   }
@@ -249,6 +255,69 @@ export class Dispatcher {
    * ```
    */
   submit(req: JobRequest): Job {
+    const job = this.#build(req);
+    this.store.create(job, req.backend ? { backend: req.backend } : {});
+    this.#queued(job, req);
+    return job;
+  }
+
+  /**
+   * {@linkcode Dispatcher.submit} with the durable write shared by the jobs submitted in the
+   * same turn (group commit); resolves once the job is stored, rejects like submit.
+   *
+   * @example
+   * ```ts
+   * import { JobStore } from "./store.ts";
+   * import { HealthMonitor } from "./backend_api.ts";
+   * const workflow = {};
+   * const store = JobStore.open(":memory:");
+   * const monitor = new HealthMonitor([]);
+   * const dispatcher = new Dispatcher({ store, monitor, backends: () => [] });
+   * const job = await dispatcher.submitBatched({ workflow });
+   * ```
+   */
+  submitBatched(req: JobRequest): Promise<Job> {
+    let job: Job;
+    try {
+      job = this.#build(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      this.#batch.push({ job, req, done: (err) => err === undefined ? resolve(job) : reject(err) });
+      this.#batchTimer ??= setImmediate(() => this.#flushBatch());
+    });
+  }
+
+  #flushBatch(): void {
+    if (this.#batchTimer !== undefined) clearImmediate(this.#batchTimer);
+    this.#batchTimer = undefined;
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0) return;
+    try {
+      this.store.createMany(
+        batch.map(({ job, req }) => ({
+          job,
+          eventData: req.backend ? { backend: req.backend } : {},
+        })),
+      );
+    } catch (err) {
+      for (const b of batch) b.done(err ?? new Error("store write failed"));
+      return;
+    }
+    for (const b of batch) {
+      this.#queued(b.job, b.req);
+      b.done();
+    }
+  }
+
+  #queued(job: Job, req: JobRequest): void {
+    this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);
+    this.kick();
+  }
+
+  #build(req: JobRequest): Job {
     if (this.#stopping) throw new GovError("the gateway is shutting down; submit again later");
     const sets = req.sets ?? [];
     const backends = this.#backends();
@@ -282,7 +351,7 @@ export class Dispatcher {
       pinnedBackend: req.backend ?? null,
       backend: null,
       promptId: crypto.randomUUID(),
-      clientId: `gov-${crypto.randomUUID()}`,
+      clientId: this.#runner.clientId,
       attempts: 0,
       maxAttempts: this.maxAttempts,
       error: null,
@@ -300,9 +369,6 @@ export class Dispatcher {
       updatedAt: now,
       idempotencyKey: req.idempotencyKey ?? null,
     };
-    this.store.create(job, req.backend ? { backend: req.backend } : {});
-    this.#log(`job ${job.id} queued${req.backend ? ` for backend ${req.backend}` : ""}`);
-    this.kick();
     return job;
   }
 
@@ -374,7 +440,8 @@ export class Dispatcher {
   kick(): void {
     if (this.#passQueued || this.#stopping) return;
     this.#passQueued = true;
-    this.#passTimer = setTimeout(() => {
+    // setImmediate coalesces like setTimeout(0) without its timer tick (1-2 ms a job).
+    this.#passTimer = setImmediate(() => {
       this.#passQueued = false;
       this.#passTimer = undefined;
       if (this.#stopping) return;
@@ -384,7 +451,7 @@ export class Dispatcher {
       } catch (err) {
         this.#log(`dispatch pass failed: ${(err as Error)?.stack ?? err}`);
       }
-    }, 0);
+    });
   }
 
   #pass(): void {

@@ -15,6 +15,7 @@ import type { BackendConfig, BackendStatus, Refusal } from "../backends/types.ts
 import {
   type ApiPrompt,
   isUnreachable,
+  type PromptApi,
   PromptDetachedError,
   PromptLostError,
   PromptOutcomeUnknownError,
@@ -22,6 +23,7 @@ import {
   type RunEvent,
   runPrompt,
   type RunResult,
+  SharedSocket,
 } from "./backend_api.ts";
 import type { BackendHealth, DispatcherDeps } from "./dispatch_types.ts";
 import { DISPATCH_BUCKETS, Histogram, RUN_BUCKETS } from "./metrics.ts";
@@ -33,6 +35,12 @@ import { isTerminal, type Job, type JobOutput, type JobState } from "./types.ts"
 export interface Runtime {
   /** The job. */
   jobId: string;
+  /** The job as launched (its prompt, ids and ready time do not change during a run). */
+  job: Job;
+  /** Whether the backend's acceptance was recorded (`queuedAt`). */
+  accepted: boolean;
+  /** Whether the job was moved to `running`. */
+  running: boolean;
   /** Where its prompt is. */
   backend: BackendConfig;
   /** Aborting cancels the prompt on the backend (DELETE /v1/jobs/{id}). */
@@ -122,9 +130,16 @@ export class JobRunner {
   readonly dispatchSeconds: Histogram = new Histogram(DISPATCH_BUCKETS);
   /** Seconds from dispatch to completion of successful jobs. */
   readonly runSeconds: Histogram = new Histogram(RUN_BUCKETS);
+  /**
+   * The client id every prompt of this gateway is queued under: ComfyUI sends a prompt's
+   * events to that client's socket, so one socket per backend follows all of them.
+   */
+  readonly clientId: string = `gov-${crypto.randomUUID()}`;
   #o: JobRunnerOptions;
   #running = new Map<string, Runtime>();
   #left: LeftBehind;
+  /** The long-lived `/ws` of each backend, by backend id. */
+  #sockets = new Map<string, SharedSocket>();
 
   constructor(opts: JobRunnerOptions) {
     this.#o = opts;
@@ -219,6 +234,22 @@ export class JobRunner {
       rt.detach.abort();
     }
     await Promise.allSettled(pending.map((rt) => rt.done));
+    const sockets = [...this.#sockets.values()];
+    this.#sockets.clear();
+    await Promise.allSettled(sockets.map((s) => s.close()));
+  }
+
+  /** The backend's client, following prompts over the backend's shared socket. */
+  #api(backend: BackendConfig): PromptApi {
+    const client = this.#o.deps.client(backend);
+    let shared = this.#sockets.get(backend.id);
+    if (!shared || shared.baseUrl !== client.baseUrl) {
+      // A backend whose address changed gets a socket to its new address.
+      shared?.close().catch(() => {});
+      shared = new SharedSocket(client, this.clientId);
+      this.#sockets.set(backend.id, shared);
+    }
+    return shared.api(client);
   }
 
   /**
@@ -272,6 +303,9 @@ export class JobRunner {
     this.#o.monitor.adjustInFlight(backend.id, +1);
     const rt: Runtime = {
       jobId: job.id,
+      job,
+      accepted: job.queuedAt !== null,
+      running: job.state === "running",
       backend,
       cancel: new AbortController(),
       detach: new AbortController(),
@@ -285,16 +319,18 @@ export class JobRunner {
           try {
             // runPrompt ends its requests in flight itself when detached (a wedged backend).
             const result = await runPrompt(
-              this.#o.deps.client(backend),
+              this.#api(backend),
               job.prompt as ApiPrompt,
               {
                 promptId: job.promptId,
-                clientId: job.clientId,
+                // A prompt an earlier gateway queued reports to that gateway's client id:
+                // followed here through /history, which stays the authority anyway.
+                clientId: this.clientId,
                 signal: rt.cancel.signal,
                 detachSignal: rt.detach.signal,
                 attach: attachNow,
                 pollIntervalMs: this.#o.pollIntervalMs,
-                onEvent: (e) => this.#onRunEvent(job.id, backend, e),
+                onEvent: (e) => this.#onRunEvent(rt, e),
               },
             );
             rt.uncertain = false;
@@ -365,11 +401,17 @@ export class JobRunner {
     return !rt.detach.signal.aborted;
   }
 
-  #onAccepted(jobId: string, backend: BackendConfig): void {
-    const job = this.#o.store.get(jobId);
-    if (!job || job.queuedAt !== null || isTerminal(job.state)) return;
+  /**
+   * Records that the backend holds the prompt, once per run. What the run already knows
+   * (`rt.accepted`, the job as launched) spares reading the job back on every event; the
+   * `from` guard still keeps a job cancelled meanwhile as it is.
+   */
+  #onAccepted(rt: Runtime): void {
+    if (rt.accepted) return;
+    rt.accepted = true;
+    const { job, backend } = rt;
     const now = this.#now();
-    const ok = this.#o.store.update(jobId, {
+    const ok = this.#o.store.update(job.id, {
       set: { queuedAt: now },
       event: { type: "accepted", data: { backend: backend.id, prompt_id: job.promptId } },
       from: ["dispatched", "running"],
@@ -377,25 +419,22 @@ export class JobRunner {
     if (ok) this.dispatchSeconds.observe((now - job.readyAt) / 1000);
   }
 
-  #onRunEvent(jobId: string, backend: BackendConfig, e: RunEvent): void {
-    if (e.type === "queued") {
-      this.#onAccepted(jobId, backend);
-      return;
-    }
+  #onRunEvent(rt: Runtime, e: RunEvent): void {
+    this.#onAccepted(rt);
+    if (e.type === "queued") return;
     const store = this.#o.store;
-    let job = store.get(jobId);
-    if (!job || isTerminal(job.state)) return;
-    if (job.queuedAt === null) this.#onAccepted(jobId, backend);
-    if (job.state === "dispatched") {
-      job = store.update(jobId, {
+    const { job, backend } = rt;
+    if (!rt.running) {
+      rt.running = true;
+      store.update(job.id, {
         set: { state: "running", startedAt: this.#now() },
         event: { type: "running", data: { backend: backend.id } },
         from: ["dispatched"],
-      }) ?? job;
+      });
     }
     if (e.type === "progress") {
       const progress = { value: e.value, max: e.max, ...(e.node ? { node: e.node } : {}) };
-      store.update(jobId, {
+      store.update(job.id, {
         set: { progress },
         event: {
           type: "progress",
@@ -404,7 +443,7 @@ export class JobRunner {
         from: ["running"],
       });
     } else if (e.type === "executed") {
-      store.update(jobId, {
+      store.update(job.id, {
         set: {},
         event: { type: "executed", data: { node: e.node, ...nodeInfo(job, e.node) } },
         from: ["running"],
@@ -414,7 +453,7 @@ export class JobRunner {
 
   #settle(jobId: string, rt: Runtime, result: RunResult): void {
     if (rt.reason === "shutdown" || rt.reason === "cancel") return;
-    this.#onAccepted(jobId, rt.backend);
+    this.#onAccepted(rt);
     const job = this.#o.store.get(jobId);
     if (!job || isTerminal(job.state)) return;
     const now = this.#now();

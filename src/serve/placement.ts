@@ -43,6 +43,8 @@ import { type BackendHealth, JobInputError, type Placement } from "./dispatch_ty
 export class Placer {
   #backends: () => BackendConfig[];
   #monitor: BackendHealth;
+  /** The last merge of the backends' definitions, and what it was made from. */
+  #merged?: { parts: (ObjectInfo | undefined)[]; info: ObjectInfo | undefined };
 
   constructor(backends: () => BackendConfig[], monitor: BackendHealth) {
     this.#backends = backends;
@@ -65,7 +67,17 @@ export class Placer {
       ...statuses.filter((s) => s.state === "up"),
       ...statuses.filter((s) => s.state !== "up"),
     ];
-    return mergeObjectInfo(order.map((s) => learnedObjectInfo(this.#monitor, s.id)));
+    const parts = order.map((s) => learnedObjectInfo(this.#monitor, s.id));
+    // Merging walks every class of every backend: done again only when a backend's
+    // definitions (kept by the monitor until it learns them anew) or the order changed,
+    // not for every submitted job.
+    const last = this.#merged;
+    if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
+      return last.info;
+    }
+    const info = mergeObjectInfo(parts);
+    this.#merged = { parts, info };
+    return info;
   }
 
   /**

@@ -36,6 +36,10 @@ import {
   withChanges,
 } from "./store_rows.ts";
 
+const JOB_FIELDS = Object.keys(COLUMNS) as (keyof Job)[];
+const INSERT_JOB = `INSERT INTO jobs (${JOB_FIELDS.map((f) => COLUMNS[f][0]).join(", ")})
+  VALUES (${JOB_FIELDS.map(() => "?").join(", ")})`;
+
 /** A change to a job: new field values and, usually, the event that records why. */
 export interface JobChange {
   /** Fields to set. */
@@ -221,18 +225,20 @@ export class JobStore {
    * ```
    */
   create(job: Job, eventData: Record<string, unknown> = {}): Job {
-    const type: JobEventType = job.state === "failed" ? "failed" : "queued";
-    const fields = Object.keys(COLUMNS) as (keyof Job)[];
-    const sql = `INSERT INTO jobs (${fields.map((f) => COLUMNS[f][0]).join(", ")}) VALUES (${
-      fields.map(() => "?").join(", ")
-    })`;
-    const event = this.#tx(true, () => {
-      this.#stmt(sql).run(...fields.map((f) => toColumn(f, job[f])));
-      this.#countState(job.state, 1);
-      return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
-    });
-    this.#emit(event, job);
-    return job;
+    return this.createMany([{ job, eventData }])[0];
+  }
+
+  /** {@linkcode JobStore.create} for many jobs in one durable transaction (group commit). */
+  createMany(items: { job: Job; eventData?: Record<string, unknown> }[]): Job[] {
+    const events = this.#tx(true, () =>
+      items.map(({ job, eventData }) => {
+        this.#stmt(INSERT_JOB).run(...JOB_FIELDS.map((f) => toColumn(f, job[f])));
+        this.#countState(job.state, 1);
+        const type: JobEventType = job.state === "failed" ? "failed" : "queued";
+        return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
+      }));
+    items.forEach(({ job }, i) => this.#emit(events[i], job));
+    return items.map((i) => i.job);
   }
 
   /**

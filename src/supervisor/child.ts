@@ -12,7 +12,13 @@ import { SpawnError } from "../process/run.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { writeStartupState } from "../ipc/startup.ts";
 import type { SupervisorCommandName } from "../ipc/cmd.ts";
-import { HealthTracker, type ListenTarget, listenTarget } from "./health.ts";
+import {
+  HealthTracker,
+  isListeningLine,
+  type ListenTarget,
+  listenTarget,
+  nextProbeDelay,
+} from "./health.ts";
 import type { ChildHandle } from "./deps.ts";
 import type { CommandMode, Running, SupervisorContext } from "./context.ts";
 
@@ -146,6 +152,16 @@ export async function spawnChild(
   const held = await portHeld(ctx, target, env.python);
   if (held) return { error: held };
   const argv = ["main.py", ...args];
+  // With the output piped, ComfyUI's "To see the GUI go to" line (printed once bound) asks
+  // for a probe at once instead of at the next poll.
+  let listening = () => {};
+  const ready = new Promise<void>((r) => listening = r);
+  const sink = ctx.opts.childOutput;
+  const output = sink &&
+    ((line: string, stream: "stdout" | "stderr") => {
+      if (isListeningLine(line)) listening();
+      sink(line, stream);
+    });
   let handle: ChildHandle;
   try {
     handle = deps.spawn({
@@ -153,7 +169,7 @@ export async function spawnChild(
       args: argv,
       cwd: env.comfyuiDir,
       env: childEnv(ctx, env),
-      output: ctx.opts.childOutput,
+      output,
       guardGraceMs: settings.graceS * 1000,
     });
   } catch (err) {
@@ -178,6 +194,12 @@ export async function spawnChild(
       settings.healthSuccesses,
     ),
     exitSignal: exitCtl.signal,
+    ready: output &&
+      ready.then(() => {
+        // Once: a settled promise would wake every later pause at once.
+        child.ready = undefined;
+        child.nextProbeAt = Math.min(child.nextProbeAt, deps.now());
+      }),
   };
   ctx.current = child;
   ctx.state.starts++;
@@ -385,7 +407,12 @@ export async function watch(
     if (child.probe?.result !== undefined) {
       const ok = child.probe.result;
       child.probe = undefined;
-      child.nextProbeAt = deps.now() + settings.pollIntervalMs;
+      // Once the port answers, the remaining answers of the streak are asked for at once.
+      child.nextProbeAt = deps.now() + nextProbeDelay({
+        ok: child.tracker.streak > 0,
+        sinceStartMs: deps.now() - child.startedAt,
+        pollIntervalMs: settings.pollIntervalMs,
+      });
       if (ok) {
         if (child.handle.exited()) continue;
         await markHealthy(ctx, child);
@@ -407,7 +434,7 @@ export async function watch(
     const poll = settings.pollIntervalMs;
     const untilNextProbe = child.nextProbeAt - deps.now();
     const ms = child.probe || child.healthy ? poll : Math.max(1, untilNextProbe);
-    await ctx.pause(ms, child, child.probe?.promise);
+    await ctx.pause(ms, child, child.probe?.promise ?? (child.healthy ? undefined : child.ready));
   }
 }
 

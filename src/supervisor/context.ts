@@ -58,12 +58,14 @@ export interface Running {
   tracker: HealthTracker;
   /** The health probe in flight (a slow answer must not delay `.cmd` or a stop). */
   probe?: { promise: Promise<boolean>; result?: boolean };
-  /** No new probe before this time (probes stay one poll interval apart). */
+  /** No new probe before this time (spaced by `nextProbeDelay` of health.ts). */
   nextProbeAt: number;
   /** Declared healthy (event emitted, state written). */
   healthy: boolean;
   /** Aborted when the child exits, so sleeps wake at once. */
   exitSignal: AbortSignal;
+  /** Settles when ComfyUI printed that it listens (piped output only): probe at once. */
+  ready?: Promise<void>;
 }
 
 /** Which `.cmd` commands apply: `restart` only while running, `abort_switch` only in a switch. */

@@ -196,12 +196,59 @@ export class HealthTracker {
   }
 }
 
+/**
+ * Whether a line of ComfyUI's output says it has bound its port ("To see the GUI go to:
+ * http://127.0.0.1:8188", printed right after binding): worth a probe at once.
+ *
+ * @example
+ * ```ts
+ * import { isListeningLine } from "@/supervisor/health.ts";
+ *
+ * isListeningLine("To see the GUI go to: http://127.0.0.1:8188"); // true
+ * ```
+ */
+export function isListeningLine(line: string): boolean {
+  return line.includes("To see the GUI go to");
+}
+
+/** Shortest pause between two probes of a ComfyUI that does not answer yet. */
+export const MIN_PROBE_GAP_MS = 5;
+
+/**
+ * How long to wait before the next probe, given the last one.
+ *
+ * - The last probe succeeded but the streak is short: probe again at once. The rule of
+ *   `needed` consecutive answers guards against a ComfyUI that answers and dies; spacing the
+ *   answers out by the poll interval only delayed every start.
+ * - It failed: a pause proportional to how long the child has been starting (a tenth of it),
+ *   between {@linkcode MIN_PROBE_GAP_MS} and `pollIntervalMs`. A fast start is seen within a
+ *   few ms of binding its port, a slow one (custom nodes importing for a minute) is not
+ *   probed a hundred times a second for nothing.
+ *
+ * @example
+ * ```ts
+ * import { nextProbeDelay } from "@/supervisor/health.ts";
+ *
+ * nextProbeDelay({ ok: true, sinceStartMs: 300, pollIntervalMs: 250 }); // 0
+ * nextProbeDelay({ ok: false, sinceStartMs: 300, pollIntervalMs: 250 }); // 30
+ * nextProbeDelay({ ok: false, sinceStartMs: 60_000, pollIntervalMs: 250 }); // 250
+ * ```
+ */
+export function nextProbeDelay(
+  last: { ok: boolean; sinceStartMs: number; pollIntervalMs: number },
+): number {
+  if (last.ok) return 0;
+  const cap = Math.max(last.pollIntervalMs, 0);
+  return Math.min(cap, Math.max(MIN_PROBE_GAP_MS, Math.round(last.sinceStartMs / 10)));
+}
+
 /** Result of {@linkcode waitForHealth}. */
 export type HealthWait = "healthy" | "died" | "timeout";
 
 /**
  * Polls until `needed` consecutive probes succeed, the child dies (checked before every
- * probe and while sleeping) or `timeoutMs` passes.
+ * probe and while sleeping) or `timeoutMs` passes. Probes are spaced by
+ * {@linkcode nextProbeDelay}, with `intervalMs` as the longest pause.
  *
  * @example
  * ```ts
@@ -235,15 +282,22 @@ export async function waitForHealth(
 ): Promise<HealthWait> {
   const now = opts.now ?? Date.now;
   const tracker = new HealthTracker(probe, target, opts.successes ?? 3);
-  const deadline = now() + opts.timeoutMs;
+  const started = now();
+  const deadline = started + opts.timeoutMs;
   while (true) {
     if (opts.childExited()) return "died";
     if (await tracker.probe()) return opts.childExited() ? "died" : "healthy";
     if (opts.childExited()) return "died";
     if (now() >= deadline) return "timeout";
+    const ms = nextProbeDelay({
+      ok: tracker.streak > 0,
+      sinceStartMs: now() - started,
+      pollIntervalMs: opts.intervalMs ?? 250,
+    });
+    if (ms === 0) continue;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      new Promise((r) => timer = setTimeout(r, opts.intervalMs ?? 250)),
+      new Promise((r) => timer = setTimeout(r, ms)),
       opts.exitedPromise ?? new Promise(() => {}),
     ]);
     clearTimeout(timer);

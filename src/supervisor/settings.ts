@@ -6,7 +6,7 @@
  * [supervisor]
  * default_env = "prod"          # used when neither --env nor a remembered environment applies
  * comfyui_args = ["--listen", "0.0.0.0", "--port", "8188"]  # else the environment's [comfyui] args
- * poll_interval_ms = 250        # health polls and .cmd polls
+ * poll_interval_ms = 250        # .cmd polls; longest pause between two health probes
  * health_timeout = 600          # seconds ComfyUI may take to answer (big imports are slow)
  * health_successes = 3          # consecutive good answers before "healthy"
  * grace = 10                    # seconds between SIGTERM and SIGKILL

@@ -484,3 +484,29 @@ Deno.test("dispatcher: a prompt left queued on a backend that recovers is delete
     await w.close();
   }
 });
+
+Deno.test("dispatcher: jobs submitted together share one durable write; each is stored when answered", async () => {
+  const w = await World.start(["a"]);
+  const batches: number[] = [];
+  const createMany = w.store.createMany.bind(w.store);
+  w.store.createMany = (items) => {
+    batches.push(items.length);
+    return createMany(items);
+  };
+  try {
+    const submitted = [1, 2, 3].map((seed) =>
+      w.dispatcher.submitBatched({ workflow: txt2img({ seed }) })
+    );
+    const bad = w.dispatcher.submitBatched({ workflow: txt2img(), backend: "nope" })
+      .then(() => "stored", (e) => e.message);
+    const stored = await Promise.all(submitted.map((p) => p.then((j) => w.store.get(j.id))));
+    assertEquals(stored.map((j) => j?.id), (await Promise.all(submitted)).map((j) => j.id));
+    const jobs = await Promise.all(submitted);
+    assertMatch(await bad, /unknown backend 'nope'/);
+    assertEquals(batches, [3]);
+    for (const job of jobs) await w.until(job.id, ["completed"]);
+    assertEquals(w.store.countByState().completed, 3);
+  } finally {
+    await w.close();
+  }
+});

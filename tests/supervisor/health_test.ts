@@ -6,6 +6,8 @@ import {
   type HealthTarget,
   httpHealthProbe,
   listenTarget,
+  MIN_PROBE_GAP_MS,
+  nextProbeDelay,
   type ProbeResult,
   waitForHealth,
 } from "../../src/supervisor/health.ts";
@@ -144,11 +146,15 @@ Deno.test("waitForHealth: aborts at once when the child dies", async () => {
     dead = true;
     resolveExit();
   }, 50);
+  // A clock that has the child starting for ages after the first probe: the wait is in its
+  // longest pause (intervalMs) when the child dies.
+  let calls = 0;
   const r = await waitForHealth(probe, target(1), {
     childExited: () => dead,
     exitedPromise: exited,
-    timeoutMs: 60_000,
+    timeoutMs: 1e12,
     intervalMs: 10_000,
+    now: () => calls++ === 0 ? 0 : 1e9,
   });
   assertEquals(r, "died");
   assertEquals(probes, 1, "did not wait out the 10 s interval");
@@ -174,3 +180,39 @@ function assertMatchReason(r: ProbeResult, re: RegExp) {
   assertEquals(r.ok, false);
   assertTrue(re.test(r.reason ?? ""), `reason ${r.reason} !~ ${re}`);
 }
+
+Deno.test("nextProbeDelay: at once after an answer; fast, then backing off, before one", () => {
+  const poll = 250;
+  assertEquals(nextProbeDelay({ ok: true, sinceStartMs: 10, pollIntervalMs: poll }), 0);
+  assertEquals(nextProbeDelay({ ok: true, sinceStartMs: 600_000, pollIntervalMs: poll }), 0);
+  assertEquals(
+    nextProbeDelay({ ok: false, sinceStartMs: 0, pollIntervalMs: poll }),
+    MIN_PROBE_GAP_MS,
+  );
+  const early = nextProbeDelay({ ok: false, sinceStartMs: 400, pollIntervalMs: poll });
+  const later = nextProbeDelay({ ok: false, sinceStartMs: 2000, pollIntervalMs: poll });
+  assertEquals([early, later], [40, 200]);
+  assertEquals(nextProbeDelay({ ok: false, sinceStartMs: 60_000, pollIntervalMs: poll }), poll);
+  // A poll interval below the floor is honoured as the longest pause.
+  assertEquals(nextProbeDelay({ ok: false, sinceStartMs: 0, pollIntervalMs: 1 }), 1);
+});
+
+Deno.test("waitForHealth: once the port answers, the streak is asked for without pauses", async () => {
+  // The clock says the child has been starting for ages, so any pause would be the whole
+  // interval (a day); three answers in a row must come back without one.
+  let n = 0;
+  const probe = (): Promise<ProbeResult> => Promise.resolve({ ok: n++ >= 0 });
+  let calls = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const r = await Promise.race([
+    waitForHealth(probe, target(1), {
+      childExited: () => false,
+      timeoutMs: 1e12,
+      intervalMs: 86_400_000,
+      now: () => calls++ === 0 ? 0 : 1e9,
+    }),
+    new Promise((ok) => timer = setTimeout(() => ok("paused between answers"), 10_000)),
+  ]);
+  clearTimeout(timer);
+  assertEquals([r, n], ["healthy", 3]);
+});

@@ -231,6 +231,56 @@ Deno.test("health needs consecutive successes; a failure resets the count", asyn
   }
 });
 
+Deno.test("a slow start is probed fast at first; once it answers, the streak comes at once", async () => {
+  // A poll interval of a minute: with probes one interval apart this start would take minutes.
+  // The child binds only after 4 failed probes; then 3 answers in a row make it healthy.
+  const h = await harness(["a"], {
+    settings: { ...FAST, pollIntervalMs: 60_000, healthTimeoutS: 600 },
+    setup: (w) => w.probeOverride = (_c, n) => n > 4,
+  });
+  try {
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 10_000, 5), h.types().join());
+    assertEquals(h.world.probes, 7);
+  } finally {
+    await finish(h);
+  }
+});
+
+Deno.test("with piped output, ComfyUI's listening line asks for a probe at once", async () => {
+  // After the first (failed) probe the clock jumps an hour: the next poll would be a minute
+  // away. Only the line ComfyUI prints once bound can bring the probe forward.
+  let probed = false;
+  const lines: string[] = [];
+  const h = await harness(["a"], {
+    settings: { ...FAST, pollIntervalMs: 60_000, healthTimeoutS: 7200 },
+    childOutput: (l) => lines.push(l),
+    setup: (w) => {
+      w.onSpawn = (c) => c.listening = false;
+      w.probeOverride = (c) => {
+        probed = true;
+        return c.listening;
+      };
+      const deps = w.deps.bind(w);
+      w.deps = (extra = {}) => deps({ now: () => Date.now() + (probed ? 3_600_000 : 0), ...extra });
+    },
+  });
+  try {
+    const child = await h.world.waitChildren(1);
+    assertTrue(await waitFor(() => h.world.probes >= 1, 5000, 5));
+    child.listening = true;
+    child.req.output?.("Starting server", "stdout");
+    child.req.output?.("To see the GUI go to: http://127.0.0.1:8188", "stdout");
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 10_000, 5), h.types().join());
+    assertEquals(h.world.probes, 4);
+    assertEquals(lines.slice(-2), [
+      "Starting server",
+      "To see the GUI go to: http://127.0.0.1:8188",
+    ]);
+  } finally {
+    await finish(h);
+  }
+});
+
 Deno.test("a child that never answers hits the health timeout and counts as a crash", async () => {
   const h = await harness(["a"], {
     settings: { ...FAST, healthTimeoutS: 0.1, crashLimit: 2 },

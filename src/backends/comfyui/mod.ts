@@ -34,3 +34,4 @@ export {
   runPrompt,
 } from "./run.ts";
 export { ComfyUISocket } from "./socket.ts";
+export { SharedSocket, type SocketHandlers } from "./shared_socket.ts";

@@ -1,6 +1,7 @@
 /**
  * The run-prompt state machine: queue a prompt under the caller's `prompt_id`, follow it over
- * `/ws` with `/history` as the authority, and end with its outcome. It falls back to polling
+ * `/ws` with `/history` as the authority (skipped only after a success the socket saw whole,
+ * see `seenFromStart`), and end with its outcome. It falls back to polling
  * `/history` when the socket cannot open (404, proxy without WebSocket) or drops mid-job,
  * and polls `/history` slowly even while the socket is up: that catches missed messages and
  * a backend that stops answering while its socket stays open.
@@ -96,10 +97,13 @@ export interface PromptApi {
   locate(promptId: string): Promise<PromptLocation | undefined>;
   /** Deletes the prompt from the queue, or interrupts it when it runs. */
   cancel(promptId: string): Promise<{ deleted: boolean; interrupted: boolean }>;
-  /** Opens `/ws?clientId=...`; rejects with BackendUnreachableError when it cannot. */
+  /**
+   * Opens `/ws?clientId=...`; rejects with BackendUnreachableError when it cannot.
+   * `handlers.promptId` names the prompt followed, so a shared socket can route to it.
+   */
   connect(
     clientId: string,
-    handlers: { onMessage?: (m: WsMessage) => void; onClose?: () => void },
+    handlers: { onMessage?: (m: WsMessage) => void; onClose?: () => void; promptId?: string },
     timeoutMs?: number,
   ): Promise<PromptSocket>;
   /** The same backend with `signal` also ending every request at once. */
@@ -172,6 +176,14 @@ export async function runPrompt(
   // Whether the prompt was seen executing (over /ws, or in /queue's running list).
   let started = false;
   const wsOutputs = new Map<string, Record<string, unknown>>();
+  // Whether the socket told the whole story of a success: seen from its start, no node the
+  // prompt's graph ends in (where output nodes are) served from ComfyUI's cache (a cached
+  // output node may send no `executed`), ended with `execution_success`. Then its
+  // `executed` outputs are the history's and /history is not asked (a round trip per job);
+  // in every other case /history decides. Cached loaders and encoders feed other nodes.
+  let seenFromStart = false;
+  let cachedSink = false;
+  let succeededOverWs = false;
   const onMessage = (m: WsMessage) => {
     const d = m.data;
     if (d.prompt_id !== promptId) return;
@@ -200,7 +212,13 @@ export async function runPrompt(
         emit({ type: "executed", promptId, node: String(d.node), output });
         break;
       }
+      case "execution_start":
+        seenFromStart = true;
+        break;
       case "execution_cached":
+        if (Array.isArray(d.nodes) && d.nodes.some((n) => !fed(prompt).has(String(n)))) {
+          cachedSink = true;
+        }
         emit({
           type: "cached",
           promptId,
@@ -208,6 +226,9 @@ export async function runPrompt(
         });
         break;
       case "execution_success":
+        succeededOverWs = true;
+        finishedOverWs = true;
+        break;
       case "execution_error":
       case "execution_interrupted":
         finishedOverWs = true;
@@ -229,7 +250,7 @@ export async function runPrompt(
       try {
         socket = await follow.connect(
           opts.clientId,
-          { onMessage, onClose: onAbort },
+          { onMessage, onClose: onAbort, promptId },
           opts.wsOpenTimeoutMs,
         );
       } catch {
@@ -262,6 +283,10 @@ export async function runPrompt(
       if (opts.detachSignal?.aborted) throw new PromptDetachedError(promptId);
       const wsUp = socket?.isOpen === true;
       if (opts.signal?.aborted) return cancelled(api, promptId, true, wsUp ? "ws" : "poll");
+      if (finishedOverWs && succeededOverWs && seenFromStart && !cachedSink) {
+        const outputs = [...wsOutputs].flatMap(([node, out]) => outputsFromNode(node, out));
+        return { promptId, status: "success", outputs, transport: "ws" };
+      }
       if (finishedOverWs) {
         // The socket said done; /history is written right around then, so poll briskly.
         if (!finishWaitStart) finishWaitStart = Date.now();
@@ -389,4 +414,20 @@ async function queueIdempotent(
       if (attempt >= 2) throw err;
     }
   }
+}
+
+const feeding = new WeakMap<ApiPrompt, Set<string>>();
+
+/** Ids of the prompt's nodes whose output another node takes as input. */
+function fed(prompt: ApiPrompt): Set<string> {
+  let ids = feeding.get(prompt);
+  if (ids) return ids;
+  ids = new Set();
+  for (const node of Object.values(prompt ?? {})) {
+    for (const v of Object.values(node?.inputs ?? {})) {
+      if (Array.isArray(v) && v.length === 2 && typeof v[1] === "number") ids.add(String(v[0]));
+    }
+  }
+  feeding.set(prompt, ids);
+  return ids;
 }

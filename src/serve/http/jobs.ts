@@ -315,7 +315,11 @@ export async function createJob(ctx: JobRoutesContext, req: Request): Promise<Re
       });
     }
   }
-  const job = ctx.dispatcher.submit({ ...request, idempotencyKey: key });
+  // A keyed job is committed in this same tick, so the look-up above and the unique key
+  // cannot race; unkeyed jobs share a group commit with the others of this turn.
+  const job = key !== undefined
+    ? ctx.dispatcher.submit({ ...request, idempotencyKey: key })
+    : await ctx.dispatcher.submitBatched(request);
   const now = ctx.store.get(job.id) ?? job;
   return json(jobView(now), 201, { location: `/v1/jobs/${job.id}` });
 }
