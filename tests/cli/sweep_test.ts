@@ -1,0 +1,78 @@
+/**
+ * Findings of the repeated review sweep on the command line: flag errors name the long
+ * flag, `gov doctor` checks its selection like every command, and an OS error no layer
+ * translated (a file gov keeps replaced by a folder) names the path instead of reading as
+ * gov's own bug.
+ */
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertNotMatch } from "../helpers/assert.ts";
+import { runCli } from "../../src/cli/main.ts";
+import { memoryIo } from "../../src/cli/io.ts";
+
+async function cli(args: string[], env: Record<string, string> = {}, cwd?: string) {
+  const io = memoryIo({ env: { NO_COLOR: "1", ...env }, cwd });
+  const code = await runCli(args, io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+Deno.test("a flag with a short form that lacks its value is named by its long form", async () => {
+  for (
+    const [args, flag] of [
+      [["node", "list", "-w"], "--workspace"],
+      [["node", "list", "--workspace"], "--workspace"],
+      [["tx", "list", "--env"], "--env"],
+      [["node", "list", "-w", "-x"], "--workspace"],
+    ] as const
+  ) {
+    const r = await cli([...args]);
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, new RegExp(`^error: gov \\S+ \\S+: ${flag} needs a value`));
+    assertNotMatch(r.stderr, /-w,/);
+  }
+  // The way to pass a value starting with '-' is spelled with the long flag, which takes `=`.
+  const r = await cli(["node", "list", "-e", "-x"]);
+  assertMatch(r.stderr, /write one starting with '-' as --env=-VALUE/);
+});
+
+Deno.test("gov doctor refuses a --workspace that is a file and a COMFYGIT_HOME that is no folder", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-doctor-" });
+  try {
+    const file = join(root, "plain.txt");
+    await Deno.writeTextFile(file, "x\n");
+    const asFile = await cli(["doctor", "-w", file]);
+    assertEquals(asFile.code, 2, asFile.stderr);
+    assertMatch(asFile.stderr, /--workspace .*plain\.txt is a file, not a folder/);
+    // Before, doctor silently diagnosed the working folder's workspace instead.
+    const home = await cli(["doctor"], { COMFYGIT_HOME: join(root, "missing") }, root);
+    assertEquals(home.code, 2, home.stderr);
+    assertMatch(home.stderr, /COMFYGIT_HOME=.*missing is not an existing folder/);
+    assertEquals(home.stdout, "");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a file gov reads replaced by a folder is named, never an internal error", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-eisdir-" });
+  try {
+    await Deno.mkdir(join(root, ".metadata"));
+    const env = join(root, "environments", "prod");
+    await Deno.mkdir(join(env, "config.toml"), { recursive: true });
+    await Deno.mkdir(join(root, "backends.toml"));
+    for (
+      const [args, path] of [
+        [["node", "list", "--env-dir", env], "config.toml"],
+        [["status", "-w", root, "-e", "prod"], "config.toml"],
+        [["backend", "list", "-w", root], "backends.toml"],
+      ] as const
+    ) {
+      const r = await cli([...args]);
+      assertNotMatch(r.stderr, /internal error/);
+      assertMatch(r.stderr, new RegExp(`${path} is a folder where gov expects a file`));
+      assertMatch(r.stderr, /move what is there aside/);
+      assertEquals(r.code, 1, r.stderr);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
