@@ -76,3 +76,25 @@ Deno.test("a file gov reads replaced by a folder is named, never an internal err
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a detached supervisor that refuses to start (exit 2) makes the command exit 2 with its reason", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-detach-" });
+  try {
+    await Deno.mkdir(join(root, ".metadata"));
+    const env = join(root, "environments", "prod");
+    await Deno.mkdir(join(env, "ComfyUI"), { recursive: true });
+    await Deno.writeTextFile(join(env, "ComfyUI", "main.py"), "");
+    for (
+      const args of [["run", "-w", root, "-e", "prod", "--detach"], ["switch", "prod", "-w", root]]
+    ) {
+      const r = await cli(args);
+      // Before, 1 ("failed, retrying may succeed") for what only `gov init` can fix.
+      assertEquals(r.code, 2, r.stderr);
+      assertMatch(r.stderr, /exited with code 2 before it started/);
+      assertMatch(r.stderr, /environment prod is not initialised/);
+      assertMatch(r.stderr, /run `gov init` in it first/);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
