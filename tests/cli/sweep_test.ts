@@ -5,7 +5,10 @@
  * gov's own bug.
  */
 import { join } from "node:path";
-import { assertEquals, assertMatch, assertNotMatch } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, assertNotMatch, assertThrows } from "../helpers/assert.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { parseSupervisorSettings } from "../../src/supervisor/settings.ts";
+import { parseEnvironmentConfig } from "../../src/workspace/config.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { memoryIo } from "../../src/cli/io.ts";
 
@@ -97,4 +100,30 @@ Deno.test("a detached supervisor that refuses to start (exit 2) makes the comman
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("configuration values that would disarm a safety are refused, naming the key", () => {
+  // A crash window of 0 holds one crash at most: with crash_limit 3, gov never gave up.
+  assertThrows(
+    () => parseSupervisorSettings("[supervisor]\ncrash_window = 0\n", "/ws/gov.toml"),
+    ConfigError,
+    /supervisor\.crash_window/,
+  );
+  assertEquals(
+    parseSupervisorSettings("[supervisor]\ncrash_window = 1\n", "/ws/gov.toml").crashWindowS,
+    1,
+  );
+  // A smoke test whose program is empty passed the check and failed only at promote.
+  for (const cmd of ['[""]', '["", "-c", "x"]', '["  "]']) {
+    assertThrows(
+      () => parseEnvironmentConfig(`[tx]\nsmoke_test_cmd = ${cmd}\n`, "/env/config.toml"),
+      ConfigError,
+      /tx\.smoke_test_cmd/,
+    );
+  }
+  assertEquals(
+    parseEnvironmentConfig('[tx]\nsmoke_test_cmd = ["python", ""]\n', "/env/config.toml").tx
+      .smoke_test_cmd,
+    ["python", ""],
+  );
 });
