@@ -14,6 +14,7 @@ import {
 } from "../gov/mod.ts";
 import { EnvironmentSelectionError } from "../workspace/environment.ts";
 import { WorkspaceNotFoundError } from "../workspace/root.ts";
+import { ParameterError } from "../workflow/errors.ts";
 
 /** The flag that names each input of {@linkcode MissingInputError}. */
 const INPUT_FLAGS: Record<string, string> = {
@@ -47,6 +48,9 @@ export function cliWording(err: GovError): { message: string; hint?: string } {
     if (!flag) return own;
     const what = err.input.endsWith("file") ? "file" : "folder";
     return { ...own, hint: `pass an existing ${what} to ${flag}` };
+  }
+  if (err instanceof ParameterError) {
+    return { ...own, message: `--set ${err.key}: ${err.problem}` };
   }
   if (err instanceof InvalidInputError) {
     const flag = VALUE_FLAGS[err.input];

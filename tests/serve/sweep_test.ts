@@ -87,3 +87,16 @@ Deno.test("the raw test client sends all of a request larger than one socket wri
     await close();
   }
 });
+
+Deno.test("a bad set pair is worded as the request's `set` field, not the CLI's --set flag", async () => {
+  const { gw, close } = await localGateway({ backendsToml: DOWN_BACKEND });
+  try {
+    const r = await post(gw.url, { workflow: txt2img(), set: { "3.constructor": "1" } });
+    assertEquals(r.status, 400);
+    const { error } = await r.json();
+    assertMatch(error, /^set 3\.constructor: node 3 \(KSampler\) has no input 'constructor'/);
+    assertEquals(gw.store.list().length, 0);
+  } finally {
+    await close();
+  }
+});
