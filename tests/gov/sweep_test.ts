@@ -66,3 +66,18 @@ Deno.test("a missing truth file is exit 2 like a corrupt one: nothing changed, t
     assertEquals(await stateOf(env), before);
   }
 });
+
+Deno.test("rollback to a damaged snapshot is refused with exit 2 and changes nothing", async () => {
+  const env = await template.copy();
+  const snaps: string[] = [];
+  for await (const e of Deno.readDir(join(env, "snapshots"))) if (e.isDirectory) snaps.push(e.name);
+  const target = snaps.sort()[0];
+  await Deno.remove(join(env, "snapshots", target, "pyproject.toml"));
+  const before = await stateOf(env);
+  const r = await govIn(env, ["rollback", target]);
+  // Before, exit 1 ("failed; retrying may succeed") for what only another snapshot fixes.
+  assertEquals(r.code, 2, r.stderr);
+  assertMatch(r.stderr, new RegExp(`snapshot ${target} is damaged: pyproject\\.toml is missing`));
+  assertMatch(r.stderr, /pick another snapshot/);
+  assertEquals(await stateOf(env), before);
+});
