@@ -9,6 +9,10 @@ import { assertEquals, assertMatch, assertNotMatch, assertThrows } from "../help
 import { ConfigError } from "../../src/errors.ts";
 import { parseSupervisorSettings } from "../../src/supervisor/settings.ts";
 import { parseEnvironmentConfig } from "../../src/workspace/config.ts";
+import { freePort } from "../helpers/net.ts";
+import { txt2img } from "../serve/_helpers.ts";
+import { eventShown } from "../../src/cli/serve/submit.ts";
+import type { JobStreamEvent } from "../../src/serve/client.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { memoryIo } from "../../src/cli/io.ts";
 
@@ -98,7 +102,15 @@ Deno.test("a detached supervisor that refuses to start (exit 2) makes the comman
       assertMatch(r.stderr, /run `gov init` in it first/);
     }
   } finally {
-    await Deno.remove(root, { recursive: true });
+    // The supervisor's last log lines may still be landing: retry the removal.
+    for (let i = 0; i < 50; i++) {
+      try {
+        await Deno.remove(root, { recursive: true });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 });
 
@@ -126,4 +138,35 @@ Deno.test("configuration values that would disarm a safety are refused, naming t
       .smoke_test_cmd,
     ["python", ""],
   );
+});
+
+Deno.test("gov submit without --wait prints why a job waits (silence read as a hang)", () => {
+  const waiting = { type: "waiting", data: { reason: "gone: down" } } as JobStreamEvent;
+  const progress = { type: "progress", data: { value: 1, max: 2 } } as JobStreamEvent;
+  assertEquals(eventShown(waiting, false, () => false), true);
+  assertEquals(eventShown(progress, false, () => true), false);
+  assertEquals(eventShown(progress, true, () => true), true);
+  assertEquals(eventShown(waiting, true, () => false), false);
+});
+
+Deno.test("gov submit run in-process names no 'backend null' for a job no backend took", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-submit-" });
+  try {
+    await Deno.mkdir(join(root, ".metadata"));
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(root, "backends.toml"),
+      `[[backend]]\nid = "gone"\nhost = "127.0.0.1"\nport = ${port}\n`,
+    );
+    const wf = join(root, "api.json");
+    await Deno.writeTextFile(wf, JSON.stringify(txt2img()));
+    const r = await cli(["submit", wf, "--local", "--queue-timeout", "1", "-w", root]);
+    assertEquals(r.code, 1, r.stderr);
+    assertMatch(r.stderr, /no backend took the job within the queue timeout \(1 s\)/);
+    // Before, the job line named "backend null".
+    assertNotMatch(r.stdout, /backend null/);
+    assertMatch(r.stdout, /failed: no backend took it/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
