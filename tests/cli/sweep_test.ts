@@ -170,3 +170,30 @@ Deno.test("gov submit run in-process names no 'backend null' for a job no backen
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a JSON file that is no workflow is named as such, not as a UI workflow needing definitions", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-wf-" });
+  try {
+    const files: Record<string, string> = {
+      "array.json": "[1, 2]",
+      "null.json": "null",
+      "number.json": "5",
+      "empty.json": "{}",
+      "nodes.json": '{"nodes": 5}',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      const path = join(root, name);
+      await Deno.writeTextFile(path, text);
+      for (
+        const args of [["workflow", "params", path], ["workflow", "patch", path, "--set", "a=1"]]
+      ) {
+        const r = await cli(args);
+        assertEquals(r.code, 2, r.stderr);
+        assertMatch(r.stderr, new RegExp(`${name}: not a ComfyUI workflow`));
+        assertNotMatch(r.stderr, /is a UI workflow/);
+      }
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
