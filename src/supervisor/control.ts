@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { EXIT_USAGE, GovError, RefusedError } from "../errors.ts";
+import { GovError, RefusedError } from "../errors.ts";
 import { readTextIfExists } from "../fs/atomic.ts";
 import { selfCommand } from "../process/self.ts";
 import { isPidAlive, spawnProcess } from "../process/run.ts";
@@ -458,14 +458,10 @@ export async function startDetachedSupervisor(
     if (child.exited()) {
       const status = await child.status;
       const tail = ((await readTextIfExists(paths.log)) ?? "").trimEnd().split("\n").slice(-3);
-      const err = new GovError(
+      throw new GovError(
         `the detached supervisor exited with code ${status.code} before it started`,
         { hint: tail.length ? `${paths.log} ends with:\n    ${tail.join("\n    ")}` : undefined },
       );
-      // `gov run` exits 2 for what retrying cannot fix (bad configuration, an environment
-      // not initialised); the command that started it says the same, not "failed, retry".
-      if (status.code === EXIT_USAGE) err.exitCode = EXIT_USAGE;
-      throw err;
     }
     if (Date.now() > end) {
       throw new GovError(`the detached supervisor (pid ${child.pid}) did not start in time`, {
