@@ -71,6 +71,12 @@ export function renderHelp(help: string): string {
   }).join("\n");
 }
 
+/** `-w` as `--workspace`: only the long form takes `=VALUE`, and every message uses it. */
+function longFlag(flag: string): string {
+  const long = Object.entries(SHORT_FLAGS).find(([, short]) => `-${short}` === flag)?.[0];
+  return long ? `--${long}` : flag;
+}
+
 /**
  * Parses a command's arguments strictly. Unknown flags and missing values become a
  * {@linkcode UsageError} that points at the command's `--help`.
@@ -104,12 +110,16 @@ export function parseFlags<O extends Options>(
   } catch (err) {
     const first = (err as Error).message.split("\n")[0];
     // node's wording names neither the fix nor gov's flags; say what to type instead.
-    const ambiguous = first.match(/^Option '(-[^' ]+)[^']*' argument is ambiguous/);
-    const missing = first.match(/^Option '(-[^' ]+)[^']*' argument missing/);
+    // A flag with a short form is named "-w, --workspace <value>"; the long name is the one
+    // every message and `--help` use.
+    const ambiguous = first.match(/^Option '(?:-[^-' ], )?(-[^' ]+)[^']*' argument is ambiguous/);
+    const missing = first.match(/^Option '(?:-[^-' ], )?(-[^' ]+)[^']*' argument missing/);
     const msg = ambiguous
-      ? `${ambiguous[1]} needs a value (write one starting with '-' as ${ambiguous[1]}=-VALUE)`
+      ? `${longFlag(ambiguous[1])} needs a value (write one starting with '-' as ${
+        longFlag(ambiguous[1])
+      }=-VALUE)`
       : missing
-      ? `${missing[1]} needs a value`
+      ? `${longFlag(missing[1])} needs a value`
       : first.replace(/^Unknown option/, "unknown flag")
         // node's parseArgs appends advice about `--` that does not apply to most commands.
         .replace(/\. To specify a positional argument.*$/, "");

@@ -13,6 +13,7 @@ import {
 } from "../workspace/root.ts";
 import { type Command, parseFlags, positionalArgs, printJson } from "./command.ts";
 import { type Io, type Styles, styles } from "./io.ts";
+import { checkSelection } from "./inputs.ts";
 
 const HELP = `Usage: gov doctor [--workspace DIR] [--env NAME] [--unit NAME] [--json]
 
@@ -81,6 +82,9 @@ async function run(args: string[], io: Io): Promise<number> {
     json: { type: "boolean" },
   });
   positionalArgs("doctor", positionals, []);
+  // A file for --workspace, or a COMFYGIT_HOME that names no folder, is bad input like on
+  // every other command, not a workspace to diagnose (or silently replace by the cwd's).
+  checkSelection(values, io);
   let ws: Workspace | undefined;
   if (values.workspace !== undefined) {
     ws = resolveWorkspace(values.workspace, { cwd: io.cwd(), env: io.env });

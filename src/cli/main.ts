@@ -5,6 +5,7 @@
  * @module
  */
 import { GovError } from "../errors.ts";
+import { storageErrorOf } from "../fs/errors.ts";
 import { VERSION } from "../version.ts";
 import { type Command, renderHelp } from "./command.ts";
 import type { Io } from "./io.ts";
@@ -188,6 +189,14 @@ export async function runCli(
       io.err(`${s.red("error:")} ${message}\n`);
       if (hint) io.err(`  ${hint}\n`);
       return err.exitCode;
+    }
+    // An OS error no layer translated (a state file that is a folder, ...) still names the
+    // condition and the path: it is not gov's bug.
+    const storage = storageErrorOf(err);
+    if (storage) {
+      io.err(`${s.red("error:")} ${storage.message}\n`);
+      if (storage.hint) io.err(`  ${storage.hint}\n`);
+      return storage.exitCode;
     }
     const e = err as Error;
     io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);

@@ -15,6 +15,7 @@ import {
 import { EnvironmentSelectionError } from "../workspace/environment.ts";
 import { UnknownNodeError } from "../workflow/errors.ts";
 import { WorkspaceNotFoundError } from "../workspace/root.ts";
+import { ParameterError } from "../workflow/errors.ts";
 
 /** The flag that names each input of {@linkcode MissingInputError}. */
 const INPUT_FLAGS: Record<string, string> = {
@@ -48,6 +49,9 @@ export function cliWording(err: GovError): { message: string; hint?: string } {
     if (!flag) return own;
     const what = err.input.endsWith("file") ? "file" : "folder";
     return { ...own, hint: `pass an existing ${what} to ${flag}` };
+  }
+  if (err instanceof ParameterError) {
+    return { ...own, message: `--set ${err.key}: ${err.problem}` };
   }
   if (err instanceof InvalidInputError) {
     const flag = VALUE_FLAGS[err.input];

@@ -9,7 +9,12 @@
 import { GovError } from "../errors.ts";
 
 /** The storage conditions gov names. */
-export type StorageCondition = "disk-full" | "read-only" | "permission";
+export type StorageCondition =
+  | "disk-full"
+  | "read-only"
+  | "permission"
+  | "folder-not-file"
+  | "file-not-folder";
 
 const CODES: Record<string, StorageCondition> = {
   ENOSPC: "disk-full",
@@ -17,6 +22,10 @@ const CODES: Record<string, StorageCondition> = {
   EROFS: "read-only",
   EACCES: "permission",
   EPERM: "permission",
+  // A file gov keeps (plugins.json, config.toml, ...) replaced by a folder, or the other way
+  // round: the layout is damaged, which the user fixes, not gov.
+  EISDIR: "folder-not-file",
+  ENOTDIR: "file-not-folder",
 };
 
 /**
@@ -46,11 +55,17 @@ export class StorageError extends GovError {
       ? `no space left on the device holding${where || " the environment"} (${code})`
       : condition === "read-only"
       ? `cannot write${where}: the file system is read-only (${code})`
+      : condition === "folder-not-file"
+      ? `${path || "a path gov uses"} is a folder where gov expects a file (${code})`
+      : condition === "file-not-folder"
+      ? `a part of ${path || "a path gov uses"} is a file where gov expects a folder (${code})`
       : `permission denied on${where || " a file of the environment"} (${code})`;
     const fix = condition === "disk-full"
       ? "free space on that file system (or raise the quota), then run the command again"
       : condition === "read-only"
       ? "remount it read-write, or run this command where the environment is writable"
+      : condition === "folder-not-file" || condition === "file-not-folder"
+      ? "move what is there aside (restore the file from a snapshot or backup), then run the command again"
       : "run gov as the user that owns the environment, or fix the permissions of that path";
     super(what, {
       hint: `${fix}; an operation it interrupted is finished or undone by the next gov command`,

@@ -23,7 +23,7 @@ import {
 import { HealthMonitor } from "../backends/health.ts";
 import { isTransient, NoBackendError, selectBackend } from "../backends/scheduler.ts";
 import { readBackends } from "../backends/registry.ts";
-import { isApiPrompt, toApiPrompt } from "../workflow/convert/mod.ts";
+import { isApiPrompt, isUiWorkflow, toApiPrompt } from "../workflow/convert/mod.ts";
 import { UnknownNodeError } from "../workflow/errors.ts";
 import { patchPrompt } from "../workflow/patch.ts";
 import { promptRequirements } from "../workflow/requirements.ts";
@@ -37,6 +37,7 @@ export {
   HealthMonitor,
   isApiPrompt,
   isTransient,
+  isUiWorkflow,
   NoBackendError,
   patchPrompt,
   PromptDetachedError,

@@ -16,6 +16,7 @@ import {
   type ApiPrompt,
   isApiPrompt,
   isTransient,
+  isUiWorkflow,
   learnedObjectInfo,
   mergeObjectInfo,
   NoBackendError,
@@ -102,7 +103,12 @@ export class Placer {
     if (workflow === null || typeof workflow !== "object" || Array.isArray(workflow)) {
       throw new JobInputError("workflow must be a JSON object (UI workflow or API prompt)");
     }
-    if (!isApiPrompt(workflow) && !info) return undefined;
+    // Only a UI workflow waits for node definitions; anything that is neither form is
+    // refused now, not stored to fail once a backend is up.
+    const w = workflow as Record<string, unknown>;
+    if (!info && !isApiPrompt(workflow) && (isUiWorkflow(w) || isUiWorkflow(w.workflow))) {
+      return undefined;
+    }
     try {
       const prompt = patchPrompt(toApiPrompt(workflow, info), sets, info);
       return !info && keysOnly ? undefined : prompt;

@@ -83,7 +83,8 @@ const NUMERIC_KEYS: Record<string, { key: NumKey; min: number; integer?: boolean
   crash_delay: { key: "crashDelayS", min: 0 },
   crash_delay_max: { key: "crashDelayMaxS", min: 0 },
   crash_limit: { key: "crashLimit", min: 1, integer: true },
-  crash_window: { key: "crashWindowS", min: 0 },
+  // A window of 0 holds one crash at most: with crash_limit above 1, gov would never give up.
+  crash_window: { key: "crashWindowS", min: 1 },
   lock_timeout: { key: "lockTimeoutS", min: 1 },
 };
 

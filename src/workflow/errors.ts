@@ -76,9 +76,13 @@ export class WorkflowError extends UsageError {
 export class ParameterError extends UsageError {
   /** The key as the user wrote it. */
   key: string;
+  /** What is wrong with it. */
+  problem: string;
   constructor(key: string, problem: string, hint?: string) {
-    super(`--set ${key}: ${problem}`, hint ? { hint } : undefined);
+    // Worded for every caller (the gateway's `set` field too); the CLI says `--set`.
+    super(`set ${key}: ${problem}`, hint ? { hint } : undefined);
     this.name = "ParameterError";
     this.key = key;
+    this.problem = problem;
   }
 }

@@ -228,7 +228,7 @@ export function parseEnvironmentConfig(text: string, file: string): EnvironmentC
   } else {
     smoke = strList(tx, file, "smoke_test_cmd");
   }
-  if (smoke && smoke.length === 0) {
+  if (smoke && (smoke.length === 0 || smoke[0].trim() === "")) {
     throw new ConfigError(file, "tx.smoke_test_cmd", "a non-empty command");
   }
   return {

@@ -154,7 +154,7 @@ Deno.test("rollback refuses a snapshot whose files were edited", async () => {
   await Deno.writeTextFile(snapPy, text + "\n# edited\n");
   const before = await truthFiles(env);
   const r = await govIn(env, ["rollback", goodPost]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 2, r.stderr);
   assertMatch(r.stderr, /snapshot .* is damaged: pyproject\.toml does not match the sha256/);
   assertEquals(await truthFiles(env), before);
   await Deno.writeTextFile(snapPy, text);

@@ -106,7 +106,7 @@ Deno.test("hardening: gov's operations on real environments", async (t) => {
       await Deno.remove(join(env, "state/plugins.json"));
       for (const args of [["node", "add", "a", plain], ["init"], ["node", "list"]]) {
         const r = await run(env, args);
-        assertEquals(r.code, 1, `gov ${args.join(" ")}: ${r.stderr}`);
+        assertEquals(r.code, 2, `gov ${args.join(" ")}: ${r.stderr}`);
         assertMatch(r.stderr, /state\/plugins\.json is missing/);
         assertMatch(r.stderr, /cp \S+\/snapshots\/snap-[^/]+\/plugins\.json \S+plugins\.json/);
         assertNotMatch(r.stderr, /internal error/);
@@ -118,7 +118,7 @@ Deno.test("hardening: gov's operations on real environments", async (t) => {
       await Deno.remove(join(env2, "pyproject.toml"));
       for (const args of [["init"], ["node", "add", "a", plain]]) {
         const r = await run(env2, args);
-        assertEquals(r.code, 1, `gov ${args.join(" ")}: ${r.stderr}`);
+        assertEquals(r.code, 2, `gov ${args.join(" ")}: ${r.stderr}`);
         assertMatch(r.stderr, /pyproject\.toml is missing, though the environment is initialised/);
         assertMatch(r.stderr, /cp \S+\/snapshots\/snap-[^/]+\/pyproject\.toml /);
         assertTrue(!(await exists(join(env2, "pyproject.toml"))), `${args} wrote one`);

@@ -69,7 +69,8 @@ export async function rawExchange(
 ): Promise<{ text: string; closed: boolean }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const bytes = typeof request === "string" ? new TextEncoder().encode(request) : request;
-  await conn.write(bytes);
+  // One write may take only part of a large request; send all of it.
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
   const chunks: string[] = [];
   const dec = new TextDecoder();
   const buf = new Uint8Array(16 * 1024);

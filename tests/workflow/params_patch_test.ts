@@ -113,7 +113,7 @@ Deno.test("patch: seed=random draws from the input's range", () => {
 
 Deno.test("patch: values are checked against range, step and choices with a one-line fix", () => {
   const bad: [string, string, RegExp, RegExp?][] = [
-    ["steps", "0", /--set steps: must be an integer from 1 to 10000, got '0'/, /default 20/],
+    ["steps", "0", /^set steps: must be an integer from 1 to 10000, got '0'/, /default 20/],
     ["steps", "2.5", /must be an integer/],
     ["steps", "many", /must be an integer/],
     ["cfg", "7.333", /must be a multiple of 0\.01, got 7\.333/, /7\.33 or 7\.34/],
@@ -201,7 +201,7 @@ Deno.test("patch can set a widget input the prompt leaves out, and replace a lin
   ) as ParameterError;
   assertEquals(
     err.message,
-    "--set 2.clip: input 'clip' of node 2 (CLIPTextEncode) takes a CLIP from another node, " +
+    "set 2.clip: input 'clip' of node 2 (CLIPTextEncode) takes a CLIP from another node, " +
       "not a value",
   );
   // Seeds' 0xffffffffffffffff bound is printed as written, not as 2^64 rounded.

@@ -98,6 +98,26 @@ function progressFilter(): (e: JobStreamEvent) => boolean {
   };
 }
 
+/**
+ * Whether `gov submit` prints event `e` on stderr: with `--wait` every one `show` lets
+ * through; without, an in-process run still says why it has not returned yet (every backend
+ * down or full), as silence reads as a hang.
+ *
+ * @example
+ * ```ts
+ * import { eventShown } from "@/cli/serve/submit.ts";
+ *
+ * eventShown({ type: "waiting", data: { reason: "gpu1: down" } }, false, () => true); // true
+ * ```
+ */
+export function eventShown(
+  e: JobStreamEvent,
+  wait: boolean,
+  show: (e: JobStreamEvent) => boolean,
+): boolean {
+  return wait ? show(e) : e.type === "waiting";
+}
+
 function printRefusals(io: Io, err: JobInputError): void {
   for (const r of err.refusals ?? []) io.err(`  ${r.backend}: ${r.reason}\n`);
 }
@@ -177,7 +197,7 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
       const line = eventLine(e);
       // A failure's reason comes once, in the closing error line (unless --json).
       if (e.type === "failed" && !values.json) return;
-      if (line && wait && show(e)) io.err(`${s.dim(String(e.data.job ?? ""))} ${line}\n`);
+      if (line && eventShown(e, wait, show)) io.err(`${s.dim(String(e.data.job ?? ""))} ${line}\n`);
     };
 
     const interrupt = new AbortController();
@@ -224,7 +244,10 @@ parameter, out-of-range value, a prompt no backend can run), 130 interrupted.
     } else if (!wait) {
       const where = mode === "server"
         ? `gov serve at ${server}`
-        : `backend ${job.backend} (prompt ${job.prompt_id}; no gov serve running, so gov will not retry it)`;
+        : job.backend
+        ? `backend ${job.backend} (prompt ${job.prompt_id}; no gov serve running, so gov will not retry it)`
+        // Failed before any backend took it (a queue timeout): there is no backend to name.
+        : "no backend took it (no gov serve running)";
       io.out(`job ${job.id} ${job.state}: ${where}\n`);
     } else {
       for (const o of job.outputs) io.out(`${o.url}\n`);

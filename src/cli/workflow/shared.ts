@@ -11,6 +11,7 @@ import { workspaceFromFlag } from "../inputs.ts";
 import { getBackend } from "../../backends/registry.ts";
 import { ComfyUIClient } from "../../backends/comfyui/mod.ts";
 import { WorkflowError } from "../../workflow/errors.ts";
+import { isWorkflowDocument } from "../../workflow/convert/mod.ts";
 import { loadObjectInfo, type ObjectInfo, parseObjectInfo } from "../../workflow/object_info.ts";
 import type { ApiPrompt } from "../../workflow/types.ts";
 import type { Io } from "../io.ts";
@@ -42,11 +43,21 @@ export async function readWorkflowFile(io: Io, path: string): Promise<unknown> {
     }
     throw err;
   }
+  let doc: unknown;
   try {
-    return JSON.parse(text);
+    doc = JSON.parse(text);
   } catch (err) {
     throw new WorkflowError(`${path}: not valid JSON (${(err as Error).message})`);
   }
+  // Checked here, before a command asks for node definitions: a JSON array is no "UI
+  // workflow that needs --object-info".
+  if (!isWorkflowDocument(doc)) {
+    throw new WorkflowError(
+      `${path}: not a ComfyUI workflow: expected a UI workflow (with a \`nodes\` list) or an ` +
+        "API prompt (node ids mapping to {class_type, inputs})",
+    );
+  }
+  return doc;
 }
 
 /** Flags that choose where node definitions come from. */

@@ -110,6 +110,9 @@ export async function nodeRemove(
     requireGovManagedPython(ctx);
     ctx.uv();
   }
+  // The finish marks the node's open transactions aborted: an unreadable one must stop the
+  // removal here, while nothing has changed, not after production was synced without it.
+  await listTxs(ctx.paths);
   const j = await beginJournal(
     ctx.paths,
     "remove",

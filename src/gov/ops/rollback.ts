@@ -8,6 +8,8 @@
  */
 import { join } from "node:path";
 import { exists } from "../../fs/atomic.ts";
+import { EXIT_USAGE, GovError } from "../../errors.ts";
+import { StorageError } from "../../fs/errors.ts";
 import type { GovContext } from "../steps/context.ts";
 import { RollbackFailedError } from "../errors.ts";
 import { beginJournal, type JournalHandle } from "../state/journal.ts";
@@ -52,7 +54,15 @@ export interface RollbackResult {
 export async function rollback(ctx: GovContext, snapshotId: string): Promise<RollbackResult> {
   requireGovManagedPython(ctx);
   // Check the whole target first: a damaged snapshot must change nothing.
-  const { meta } = await loadSnapshot(ctx.paths, snapshotId);
+  let meta;
+  try {
+    ({ meta } = await loadSnapshot(ctx.paths, snapshotId));
+  } catch (err) {
+    // Nothing has changed yet: a damaged target is refused (pick another one), exit 2 like
+    // a corrupt state file, not a failure that a retry could fix.
+    if (err instanceof GovError && !(err instanceof StorageError)) err.exitCode = EXIT_USAGE;
+    throw err;
+  }
   const before = Object.keys((await readPlugins(ctx.paths)).plugins);
   ctx.uv();
   const j = await beginJournal(

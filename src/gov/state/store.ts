@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { ConfigError, GovError, NotFoundError } from "../../errors.ts";
+import { ConfigError, EXIT_USAGE, GovError, NotFoundError } from "../../errors.ts";
 import { exists, writeFileAtomic, writeJsonAtomic } from "../../fs/atomic.ts";
 import { readJsonFile } from "../../fs/json.ts";
 import { validateName } from "../../workspace/names.ts";
@@ -109,6 +109,9 @@ export class MissingTruthFileError extends GovError {
         : "restore it from a backup; gov will not rebuild it, as that would forget every registered node",
     });
     this.name = "MissingTruthFileError";
+    // Like a corrupt state file (ConfigError): nothing changed, and only the user's restore
+    // can help, so a retry loop (systemd, a script) must not spin on it.
+    this.exitCode = EXIT_USAGE;
   }
 }
 

@@ -347,6 +347,13 @@ export function listJobs(ctx: JobRoutesContext, url: URL): Response {
     throw new HttpError(400, `limit must be an integer from 1 to 10000, got '${limitRaw}'`);
   }
   const before = url.searchParams.get("before") ?? undefined;
+  // An unknown id would page to an empty list, read as "no older jobs".
+  if (before !== undefined && !ctx.store.get(before)) {
+    throw new HttpError(
+      400,
+      `before: no job '${before.slice(0, 80)}' (page with a job id from the list)`,
+    );
+  }
   const jobs = ctx.store.list({ states: states as JobState[], limit, before });
   return json({ jobs: jobs.map(jobSummaryView), counts: ctx.store.countByState() });
 }

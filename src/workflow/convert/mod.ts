@@ -72,6 +72,22 @@ export function isUiWorkflow(x: unknown): boolean {
 }
 
 /**
+ * Whether `x` is a workflow in a form {@linkcode toApiPrompt} takes: an API prompt, a UI
+ * workflow, or either wrapped (`{prompt}`, `{workflow}`). Anything else is no workflow, and
+ * is refused as such before asking for node definitions it could not use.
+ *
+ * @example
+ * ```ts
+ * isWorkflowDocument({ nodes: [], links: [] }); // true
+ * isWorkflowDocument([1, 2]); // false
+ * ```
+ */
+export function isWorkflowDocument(x: unknown): boolean {
+  if (isApiPrompt(x) || isUiWorkflow(x)) return true;
+  return isObject(x) && (isApiPrompt(x.prompt) || isUiWorkflow(x.workflow));
+}
+
+/**
  * Whether converting `doc` needs node definitions: true for UI workflows, false for API
  * prompts and `/prompt` request bodies.
  *
