@@ -217,3 +217,23 @@ Deno.test("a step whose result is a failure is shown failed, never done", async 
   await judgedStep((e) => events.push(e), "ok", () => Promise.resolve(0), (n) => n === 0);
   assertEquals(events.map((e) => e.state), ["start", "done"]);
 });
+
+Deno.test("git failures: cloning a plain file is 'not a git repository', not 'unreachable'", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-gitfile-" });
+  try {
+    const file = join(root, "node.txt");
+    await Deno.writeTextFile(file, "not a repository\n");
+    // What the real git says for it, not a pasted copy.
+    const out = await new Deno.Command("git", {
+      args: ["clone", "-q", file, join(root, "dest")],
+      stdout: "null",
+      stderr: "piped",
+      env: { LC_ALL: "C" },
+    }).output();
+    assertTrue(out.code !== 0, "git cloned a plain file");
+    const told = explainGitFailure(new TextDecoder().decode(out.stderr), { url: file });
+    assertMatch(told.message, /is not a git repository/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

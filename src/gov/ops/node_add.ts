@@ -58,7 +58,9 @@ export function explainGitFailure(
   }
   if (
     /could not resolve host|unable to access|connection refused|connection timed out|network is unreachable|failed to connect|operation timed out|could not read from remote/
-      .test(text) && !/repository .* not found|does not appear to be a git repository/.test(text)
+      .test(text) &&
+    !/repository .* not found|does not appear to be a git repository|invalid gitfile format|does not look like a v2 or v3 bundle/
+      .test(text)
   ) {
     return {
       message: `${subject.url} is unreachable`,
@@ -66,7 +68,7 @@ export function explainGitFailure(
     };
   }
   if (
-    /does not appear to be a git repository|not a git repository|repository .* not found|does not exist|no such file/
+    /does not appear to be a git repository|not a git repository|repository .* not found|does not exist|no such file|invalid gitfile format|does not look like a v2 or v3 bundle/
       .test(text)
   ) {
     return {
