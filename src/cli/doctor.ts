@@ -4,9 +4,11 @@
  *
  * @module
  */
+import { UsageError } from "../errors.ts";
 import { type DoctorReport, type Finding, runDoctor } from "../doctor/mod.ts";
 import {
   findWorkspaceRoot,
+  listEnvironments,
   resolveWorkspace,
   type Workspace,
   workspaceAt,
@@ -91,6 +93,12 @@ async function run(args: string[], io: Io): Promise<number> {
   } else {
     const root = findWorkspaceRoot({ cwd: io.cwd(), env: io.env });
     if (root) ws = workspaceAt(root);
+  }
+  // An environment that is not there is a mistyped name (exit 2), not a finding about the host.
+  if (values.env !== undefined && ws && !listEnvironments(ws).includes(values.env)) {
+    throw new UsageError(`gov doctor: no environment '${values.env}' in ${ws.environmentsDir}`, {
+      hint: `pass --env NAME, one of: ${listEnvironments(ws).join(", ") || "none yet"}`,
+    });
   }
   const report = await runDoctor({
     workspace: ws,

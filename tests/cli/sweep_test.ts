@@ -54,6 +54,13 @@ Deno.test("gov doctor refuses a --workspace that is a file and a COMFYGIT_HOME t
     assertEquals(home.code, 2, home.stderr);
     assertMatch(home.stderr, /COMFYGIT_HOME=.*missing is not an existing folder/);
     assertEquals(home.stdout, "");
+    // A mistyped environment is bad input too, not a blocking finding (exit 1) about the host.
+    await Deno.mkdir(join(root, "ws", ".metadata"), { recursive: true });
+    await Deno.mkdir(join(root, "ws", "environments", "prod"), { recursive: true });
+    const typo = await cli(["doctor", "-w", join(root, "ws"), "-e", "prdo"]);
+    assertEquals(typo.code, 2, typo.stderr);
+    assertMatch(typo.stderr, /no environment 'prdo' in .*\n.*one of: prod/);
+    assertEquals(typo.stdout, "");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
