@@ -24,7 +24,8 @@ import { storageErrorOf } from "../fs/errors.ts";
 import type { Environment } from "../workspace/environment.ts";
 import { validateName } from "../workspace/names.ts";
 import { withLockedEnv, withReadEnv } from "./session.ts";
-import type { GovContext, GovOptions } from "./steps/context.ts";
+import { type GovContext, type GovOptions, makeContext } from "./steps/context.ts";
+import { requireInitialised } from "./steps/guards.ts";
 import type { NodeInfo } from "./steps/node_code.ts";
 import type { ConflictReport, SnapshotMeta, Transaction } from "./state/schema.ts";
 import { init, type InitOptions, type InitResult, prepareInit } from "./ops/init.ts";
@@ -111,6 +112,24 @@ export async function initEnvironment(
     throw storageErrorOf(err) ?? err;
   }
   return await withLockedEnv(plan.env, "init", gopts, (ctx) => init(ctx, plan, opts));
+}
+
+/**
+ * Refuses an environment gov manages that was never initialised, or whose truth files are
+ * damaged: what the supervisor's first sync would refuse, checked without the lock and
+ * without writing, so a caller can refuse before it starts anything.
+ *
+ * @example
+ * ```ts
+ * import { checkInitialised } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * await checkInitialised(loadEnvironment("/srv/comfy/environments/prod"));
+ * ```
+ */
+export async function checkInitialised(env: Environment): Promise<void> {
+  if (env.hostManagedPython) return;
+  await requireInitialised(makeContext(env));
 }
 
 /**

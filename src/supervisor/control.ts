@@ -9,6 +9,7 @@ import { readTextIfExists } from "../fs/atomic.ts";
 import { selfCommand } from "../process/self.ts";
 import { isPidAlive, spawnProcess } from "../process/run.ts";
 import { workspaceEnvironment } from "../workspace/environment.ts";
+import { checkStartable } from "./start.ts";
 import type { Workspace } from "../workspace/root.ts";
 import { metadataPaths, nowSeconds } from "../ipc/files.ts";
 import { acquireSwitchLock, readSwitchLock, releaseSwitchLock } from "../ipc/lock.ts";
@@ -191,6 +192,8 @@ export async function requestSwitch(
         since: nowSeconds(),
       };
     }
+    // With no supervisor, one is started for the target: refuse now what it would refuse.
+    if (!supervisorPid) await checkStartable(workspaceEnvironment(ws, target));
     const source = current !== target ? current : undefined;
     const request = await writeSwitchRequest(meta, target, source);
     await writeSwitchStatus(meta, "preparing", {

@@ -24,6 +24,9 @@ import { readStartupState } from "../ipc/startup.ts";
 import { clearCommand } from "../ipc/cmd.ts";
 import { readSupervisorState, type SupervisorState } from "./state.ts";
 import type { SupervisorContext } from "./context.ts";
+import { ComfyUIMissingError } from "./child.ts";
+import { checkInitialised } from "../gov/mod.ts";
+import { exists } from "../fs/atomic.ts";
 
 /** Where the first environment came from. */
 export interface StartChoice {
@@ -243,4 +246,26 @@ function describeChoice(from: StartChoice["from"]): string {
     case "only":
       return "the only environment";
   }
+}
+
+/**
+ * Refuses, before a detached supervisor is started for `env`, what that supervisor would
+ * refuse at its first start: no ComfyUI there, or an environment gov manages that was never
+ * initialised (or whose truth files are damaged). The caller then gets the same one-line
+ * error and exit code as in the foreground, instead of a race between the background
+ * supervisor writing its pid file and exiting 2.
+ *
+ * @example
+ * ```ts
+ * import { checkStartable } from "@/supervisor/start.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * await checkStartable(loadEnvironment("/srv/comfy/environments/prod"));
+ * ```
+ */
+export async function checkStartable(env: Environment): Promise<void> {
+  if (!(await exists(join(env.comfyuiDir, "main.py")))) {
+    throw new ComfyUIMissingError(env.comfyuiDir, env.configPath);
+  }
+  await checkInitialised(env);
 }

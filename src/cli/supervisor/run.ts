@@ -13,6 +13,7 @@ import { SupervisorRunningError } from "../../ipc/pid.ts";
 import { metadataPaths } from "../../ipc/files.ts";
 import { workspaceEnvironment } from "../../workspace/environment.ts";
 import { startDetachedSupervisor } from "../../supervisor/control.ts";
+import { checkStartable } from "../../supervisor/start.ts";
 import { validateName } from "../../workspace/names.ts";
 import { SETTING_FLAGS, settingsWithFlags, WORKSPACE_FLAG, workspaceFor } from "./common.ts";
 
@@ -153,7 +154,7 @@ async function run(args: string[], io: Io): Promise<number> {
       explicit: values.env,
       defaultEnv: settings.defaultEnv,
     });
-    workspaceEnvironment(ws, choice.name);
+    await checkStartable(workspaceEnvironment(ws, choice.name));
     const pass: string[] = [];
     if (values.env !== undefined) pass.push("--env", values.env);
     for (const flag of Object.keys(SETTING_FLAGS)) {
