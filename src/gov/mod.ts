@@ -39,7 +39,7 @@ import { type EnvironmentStatus, status } from "./ops/status.ts";
 import { sync, syncOptions, type SyncProgress } from "./ops/sync.ts";
 import { txAbort } from "./ops/tx_abort.ts";
 import { txInspect } from "./ops/tx_inspect.ts";
-import { txList } from "./ops/tx_list.ts";
+import { txList, type TxSummary, txSummaryList } from "./ops/tx_list.ts";
 import { checkRegistryAdd, nodeAddRegistry } from "./ops/node_add_registry.ts";
 import { parseManagerSnapshot, renderManagerSnapshot } from "./ops/snapshot_format.ts";
 import {
@@ -250,6 +250,25 @@ export async function listTransactions(
   gopts: GovOptions = {},
 ): Promise<Transaction[]> {
   return await withReadEnv(env, "tx list", gopts, txList);
+}
+
+/**
+ * The summary of every transaction, oldest first (`gov tx list`), read from the
+ * transaction index instead of every transaction file.
+ *
+ * @example
+ * ```ts
+ * import { listTransactionSummaries } from "@/gov/mod.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const list = await listTransactionSummaries(loadEnvironment("/srv/comfy/environments/prod"));
+ * ```
+ */
+export async function listTransactionSummaries(
+  env: Environment,
+  gopts: GovOptions = {},
+): Promise<TxSummary[]> {
+  return await withReadEnv(env, "tx list", gopts, txSummaryList);
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { listTransactions, txSummary } from "../../gov/mod.ts";
+import { listTransactionSummaries } from "../../gov/mod.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions, table } from "./common.ts";
 
 /** `gov tx list`. */
@@ -27,8 +27,7 @@ ${ENV_FLAGS_HELP}
       json: { type: "boolean" },
     });
     positionalArgs("tx list", positionals, []);
-    const txs = await listTransactions(envFromFlags(values, io), govOptions(io));
-    const rows = txs.map(txSummary);
+    const rows = await listTransactionSummaries(envFromFlags(values, io), govOptions(io));
     if (values.json) {
       printJson(io, rows);
       return 0;

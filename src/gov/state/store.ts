@@ -19,6 +19,7 @@ import {
   validatePlugins,
   validateTransaction,
 } from "./schema.ts";
+import { indexTx } from "./tx_index.ts";
 
 /**
  * Current time as ISO 8601 (UTC, milliseconds).
@@ -207,7 +208,8 @@ export async function readTx(p: GovPaths, txid: string): Promise<Transaction> {
 }
 
 /**
- * Writes a transaction atomically.
+ * Writes a transaction atomically, then records it in the transaction index (which a
+ * reader rebuilds if gov dies between the two).
  *
  * @example
  * ```ts
@@ -222,6 +224,11 @@ export async function readTx(p: GovPaths, txid: string): Promise<Transaction> {
  */
 export async function writeTx(p: GovPaths, tx: Transaction): Promise<void> {
   await writeJsonAtomic(txPath(p, tx.txid), tx);
+  // Test-only, as journal.ts's fault points: a kill between the file and its index entry.
+  if (Deno.env.get("GOV_FAULT")?.split(",").some((s) => s.trim() === "tx:written")) {
+    Deno.kill(Deno.pid, "SIGKILL");
+  }
+  await indexTx(p, tx);
 }
 
 /**
