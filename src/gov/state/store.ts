@@ -228,7 +228,9 @@ export async function writeTx(p: GovPaths, tx: Transaction): Promise<void> {
   if (Deno.env.get("GOV_FAULT")?.split(",").some((s) => s.trim() === "tx:written")) {
     Deno.kill(Deno.pid, "SIGKILL");
   }
-  await indexTx(p, tx);
+  // The transaction is written; an index that cannot follow (a full disk) is found behind
+  // the file by the next read and rebuilt, so it must not fail the operation.
+  await indexTx(p, tx).catch(() => {});
 }
 
 /**
