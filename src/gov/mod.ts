@@ -35,11 +35,11 @@ import { promote, type PromoteOptions } from "./ops/promote.ts";
 import { conflictOf, parsePin, resolve } from "./ops/resolve.ts";
 import { rollback, type RollbackResult } from "./ops/rollback.ts";
 import { snapshotInspect, snapshotList } from "./ops/snapshot_query.ts";
-import { type EnvironmentStatus, status } from "./ops/status.ts";
+import type { EnvironmentStatus } from "./ops/status.ts";
 import { sync, syncOptions, type SyncProgress } from "./ops/sync.ts";
 import { txAbort } from "./ops/tx_abort.ts";
 import { txInspect } from "./ops/tx_inspect.ts";
-import { txList, type TxSummary, txSummaryList } from "./ops/tx_list.ts";
+import { txList } from "./ops/tx_list.ts";
 import { checkRegistryAdd, nodeAddRegistry } from "./ops/node_add_registry.ts";
 import { parseManagerSnapshot, renderManagerSnapshot } from "./ops/snapshot_format.ts";
 import {
@@ -87,6 +87,7 @@ export {
 } from "./errors.ts";
 export { mergePins, parsePin, requireResolvable } from "./ops/resolve.ts";
 export { type TxSummary, txSummary } from "./ops/tx_list.ts";
+export { environmentStatus, listTransactionSummaries } from "./read.ts";
 
 /**
  * Initialises (or re-checks) the environment in folder `dir` (`gov init`).
@@ -250,25 +251,6 @@ export async function listTransactions(
   gopts: GovOptions = {},
 ): Promise<Transaction[]> {
   return await withReadEnv(env, "tx list", gopts, txList);
-}
-
-/**
- * The summary of every transaction, oldest first (`gov tx list`), read from the
- * transaction index instead of every transaction file.
- *
- * @example
- * ```ts
- * import { listTransactionSummaries } from "@/gov/mod.ts";
- * import { loadEnvironment } from "@/workspace/environment.ts";
- *
- * const list = await listTransactionSummaries(loadEnvironment("/srv/comfy/environments/prod"));
- * ```
- */
-export async function listTransactionSummaries(
-  env: Environment,
-  gopts: GovOptions = {},
-): Promise<TxSummary[]> {
-  return await withReadEnv(env, "tx list", gopts, txSummaryList);
 }
 
 /**
@@ -437,25 +419,6 @@ export async function inspectSnapshot(
 ): Promise<{ meta: SnapshotMeta; dir: string }> {
   validateName("snapshot id", id);
   return await withReadEnv(env, "snapshot inspect", gopts, (ctx) => snapshotInspect(ctx, id));
-}
-
-/**
- * The governance state of `env` at a glance, without running uv (`gov status`).
- *
- * @example
- * ```ts
- * import { environmentStatus } from "@/gov/mod.ts";
- * import { loadEnvironment } from "@/workspace/environment.ts";
- *
- * const s = await environmentStatus(loadEnvironment("/srv/comfy/environments/prod"));
- * if (!s.prod.in_sync) console.log(s.prod.reason);
- * ```
- */
-export async function environmentStatus(
-  env: Environment,
-  gopts: GovOptions = {},
-): Promise<EnvironmentStatus> {
-  return await withReadEnv(env, "status", gopts, status);
 }
 
 /**

@@ -4,7 +4,8 @@
  * @module
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { listTransactionSummaries } from "../../gov/mod.ts";
+// Not mod.ts: listing needs none of the other operations (see gov/read.ts).
+import { listTransactionSummaries } from "../../gov/read.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions, table } from "./common.ts";
 
 /** `gov tx list`. */
