@@ -85,6 +85,10 @@ Deno.test("index: built on first read, kept current by writeTx, equal to the fil
     assertTrue(!(await exists(txIndexPath(p))));
     assertEquals(await listTxSummaries(p), await truth(p));
     assertEquals((await indexEntries(p)).length, 6);
+    // A current index is only read: the atomic rewrite would give it a new inode.
+    const ino = (await Deno.stat(txIndexPath(p))).ino;
+    await listTxSummaries(p);
+    assertEquals((await Deno.stat(txIndexPath(p))).ino, ino);
     // A write updates its own entry in place.
     await writeTx(p, tx(2, "aborted"));
     await writeTx(p, tx(9));
