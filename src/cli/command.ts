@@ -19,6 +19,20 @@ export interface Command {
   run(args: string[], io: Io): Promise<number>;
 }
 
+/**
+ * A command as the command table lists it: its name and summary for `gov --help`, and the
+ * module that implements it, imported on first use so `gov --version` or one command does
+ * not load every other command's layers.
+ */
+export interface CommandEntry {
+  /** Words after `gov`, the same as the loaded {@linkcode Command}'s name. */
+  name: string;
+  /** One line for `gov --help`, the same as the loaded {@linkcode Command}'s summary. */
+  summary: string;
+  /** Imports the command's module and returns the command. */
+  load(): Promise<Command>;
+}
+
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /**

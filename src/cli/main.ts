@@ -4,10 +4,12 @@
  *
  * @module
  */
+// Only what every run needs is imported here; a command's module (and the layers below it)
+// is imported when that command runs, so `gov --version` loads a handful of small files.
 import { GovError } from "../errors.ts";
 import { storageErrorOf } from "../fs/errors.ts";
 import { VERSION } from "../version.ts";
-import { type Command, renderHelp } from "./command.ts";
+import type { CommandEntry } from "./command.ts";
 import type { Io } from "./io.ts";
 import { styles } from "./io.ts";
 import { commands as supervisorCommands } from "./supervisor/mod.ts";
@@ -15,15 +17,20 @@ import { commands as envCommands } from "./env/mod.ts";
 import { commands as workflowCommands } from "./workflow/mod.ts";
 import { commands as backendCommands } from "./backend/mod.ts";
 import { commands as serveCommands } from "./serve/mod.ts";
-import { statusCommand } from "./status.ts";
-import { doctorCommand } from "./doctor.ts";
-import { cliWording } from "./wording.ts";
 
-/** Every command gov knows, in help order. */
-export const ALL_COMMANDS: Command[] = [
+/** Every command gov knows, in help order; each is imported on first use. */
+export const ALL_COMMANDS: CommandEntry[] = [
   ...supervisorCommands,
-  statusCommand,
-  doctorCommand,
+  {
+    name: "status",
+    summary: "show the supervisor and an environment's governance state",
+    load: async () => (await import("./status.ts")).statusCommand,
+  },
+  {
+    name: "doctor",
+    summary: "check the host and workspace, and say what to fix",
+    load: async () => (await import("./doctor.ts")).doctorCommand,
+  },
   ...envCommands,
   ...workflowCommands,
   ...backendCommands,
@@ -31,9 +38,9 @@ export const ALL_COMMANDS: Command[] = [
 ];
 
 function findCommand(
-  all: Command[],
+  all: CommandEntry[],
   args: string[],
-): { command?: Command; rest: string[]; group?: string } {
+): { command?: CommandEntry; rest: string[]; group?: string } {
   // Longest match first, so `tx promote` wins over a hypothetical `tx`.
   for (let n = Math.min(3, args.length); n >= 1; n--) {
     const name = args.slice(0, n).join(" ");
@@ -77,7 +84,7 @@ export const EXIT_RULE = [
   "     current state, or a gate such as --approve-core); the message names what to change",
 ];
 
-function topHelp(all: Command[]): string {
+function topHelp(all: CommandEntry[]): string {
   const width = Math.max(...all.map((c) => c.name.length), 10);
   const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return [
@@ -105,7 +112,7 @@ function topHelp(all: Command[]): string {
   ].join("\n");
 }
 
-function groupHelp(all: Command[], group: string): string {
+function groupHelp(all: CommandEntry[], group: string): string {
   const members = all.filter((c) => c.name.startsWith(group + " "));
   const width = Math.max(...members.map((c) => c.name.length));
   return [
@@ -131,7 +138,7 @@ function groupHelp(all: Command[], group: string): string {
 export async function runCli(
   args: string[],
   io: Io,
-  all: Command[] = ALL_COMMANDS,
+  all: CommandEntry[] = ALL_COMMANDS,
 ): Promise<number> {
   if (args.length === 0 || args[0] === "-h" || args[0] === "--help" || args[0] === "help") {
     if (args[0] === "help" && args.length > 1) return runCli([...args.slice(1), "--help"], io, all);
@@ -176,15 +183,17 @@ export async function runCli(
     const dashdash = rest.indexOf("--");
     const helpAt = rest.findIndex((a) => a === "--help" || a === "-h");
     if (dashdash === -1 || helpAt < dashdash) {
-      const help = renderHelp(command.help);
+      const [{ renderHelp }, loaded] = await Promise.all([import("./command.ts"), command.load()]);
+      const help = renderHelp(loaded.help);
       io.out(help.endsWith("\n") ? help : help + "\n");
       return 0;
     }
   }
   try {
-    return await command.run(rest, io);
+    return await (await command.load()).run(rest, io);
   } catch (err) {
     if (err instanceof GovError) {
+      const { cliWording } = await import("./wording.ts");
       const { message, hint } = cliWording(err);
       io.err(`${s.red("error:")} ${message}\n`);
       if (hint) io.err(`  ${hint}\n`);

@@ -7,7 +7,8 @@
  */
 import { ConfigError, UsageError } from "../errors.ts";
 import { loadSupervisorSettings } from "../supervisor/settings.ts";
-import { type EnvironmentStatus, environmentStatus } from "../gov/mod.ts";
+// Not mod.ts: status needs none of the other operations, and loading them doubles its time.
+import { type EnvironmentStatus, environmentStatus } from "../gov/read.ts";
 import { type SupervisorStatus, supervisorStatus } from "../supervisor/status.ts";
 import {
   type Environment,

@@ -36,7 +36,7 @@ import { promote, type PromoteOptions } from "./ops/promote.ts";
 import { conflictOf, parsePin, resolve } from "./ops/resolve.ts";
 import { rollback, type RollbackResult } from "./ops/rollback.ts";
 import { snapshotInspect, snapshotList } from "./ops/snapshot_query.ts";
-import { type EnvironmentStatus, status } from "./ops/status.ts";
+import type { EnvironmentStatus } from "./ops/status.ts";
 import { sync, syncOptions, type SyncProgress } from "./ops/sync.ts";
 import { txAbort } from "./ops/tx_abort.ts";
 import { txInspect } from "./ops/tx_inspect.ts";
@@ -88,6 +88,7 @@ export {
 } from "./errors.ts";
 export { mergePins, parsePin, requireResolvable } from "./ops/resolve.ts";
 export { type TxSummary, txSummary } from "./ops/tx_list.ts";
+export { environmentStatus, listTransactionSummaries } from "./read.ts";
 
 /**
  * Initialises (or re-checks) the environment in folder `dir` (`gov init`).
@@ -437,25 +438,6 @@ export async function inspectSnapshot(
 ): Promise<{ meta: SnapshotMeta; dir: string }> {
   validateName("snapshot id", id);
   return await withReadEnv(env, "snapshot inspect", gopts, (ctx) => snapshotInspect(ctx, id));
-}
-
-/**
- * The governance state of `env` at a glance, without running uv (`gov status`).
- *
- * @example
- * ```ts
- * import { environmentStatus } from "@/gov/mod.ts";
- * import { loadEnvironment } from "@/workspace/environment.ts";
- *
- * const s = await environmentStatus(loadEnvironment("/srv/comfy/environments/prod"));
- * if (!s.prod.in_sync) console.log(s.prod.reason);
- * ```
- */
-export async function environmentStatus(
-  env: Environment,
-  gopts: GovOptions = {},
-): Promise<EnvironmentStatus> {
-  return await withReadEnv(env, "status", gopts, status);
 }
 
 /**

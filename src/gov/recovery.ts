@@ -26,18 +26,18 @@ import { readJournal, resumeJournal } from "./state/journal.ts";
 import { reconcileSnapshots } from "./state/snapshots.ts";
 import type { GovContext } from "./steps/context.ts";
 import type { RecoverJournal } from "./steps/undo.ts";
-import { recoverNodeAdd } from "./ops/node_add.ts";
-import { recoverNodeRemove } from "./ops/node_remove.ts";
-import { recoverPromote } from "./ops/promote.ts";
-import { recoverRollback } from "./ops/rollback.ts";
-import { recoverTxRuns } from "./ops/tx_run.ts";
+import { listWorkdirs } from "./steps/workdir.ts";
 
-/** Who recovers each journaled operation (the type makes a new op without one an error). */
-const HANDLERS: Record<JournalOp, RecoverJournal> = {
-  "promote": recoverPromote,
-  "remove": recoverNodeRemove,
-  "rollback": recoverRollback,
-  "node-add": recoverNodeAdd,
+/**
+ * Who recovers each journaled operation (the type makes a new op without one an error).
+ * Imported only when a journal names it: every read runs recovery, and loading every
+ * operation would cost `gov status` more than its work.
+ */
+const HANDLERS: Record<JournalOp, () => Promise<RecoverJournal>> = {
+  "promote": async () => (await import("./ops/promote.ts")).recoverPromote,
+  "remove": async () => (await import("./ops/node_remove.ts")).recoverNodeRemove,
+  "rollback": async () => (await import("./ops/rollback.ts")).recoverRollback,
+  "node-add": async () => (await import("./ops/node_add.ts")).recoverNodeAdd,
 };
 
 /**
@@ -58,7 +58,12 @@ export async function recover(ctx: GovContext): Promise<void> {
   if (journal && journal.pid !== Deno.pid) {
     const j = resumeJournal(ctx.paths, journal, ctx.getenv);
     const why = `interrupted (gov pid ${journal.pid} was killed after step "${journal.step}")`;
-    ctx.note(`recovery: ${await HANDLERS[journal.op](ctx, j, why)}`);
+    const handler = await HANDLERS[journal.op]();
+    ctx.note(`recovery: ${await handler(ctx, j, why)}`);
   }
-  await recoverTxRuns(ctx);
+  // A test run gov died in leaves its workdir behind; without one there is nothing to do.
+  if ((await listWorkdirs(ctx)).length > 0) {
+    const { recoverTxRuns } = await import("./ops/tx_run.ts");
+    await recoverTxRuns(ctx);
+  }
 }

@@ -4,7 +4,8 @@
  * @module
  */
 import { type Command, parseFlags, positionalArgs, printJson } from "../command.ts";
-import { listTransactions, txSummary } from "../../gov/mod.ts";
+// Not mod.ts: listing needs none of the other operations (see gov/read.ts).
+import { listTransactionSummaries } from "../../gov/read.ts";
 import { ENV_FLAGS, ENV_FLAGS_HELP, envFromFlags, govOptions, table } from "./common.ts";
 
 /** `gov tx list`. */
@@ -27,8 +28,7 @@ ${ENV_FLAGS_HELP}
       json: { type: "boolean" },
     });
     positionalArgs("tx list", positionals, []);
-    const txs = await listTransactions(envFromFlags(values, io), govOptions(io));
-    const rows = txs.map(txSummary);
+    const rows = await listTransactionSummaries(envFromFlags(values, io), govOptions(io));
     if (values.json) {
       printJson(io, rows);
       return 0;

@@ -15,7 +15,8 @@ import { readLockOwner } from "../state/lock.ts";
 import { prodState } from "../steps/prod.ts";
 import { CLOSED_STATUSES, type SnapshotMeta } from "../state/schema.ts";
 import { readSnapshotIndex } from "../state/snapshots.ts";
-import { fileSha256, listTxs, readPlugins } from "../state/store.ts";
+import { fileSha256, readPlugins } from "../state/store.ts";
+import { listTxSummaries } from "../state/tx_index.ts";
 
 /** Governance state of an environment. */
 export interface EnvironmentStatus {
@@ -89,7 +90,7 @@ export async function status(ctx: GovContext): Promise<EnvironmentStatus> {
     : initialised
     ? await prodState(p)
     : { inSync: false, reason: "not initialised (run `gov init`)" };
-  const txs = await listTxs(p);
+  const txs = await listTxSummaries(p);
   const byStatus: Record<string, number> = {};
   for (const t of txs) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
   const idx = await readSnapshotIndex(p);
@@ -115,7 +116,7 @@ export async function status(ctx: GovContext): Promise<EnvironmentStatus> {
     nodes: Object.keys(reg.plugins).length,
     transactions: { total: txs.length, by_status: byStatus },
     open_transactions: txs
-      .filter((t) => !CLOSED_STATUSES.includes(t.status))
+      .filter((t) => !(CLOSED_STATUSES as readonly string[]).includes(t.status))
       .map((t) => ({
         txid: t.txid,
         node_id: t.node_id,

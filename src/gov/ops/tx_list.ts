@@ -5,21 +5,10 @@
  */
 import type { Transaction } from "../state/schema.ts";
 import { listTxs } from "../state/store.ts";
+import { listTxSummaries, summarizeTx, type TxSummary } from "../state/tx_index.ts";
 import type { GovContext } from "../steps/context.ts";
 
-/** One line of `gov tx list`. */
-export interface TxSummary {
-  txid: string;
-  node_id: string;
-  status: string;
-  started_at: string;
-  ended_at: string | null;
-  run_exit_code: number | null;
-  core_impact: string[];
-  added: number;
-  removed: number;
-  changed: number;
-}
+export type { TxSummary };
 
 /**
  * The short form of a transaction.
@@ -35,18 +24,7 @@ export interface TxSummary {
  * ```
  */
 export function txSummary(tx: Transaction): TxSummary {
-  return {
-    txid: tx.txid,
-    node_id: tx.node_id,
-    status: tx.status,
-    started_at: tx.started_at,
-    ended_at: tx.ended_at,
-    run_exit_code: tx.run_exit_code,
-    core_impact: tx.core_impact,
-    added: tx.diff.added.length,
-    removed: tx.diff.removed.length,
-    changed: tx.diff.changed.length,
-  };
+  return summarizeTx(tx);
 }
 
 /**
@@ -64,4 +42,22 @@ export function txSummary(tx: Transaction): TxSummary {
  */
 export function txList(ctx: GovContext): Promise<Transaction[]> {
   return listTxs(ctx.paths);
+}
+
+/**
+ * The summary of every transaction, oldest first, from the transaction index (kept
+ * current with the files), without parsing each transaction.
+ *
+ * @example
+ * ```ts
+ * import { txSummaryList } from "@/gov/ops/tx_list.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * for (const s of await txSummaryList(ctx)) console.log(s.txid, s.status);
+ * ```
+ */
+export function txSummaryList(ctx: GovContext): Promise<TxSummary[]> {
+  return listTxSummaries(ctx.paths);
 }
