@@ -428,14 +428,16 @@ export async function listSnapshots(
  * import { loadEnvironment } from "@/workspace/environment.ts";
  *
  * const env = loadEnvironment("/srv/comfy/environments/prod");
- * const { meta, dir } = await inspectSnapshot(env, "snap-20260101-120000-000-ab12");
+ * const { meta, dir, files } = await inspectSnapshot(env, "snap-20260101-120000-000-ab12");
  * ```
  */
 export async function inspectSnapshot(
   env: Environment,
   id: string,
   gopts: GovOptions = {},
-): Promise<{ meta: SnapshotMeta; dir: string }> {
+): Promise<
+  { meta: SnapshotMeta; dir: string; files: Record<string, "ok" | "missing" | "edited"> }
+> {
   validateName("snapshot id", id);
   return await withReadEnv(env, "snapshot inspect", gopts, (ctx) => snapshotInspect(ctx, id));
 }

@@ -157,6 +157,19 @@ Deno.test("rollback refuses a snapshot whose files were edited", async () => {
   assertEquals(r.code, 2, r.stderr);
   assertMatch(r.stderr, /snapshot .* is damaged: pyproject\.toml does not match the sha256/);
   assertEquals(await truthFiles(env), before);
+  // inspect says so before anyone tries to roll back: an edited file, then a missing one.
+  await Deno.remove(join(env, "snapshots", goodPost, "uv.lock"));
+  const seen = await govJson(env, ["snapshot", "inspect", goodPost]);
+  assertEquals(seen.integrity, {
+    "plugins.json": "ok",
+    "pyproject.toml": "edited",
+    "uv.lock": "missing",
+  });
+  const told = await govIn(env, ["snapshot", "inspect", goodPost]);
+  assertEquals(told.code, 0, told.stderr);
+  assertMatch(told.stdout, /pyproject\.toml +[0-9a-f]{64} +\(edited since!\)/);
+  assertMatch(told.stdout, /uv\.lock +[0-9a-f]{64} +\(missing!\)/);
+  assertMatch(told.stderr, /is damaged \(pyproject\.toml, uv\.lock\); it cannot be rolled back to/);
   await Deno.writeTextFile(snapPy, text);
 });
 
@@ -172,6 +185,7 @@ Deno.test("snapshot list and inspect", async () => {
   assertEquals(meta.reason, "post-promote");
   assertEquals(meta.ref, good.txid);
   assertEquals(Object.keys(meta.files).sort(), ["plugins.json", "pyproject.toml", "uv.lock"]);
+  assertEquals(Object.values(meta.integrity), ["ok", "ok", "ok"]);
   const text = await govIn(env, ["snapshot", "inspect", goodPost]);
   assertMatch(text.stdout, /reason: +post-promote/);
   const none = await govIn(env, ["snapshot", "inspect", "snap-nope"]);

@@ -14,7 +14,9 @@ export const snapshotInspectCommand: Command = {
   help: `Usage: gov snapshot inspect <snapshot-id> [--json]
 
 Prints the snapshot's meta.json: id, created_at, reason, ref and the sha256 of each file it
-holds (pyproject.toml, uv.lock, plugins.json).
+holds (pyproject.toml, uv.lock, plugins.json), each checked against the file in the snapshot:
+a missing or edited file is marked, and the snapshot is said to be damaged (it cannot be
+rolled back to). --json adds "integrity": {name: "ok" | "missing" | "edited"}.
 
 Flags:
   --json   print meta.json as JSON
@@ -27,14 +29,29 @@ ${ENV_FLAGS_HELP}
       json: { type: "boolean" },
     });
     const [id] = positionalArgs("snapshot inspect", positionals, ["<snapshot-id>"]);
-    const { meta, dir } = await inspectSnapshot(envFromFlags(values, io), id, govOptions(io));
+    const { meta, dir, files } = await inspectSnapshot(
+      envFromFlags(values, io),
+      id,
+      govOptions(io),
+    );
     if (values.json) {
-      printJson(io, meta);
+      printJson(io, { ...meta, integrity: files });
       return 0;
     }
     io.out(`snapshot ${meta.id}\n  created: ${meta.created_at}\n  reason:  ${meta.reason}\n`);
     io.out(`  ref:     ${meta.ref ?? "-"}\n  folder:  ${dir}\n`);
-    for (const [f, h] of Object.entries(meta.files ?? {})) io.out(`  ${f.padEnd(15)} ${h}\n`);
+    for (const [f, state] of Object.entries(files)) {
+      const mark = state === "ok" ? "" : state === "missing" ? "  (missing!)" : "  (edited since!)";
+      io.out(`  ${f.padEnd(15)} ${meta.files?.[f] ?? "-"}${mark}\n`);
+    }
+    const bad = Object.entries(files).filter(([, st]) => st !== "ok").map(([f]) => f);
+    if (bad.length) {
+      io.err(
+        `warning: snapshot ${meta.id} is damaged (${
+          bad.join(", ")
+        }); it cannot be rolled back to\n`,
+      );
+    }
     return 0;
   },
 };

@@ -5,7 +5,12 @@
  */
 import { snapshotDir } from "../state/paths.ts";
 import type { SnapshotMeta } from "../state/schema.ts";
-import { readSnapshotIndex, readSnapshotMeta } from "../state/snapshots.ts";
+import {
+  readSnapshotIndex,
+  readSnapshotMeta,
+  type SnapshotFileState,
+  snapshotFileStates,
+} from "../state/snapshots.ts";
 import type { GovContext } from "../steps/context.ts";
 
 /**
@@ -26,7 +31,7 @@ export async function snapshotList(ctx: GovContext): Promise<SnapshotMeta[]> {
 }
 
 /**
- * A snapshot's meta.json plus its folder.
+ * A snapshot's meta.json, its folder, and the state of each file it should hold.
  *
  * @example
  * ```ts
@@ -35,12 +40,17 @@ export async function snapshotList(ctx: GovContext): Promise<SnapshotMeta[]> {
  * import { loadEnvironment } from "@/workspace/environment.ts";
  *
  * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
- * const { meta, dir } = await snapshotInspect(ctx, "snap-20260101-120000-000-ab12");
+ * const { meta, files } = await snapshotInspect(ctx, "snap-20260101-120000-000-ab12");
  * ```
  */
 export async function snapshotInspect(
   ctx: GovContext,
   id: string,
-): Promise<{ meta: SnapshotMeta; dir: string }> {
-  return { meta: await readSnapshotMeta(ctx.paths, id), dir: snapshotDir(ctx.paths, id) };
+): Promise<{ meta: SnapshotMeta; dir: string; files: Record<string, SnapshotFileState> }> {
+  const meta = await readSnapshotMeta(ctx.paths, id);
+  return {
+    meta,
+    dir: snapshotDir(ctx.paths, id),
+    files: await snapshotFileStates(ctx.paths, meta),
+  };
 }

@@ -211,6 +211,42 @@ export async function readSnapshotMeta(p: GovPaths, id: string): Promise<Snapsho
   return meta;
 }
 
+/** What a snapshot holds of one truth file: as recorded, gone, or changed since. */
+export type SnapshotFileState = "ok" | "missing" | "edited";
+
+/**
+ * Each truth file of snapshot `id` against the sha256 its meta.json recorded, so a reader
+ * (`gov snapshot inspect`) can say a snapshot is damaged before anyone tries to restore it.
+ *
+ * @example
+ * ```ts
+ * import { snapshotFileStates } from "@/gov/state/snapshots.ts";
+ * import { type GovPaths } from "@/gov/state/paths.ts";
+ * import { type SnapshotMeta } from "@/gov/state/schema.ts";
+ * declare const paths: GovPaths;
+ * declare const meta: SnapshotMeta;
+ *
+ * const states = await snapshotFileStates(paths, meta); // { "uv.lock": "missing", ... }
+ * ```
+ */
+export async function snapshotFileStates(
+  p: GovPaths,
+  meta: SnapshotMeta,
+): Promise<Record<string, SnapshotFileState>> {
+  const dir = snapshotDir(p, meta.id);
+  const out: Record<string, SnapshotFileState> = {};
+  for (const f of truthFiles(p)) {
+    const data = await readBytes(join(dir, f.name));
+    const want = meta.files?.[f.name];
+    out[f.name] = data === undefined
+      ? "missing"
+      : want !== undefined && want !== sha256(data)
+      ? "edited"
+      : "ok";
+  }
+  return out;
+}
+
 /**
  * Reads and checks a snapshot's files (present, hashes as recorded, pyproject and
  * plugins.json valid) without changing anything.
