@@ -171,6 +171,28 @@ Deno.test("a client that never finishes its headers gets 408 and is disconnected
   }
 });
 
+Deno.test("headers past the size limit get 431 and the connection closes", async () => {
+  const { gw, close } = await localGateway({ transport: { maxHeaderBytes: 8 * 1024 } });
+  try {
+    const big = "x".repeat(20 * 1024);
+    const r = await rawExchange(
+      gw.port,
+      `GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nx-filler: ${big}\r\n\r\n`,
+    );
+    assertEquals(statusOf(r.text), 431, r.text);
+    assertMatch(r.text, /request headers over 8192 bytes/);
+    assertTrue(r.closed, "the connection stayed open");
+    // Ordinary requests are untouched by the limit.
+    const ok = await rawExchange(
+      gw.port,
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection: close\r\n\r\n",
+    );
+    assertEquals(statusOf(ok.text), 200, ok.text);
+  } finally {
+    await close();
+  }
+});
+
 Deno.test("a body that stalls gets 408 once the body timeout passes", async () => {
   const { gw, close } = await localGateway({
     limits: { bodyTimeoutMs: 200 },

@@ -11,6 +11,8 @@
  *   the idle timeout);
  * - idle timeout: a connection with no bytes either way for that long is closed (event
  *   streams send a heartbeat every 15 s, so they stay open);
+ * - header size: a first request whose headers pass the limit before they end gets 431 and
+ *   the connection closes (Deno's parser would buffer them all);
  * - connection cap: one more connection than that gets 503 and is closed at once;
  * - unanswered bytes: a client that goes on sending long after the largest body allowed,
  *   with no answer in between, is disconnected.
@@ -23,6 +25,8 @@ import { join } from "node:path";
 export interface TransportLimits {
   /** Most ms to receive the headers of a connection's first request. */
   headerTimeoutMs: number;
+  /** Most bytes of a connection's first request line and headers. */
+  maxHeaderBytes: number;
   /** Most ms a connection may stay open with no bytes either way. */
   idleTimeoutMs: number;
   /** Most connections open at once. */
@@ -38,6 +42,7 @@ export interface TransportLimits {
 /** Default {@linkcode TransportLimits}. */
 export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   headerTimeoutMs: 10_000,
+  maxHeaderBytes: 64 * 1024,
   idleTimeoutMs: 120_000,
   maxConnections: 256,
   maxUnansweredBytes: 48 * 1024 * 1024,
@@ -112,6 +117,7 @@ export async function serveGuarded(
     }
     let closed = false;
     let headersIn = false;
+    let headerBytes = 0;
     let tail = "";
     let unanswered = 0;
     let idle: ReturnType<typeof setTimeout> | undefined;
@@ -159,8 +165,20 @@ export async function serveGuarded(
           else if ((unanswered += n) > limits.maxUnansweredBytes) return close();
           if (watch && !headersIn) {
             const text = tail + new TextDecoder("latin1").decode(buf.subarray(0, n));
-            if (text.includes("\r\n\r\n")) headersIn = true;
+            const end = text.indexOf("\r\n\r\n");
+            // Count only header bytes: a body may follow the blank line in the same read.
+            headerBytes += end === -1 ? n : Math.max(0, end + 4 - tail.length);
+            if (end !== -1) headersIn = true;
             tail = text.slice(-3);
+            if (headerBytes > limits.maxHeaderBytes) {
+              try {
+                await conn.write(rawResponse(
+                  "431 Request Header Fields Too Large",
+                  `request headers over ${limits.maxHeaderBytes} bytes`,
+                ));
+              } catch { /* the client is gone */ }
+              return close();
+            }
           }
           let off = 0;
           while (off < n) off += await to.write(buf.subarray(off, n));
