@@ -176,7 +176,7 @@ export async function runCli(
       );
       return 2;
     }
-    io.err(`${s.red("error:")} unknown command '${after[0]}'\n  see \`gov --help\`\n`);
+    io.err(`${s.red("error:")} unknown command '${visible(after[0])}'\n  see \`gov --help\`\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -195,22 +195,45 @@ export async function runCli(
     if (err instanceof GovError) {
       const { cliWording } = await import("./wording.ts");
       const { message, hint } = cliWording(err);
-      io.err(`${s.red("error:")} ${message}\n`);
-      if (hint) io.err(`  ${hint}\n`);
+      io.err(`${s.red("error:")} ${visible(message)}\n`);
+      if (hint) io.err(`  ${visible(hint, "")}\n`);
       return err.exitCode;
     }
     // An OS error no layer translated (a state file that is a folder, ...) still names the
     // condition and the path: it is not gov's bug.
     const storage = storageErrorOf(err);
     if (storage) {
-      io.err(`${s.red("error:")} ${storage.message}\n`);
-      if (storage.hint) io.err(`  ${storage.hint}\n`);
+      io.err(`${s.red("error:")} ${visible(storage.message)}\n`);
+      if (storage.hint) io.err(`  ${visible(storage.hint, "")}\n`);
       return storage.exitCode;
     }
     const e = err as Error;
-    io.err(`${s.red("error:")} internal error in gov ${command.name}: ${e?.message ?? e}\n`);
+    io.err(
+      `${s.red("error:")} internal error in gov ${command.name}: ${
+        visible(String(e?.message ?? e))
+      }\n`,
+    );
     if (io.env("GOV_DEBUG")) io.err(`${e?.stack ?? ""}\n`);
     else io.err("  rerun with GOV_DEBUG=1 for a stack trace, and report it\n");
     return 1;
   }
+}
+
+/**
+ * `text` with control characters other than line breaks written as escapes (`\x1b`), so a
+ * value the user typed (an id holding an escape sequence) cannot rewrite the terminal.
+ * Line breaks stay, indented by `indent`, so every line of an error still reads as part of
+ * it (a hint's own lines are already indented by gov: it passes "").
+ */
+function visible(text: string, indent = "  "): string {
+  let out = "";
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    if (c === "\n") out += "\n" + indent;
+    else if (c === "\t") out += c;
+    else if (code < 0x20 || code === 0x7f || code === 0x9b) {
+      out += `\\x${code.toString(16).padStart(2, "0")}`;
+    } else out += c;
+  }
+  return out;
 }

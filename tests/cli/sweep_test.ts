@@ -174,3 +174,24 @@ Deno.test("a JSON file that is no workflow is named as such, not as a UI workflo
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a value with control characters is shown escaped in the error, never sent raw to the terminal", async () => {
+  const root = await Deno.makeTempDir({ prefix: "gov-sweep-ctl-" });
+  try {
+    const env = join(root, "env");
+    await Deno.mkdir(join(env, "ComfyUI", "custom_nodes"), { recursive: true });
+    await Deno.writeTextFile(join(env, "config.toml"), "");
+    // An id holding an escape sequence (clear screen) and a line break.
+    const r = await cli(["node", "add", "a\x1b[2Jb\nerror: forged", "/x", "--env-dir", env]);
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(r.stderr.includes("\x1b"), false, "a raw escape reached the terminal");
+    assertMatch(r.stderr, /invalid custom node id 'a\\x1b\[2Jb/);
+    // The user's line break cannot start a line of its own: it is indented under the error.
+    assertNotMatch(r.stderr, /^error: forged/m);
+    const unknown = await cli(["no\x07such"]);
+    assertEquals(unknown.code, 2);
+    assertMatch(unknown.stderr, /unknown command 'no\\x07such'/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
