@@ -199,6 +199,7 @@ export async function spawnChild(
         // Once: a settled promise would wake every later pause at once.
         child.ready = undefined;
         child.nextProbeAt = Math.min(child.nextProbeAt, deps.now());
+        if (child.probe) child.probeAgainAtOnce = true;
       }),
   };
   ctx.current = child;
@@ -407,12 +408,14 @@ export async function watch(
     if (child.probe?.result !== undefined) {
       const ok = child.probe.result;
       child.probe = undefined;
-      // Once the port answers, the remaining answers of the streak are asked for at once.
-      child.nextProbeAt = deps.now() + nextProbeDelay({
+      // Once the port answers, the remaining answers of the streak are asked for at once;
+      // so is the next one when ComfyUI said it listens while this probe was under way.
+      child.nextProbeAt = child.probeAgainAtOnce ? deps.now() : deps.now() + nextProbeDelay({
         ok: child.tracker.streak > 0,
         sinceStartMs: deps.now() - child.startedAt,
         pollIntervalMs: settings.pollIntervalMs,
       });
+      child.probeAgainAtOnce = false;
       if (ok) {
         if (child.handle.exited()) continue;
         await markHealthy(ctx, child);

@@ -66,6 +66,11 @@ export interface Running {
   exitSignal: AbortSignal;
   /** Settles when ComfyUI printed that it listens (piped output only): probe at once. */
   ready?: Promise<void>;
+  /**
+   * ComfyUI said it listens while a probe was under way: that probe's answer predates the
+   * line, so the next probe goes at once rather than after the usual pause.
+   */
+  probeAgainAtOnce?: boolean;
 }
 
 /** Which `.cmd` commands apply: `restart` only while running, `abort_switch` only in a switch. */

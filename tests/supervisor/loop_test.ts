@@ -281,6 +281,50 @@ Deno.test("with piped output, ComfyUI's listening line asks for a probe at once"
   }
 });
 
+Deno.test("the listening line during a probe under way is not lost: the next probe goes at once", async () => {
+  // The first probe hangs until the test releases it (false: it began before ComfyUI
+  // bound). The line arrives meanwhile; then the clock jumps an hour, so only the line can
+  // bring the next probe forward: a lost line would leave a 60 s poll before it.
+  let release: (ok: boolean) => void = () => {};
+  const first = new Promise<boolean>((r) => release = r);
+  let calls = 0;
+  let jumped = false;
+  const h = await harness(["a"], {
+    settings: { ...FAST, pollIntervalMs: 60_000, healthTimeoutS: 7200 },
+    childOutput: () => {},
+    setup: (w) => {
+      w.onSpawn = (c) => c.listening = false;
+      const deps = w.deps.bind(w);
+      w.deps = (extra = {}) => {
+        const base = deps(extra);
+        return {
+          ...base,
+          now: () => Date.now() + (jumped ? 3_600_000 : 0),
+          probe: async (t) => {
+            if (++calls === 1) {
+              const ok = await first;
+              return ok ? { ok: true } : { ok: false, reason: "not listening yet" };
+            }
+            return await base.probe!(t);
+          },
+        };
+      };
+    },
+  });
+  try {
+    const child = await h.world.waitChildren(1);
+    assertTrue(await waitFor(() => calls >= 1, 5000, 5));
+    child.listening = true;
+    child.req.output?.("To see the GUI go to: http://127.0.0.1:8188", "stdout");
+    await new Promise((r) => setTimeout(r, 20));
+    jumped = true;
+    release(false);
+    assertTrue(await waitFor(() => h.types().includes("healthy"), 5000, 5), h.types().join());
+  } finally {
+    await finish(h);
+  }
+});
+
 Deno.test("a child that never answers hits the health timeout and counts as a crash", async () => {
   const h = await harness(["a"], {
     settings: { ...FAST, healthTimeoutS: 0.1, crashLimit: 2 },
