@@ -83,7 +83,8 @@ function isUnknownOutcome(err: unknown): boolean {
   return err instanceof PromptDetachedError && err.outcomeUnknown;
 }
 
-function message(err: unknown): string {
+/** An error's message, or the thrown value as text. */
+export function message(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 

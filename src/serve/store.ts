@@ -22,11 +22,15 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
+import { setImmediate } from "node:timers";
+export type { QueuedRef } from "./store_rows.ts";
 import type { Job, JobEvent, JobEventType, JobState, JobSummary } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
 import {
   COLUMNS,
   fromRow,
+  type QueuedRef,
+  queuedRefFromRow,
   type Row,
   SCHEMA,
   SCHEMA_VERSION,
@@ -50,22 +54,6 @@ export interface JobChange {
   from?: readonly JobState[];
   /** Commit with `synchronous=FULL` (the client relies on it surviving power loss). */
   durable?: boolean;
-}
-
-/** A queued job as a dispatch pass first sees it. */
-export interface QueuedRef {
-  /** Job id. */
-  id: string;
-  /** Backend it is pinned to. */
-  pinnedBackend: string | null;
-  /** Backends that failed it. */
-  failedBackends: string[];
-  /** Whether its prompt is prepared. */
-  hasPrompt: boolean;
-  /** When it last entered the queue (ms since epoch). */
-  readyAt: number;
-  /** Its own queue timeout (see {@linkcode Job.queueTimeoutMs}). */
-  queueTimeoutMs: number | null;
 }
 
 /** Filter of {@linkcode JobStore.list}. */
@@ -95,6 +83,15 @@ export class JobStore {
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
   #onEvent: ((e: JobEvent, job: Job) => void)[] = [];
+  /**
+   * Jobs dispatched or running, as last written: their every event updates them, so an
+   * update reads its guard state here instead of reading and parsing the row back. Only
+   * this process writes the store (see {@linkcode JobStore.claim}), and the map stays as
+   * small as the backends' queues (queued jobs, maybe many and large, are not kept).
+   */
+  #live = new Map<string, Job>();
+  /** Whether a group transaction of non-durable changes is open until the turn ends. */
+  #open = false;
   /** Path of the database file, or ":memory:". */
   readonly path: string;
 
@@ -158,19 +155,62 @@ export class JobStore {
     return s;
   }
 
+  /**
+   * Runs `fn` in a transaction. Durable ones commit at once with `synchronous=FULL` (after
+   * the open group, so it reaches the disk too). The others join one group transaction
+   * that commits when the current turn of the event loop ends: a burst of a run's events
+   * (running, progress, executed, completed arrive together) costs one commit, not one
+   * each. Each change is its own savepoint, so a failing one undoes only itself. A crash of
+   * gov within the turn drops the group, like an OS crash drops `synchronous=NORMAL`
+   * commits: those changes are rebuilt from the backend on the next start.
+   */
   #tx<T>(durable: boolean, fn: () => T): T {
-    if (durable) this.#db.exec("PRAGMA synchronous = FULL");
-    this.#db.exec("BEGIN IMMEDIATE");
+    if (durable || !this.#db.isOpen) {
+      this.flush();
+      if (durable) this.#db.exec("PRAGMA synchronous = FULL");
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const out = fn();
+        this.#db.exec("COMMIT");
+        return out;
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        throw err;
+      } finally {
+        if (durable) this.#db.exec("PRAGMA synchronous = NORMAL");
+      }
+    }
+    if (!this.#open) {
+      this.#db.exec("BEGIN IMMEDIATE");
+      this.#open = true;
+      setImmediate(() => this.flush());
+    }
+    this.#db.exec("SAVEPOINT change");
     try {
       const out = fn();
-      this.#db.exec("COMMIT");
+      this.#db.exec("RELEASE change");
       return out;
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      this.#db.exec("ROLLBACK TO change");
+      this.#db.exec("RELEASE change");
       throw err;
-    } finally {
-      if (durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     }
+  }
+
+  /**
+   * Commits the open group of non-durable changes now (it otherwise commits when the
+   * current turn ends).
+   *
+   * @example
+   * ```ts
+   * declare const store: JobStore;
+   * store.flush();
+   * ```
+   */
+  flush(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    if (this.#db.isOpen) this.#db.exec("COMMIT");
   }
 
   /**
@@ -237,7 +277,10 @@ export class JobStore {
         const type: JobEventType = job.state === "failed" ? "failed" : "queued";
         return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
       }));
-    items.forEach(({ job }, i) => this.#emit(events[i], job));
+    items.forEach(({ job }, i) => {
+      this.#remember(job);
+      this.#emit(events[i], job);
+    });
     return items.map((i) => i.job);
   }
 
@@ -255,7 +298,7 @@ export class JobStore {
     const now = Date.now();
     let event: JobEvent | undefined;
     const job = this.#tx(change.durable ?? false, () => {
-      const current = this.get(id);
+      const current = this.#live.get(id) ?? this.#read(id);
       if (!current) return null;
       if (change.from && !change.from.includes(current.state)) return null;
       const set = { ...change.set, updatedAt: now } as Partial<Job>;
@@ -272,8 +315,21 @@ export class JobStore {
       }
       return withChanges(current, set);
     });
-    if (job) this.#emit(event, job);
+    if (job) {
+      this.#remember(job);
+      this.#emit(event, job);
+    }
     return job;
+  }
+
+  #remember(job: Job): void {
+    if (job.state === "dispatched" || job.state === "running") this.#live.set(job.id, job);
+    else this.#live.delete(job.id);
+  }
+
+  #read(id: string): Job | undefined {
+    const row = this.#stmt("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   /**
@@ -286,8 +342,7 @@ export class JobStore {
    * ```
    */
   get(id: string): Job | undefined {
-    const row = this.#stmt("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return this.#live.get(id) ?? this.#read(id);
   }
 
   /**
@@ -333,14 +388,7 @@ export class JobStore {
     return (this.#stmt(
       `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt, ready_at,
        queue_timeout_ms FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT ?`,
-    ).all(limit) as Row[]).map((r) => ({
-      id: String(r.id),
-      pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),
-      failedBackends: JSON.parse(String(r.failed_backends ?? "[]")),
-      hasPrompt: Number(r.has_prompt) === 1,
-      readyAt: Number(r.ready_at),
-      queueTimeoutMs: r.queue_timeout_ms === null ? null : Number(r.queue_timeout_ms),
-    }));
+    ).all(limit) as Row[]).map(queuedRefFromRow);
   }
 
   /**
@@ -537,6 +585,8 @@ export class JobStore {
    * ```
    */
   close(): void {
+    this.flush();
+    this.#live.clear();
     this.#stmts.clear();
     if (this.#db.isOpen) this.#db.close();
   }

@@ -176,3 +176,33 @@ export function summaryFromRow(row: Row): JobSummary {
     idempotencyKey: row.idempotency_key == null ? null : String(row.idempotency_key),
   };
 }
+
+/** A queued job as a dispatch pass first sees it. */
+export interface QueuedRef {
+  /** Job id. */
+  id: string;
+  /** Backend it is pinned to. */
+  pinnedBackend: string | null;
+  /** Backends that failed it. */
+  failedBackends: string[];
+  /** Whether its prompt is prepared. */
+  hasPrompt: boolean;
+  /** When it last entered the queue (ms since epoch). */
+  readyAt: number;
+  /** Its own queue timeout (see {@linkcode Job.queueTimeoutMs}). */
+  queueTimeoutMs: number | null;
+}
+
+/** A {@linkcode QueuedRef} from its row (failed backends are most often none: no parse). */
+export function queuedRefFromRow(r: Row): QueuedRef {
+  return {
+    id: String(r.id),
+    pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),
+    failedBackends: r.failed_backends === null || r.failed_backends === "[]"
+      ? []
+      : JSON.parse(String(r.failed_backends)),
+    hasPrompt: Number(r.has_prompt) === 1,
+    readyAt: Number(r.ready_at),
+    queueTimeoutMs: r.queue_timeout_ms === null ? null : Number(r.queue_timeout_ms),
+  };
+}
