@@ -44,6 +44,7 @@ import {
 } from "./dispatch_types.ts";
 import { JobRunner, message } from "./job_runner.ts";
 import { expiryReason, Placer } from "./placement.ts";
+import { QueueView } from "./queue_view.ts";
 import type { Histogram } from "./metrics.ts";
 import type { JobStore } from "./store.ts";
 import { isTerminal, type Job } from "./types.ts";
@@ -105,8 +106,7 @@ export class Dispatcher {
   #stopping = false;
   #timer?: ReturnType<typeof setInterval>;
   #offChange?: () => void;
-  /** Set when a job entered the queue or may expire: a pass with no room skips otherwise. */
-  #fresh = { queue: true, expiry: Infinity, off: undefined as (() => void) | undefined };
+  #queue: QueueView;
   #lastRefusals = new Map<string, string>();
   /** Per waiting job, which backends refuse it for which kind of reason (for `waiting`). */
   #lastWaitKinds = new Map<string, string>();
@@ -126,6 +126,7 @@ export class Dispatcher {
     this.#passMs = opts.passIntervalMs ?? 2000;
     this.queueTimeoutMs = opts.queueTimeoutMs ?? 0;
     this.#placer = new Placer(opts.backends, opts.monitor);
+    this.#queue = new QueueView(opts.store);
     this.#runner = new JobRunner({
       store: opts.store,
       monitor: opts.monitor,
@@ -170,9 +171,7 @@ export class Dispatcher {
   start(): void {
     this.#offChange = this.monitor.onChange((s) => this.#onBackendChange(s));
     for (const job of this.store.inFlight()) this.#runner.reattach(job);
-    this.#fresh.off = this.store.onEvent((_, job) => {
-      if (job.state === "queued") this.#fresh.queue = true;
-    });
+    this.#queue.start();
     this.#timer = setInterval(() => this.kick(), this.#passMs);
     this.kick();
   }
@@ -198,7 +197,7 @@ export class Dispatcher {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#passTimer !== undefined) clearImmediate(this.#passTimer);
     this.#offChange?.();
-    this.#fresh.off?.();
+    this.#queue.stop();
     await this.#runner.detachAll();
   }
 
@@ -460,13 +459,9 @@ export class Dispatcher {
     let statuses = this.monitor.statuses();
     let room = this.#placer.hasRoom(statuses);
     const now = this.#deps.now();
-    // Every backend full, no job new to the queue, none due to expire: the pass would skip
-    // every job, so it does not read the queue (a settled run kicks one each).
-    const fresh = this.#fresh;
-    if (!room && fresh.off && !fresh.queue && now < fresh.expiry) return;
-    fresh.queue = false;
-    fresh.expiry = Infinity;
-    const refs = this.store.queuedRefs();
+    const pass = this.#queue.begin(now, room);
+    if (!pass) return;
+    const refs = pass.refs;
     if (refs.length === 0) return;
     let info: ObjectInfo | undefined;
     let infoLoaded = false;
@@ -480,7 +475,7 @@ export class Dispatcher {
         this.#expire(ref.id, limit);
         continue;
       }
-      if (limit > 0) fresh.expiry = Math.min(fresh.expiry, ref.readyAt + limit);
+      if (limit > 0) this.#queue.expiresAt(ref.readyAt + limit);
       // With every backend full, a job already judged "wait" stays so: skip it cheaply.
       // New jobs are still judged, so one that can never run fails without waiting.
       if (!room && this.#lastRefusals.has(ref.id)) continue;
@@ -571,6 +566,7 @@ export class Dispatcher {
       statuses = this.monitor.statuses();
       room = this.#placer.hasRoom(statuses);
     }
+    this.#queue.end(pass, (id) => this.#runner.running.has(id));
   }
 
   /** Drops what passes remember about a job that left the queue. */
@@ -588,7 +584,7 @@ export class Dispatcher {
   }
 
   #onBackendChange(s: BackendStatus): void {
-    this.#fresh.queue = true;
+    this.#queue.touch();
     this.#runner.onBackendChange(s);
     this.kick();
   }

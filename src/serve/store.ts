@@ -22,8 +22,8 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
-import { setImmediate } from "node:timers";
 export type { QueuedRef } from "./store_rows.ts";
+import { TxGroup } from "./store_tx.ts";
 import type { Job, JobEvent, JobEventType, JobState, JobSummary } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
 import {
@@ -90,8 +90,7 @@ export class JobStore {
    * small as the backends' queues (queued jobs, maybe many and large, are not kept).
    */
   #live = new Map<string, Job>();
-  /** Whether a group transaction of non-durable changes is open until the turn ends. */
-  #open = false;
+  #group: TxGroup;
   /** Path of the database file, or ":memory:". */
   readonly path: string;
 
@@ -99,6 +98,7 @@ export class JobStore {
     this.path = path;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.#db = new DatabaseSync(path);
+    this.#group = new TxGroup(this.#db, (sql) => this.#stmt(sql));
     // A second gateway or a `sqlite3` shell may hold a lock for a moment.
     this.#db.exec("PRAGMA busy_timeout = 5000");
     if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL");
@@ -155,51 +155,13 @@ export class JobStore {
     return s;
   }
 
-  /**
-   * Runs `fn` in a transaction. Durable ones commit at once with `synchronous=FULL` (after
-   * the open group, so it reaches the disk too). The others join one group transaction
-   * that commits when the current turn of the event loop ends: a burst of a run's events
-   * (running, progress, executed, completed arrive together) costs one commit, not one
-   * each. Each change is its own savepoint, so a failing one undoes only itself. A crash of
-   * gov within the turn drops the group, like an OS crash drops `synchronous=NORMAL`
-   * commits: those changes are rebuilt from the backend on the next start.
-   */
   #tx<T>(durable: boolean, fn: () => T): T {
-    if (durable || !this.#db.isOpen) {
-      this.flush();
-      if (durable) this.#db.exec("PRAGMA synchronous = FULL");
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        const out = fn();
-        this.#db.exec("COMMIT");
-        return out;
-      } catch (err) {
-        this.#db.exec("ROLLBACK");
-        throw err;
-      } finally {
-        if (durable) this.#db.exec("PRAGMA synchronous = NORMAL");
-      }
-    }
-    if (!this.#open) {
-      this.#db.exec("BEGIN IMMEDIATE");
-      this.#open = true;
-      setImmediate(() => this.flush());
-    }
-    this.#db.exec("SAVEPOINT change");
-    try {
-      const out = fn();
-      this.#db.exec("RELEASE change");
-      return out;
-    } catch (err) {
-      this.#db.exec("ROLLBACK TO change");
-      this.#db.exec("RELEASE change");
-      throw err;
-    }
+    return this.#group.run(durable, fn);
   }
 
   /**
    * Commits the open group of non-durable changes now (it otherwise commits when the
-   * current turn ends).
+   * current turn ends; see {@linkcode TxGroup}).
    *
    * @example
    * ```ts
@@ -208,9 +170,7 @@ export class JobStore {
    * ```
    */
   flush(): void {
-    if (!this.#open) return;
-    this.#open = false;
-    if (this.#db.isOpen) this.#db.exec("COMMIT");
+    this.#group.flush();
   }
 
   /**
@@ -235,10 +195,7 @@ export class JobStore {
       .run(jobId, type, JSON.stringify(data), at);
     // A counter per event type, in the same transaction: /metrics reads these instead of
     // counting every event ever recorded.
-    this.#stmt(
-      `INSERT INTO meta (key, value) VALUES (?, '1')
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`,
-    ).run(`events:${type}`);
+    this.#group.bump(`events:${type}`, 1);
     return { seq: Number(r.lastInsertRowid), jobId, type, data, at } satisfies JobEvent;
   }
 
@@ -439,6 +396,7 @@ export class JobStore {
    */
   countByState(): Record<JobState, number> {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    this.#group.writeCounters();
     // Kept as jobs change (every list, metrics scrape and status feed tick reads them),
     // rather than counted over every job each time.
     for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'jobs:%'").all()) {
@@ -448,10 +406,7 @@ export class JobStore {
   }
 
   #countState(state: JobState, delta: number): void {
-    this.#stmt(
-      `INSERT INTO meta (key, value) VALUES (?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
-    ).run(`jobs:${state}`, delta);
+    this.#group.bump(`jobs:${state}`, delta);
   }
 
   /**
@@ -466,6 +421,7 @@ export class JobStore {
    */
   countEvents(): Record<string, number> {
     const out: Record<string, number> = {};
+    this.#group.writeCounters();
     for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'events:%'").all()) {
       out[String((r as Row).key).slice("events:".length)] = Number((r as Row).value);
     }
