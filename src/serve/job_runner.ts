@@ -157,7 +157,8 @@ export class JobRunner {
   }
 
   /**
-   * Marks a queued job dispatched to `backend` and launches its prompt there.
+   * Marks a queued job dispatched to `backend` and launches its prompt there; `job` is
+   * as just read from the store (it spares the update reading it back).
    *
    * @example
    * ```ts
@@ -184,6 +185,7 @@ export class JobRunner {
       },
       event: { type: "dispatched", data: { backend: backend.id, attempt } },
       from: ["queued"],
+      current: job,
     });
     if (!updated) return;
     this.#o.log(

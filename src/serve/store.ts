@@ -54,6 +54,11 @@ export interface JobChange {
   from?: readonly JobState[];
   /** Commit with `synchronous=FULL` (the client relies on it surviving power loss). */
   durable?: boolean;
+  /**
+   * The job as the caller read it from this store in the same synchronous stretch (no
+   * await since): spares reading it back. Nothing else can have changed it meanwhile.
+   */
+  current?: Job;
 }
 
 /** Filter of {@linkcode JobStore.list}. */
@@ -255,7 +260,7 @@ export class JobStore {
     const now = Date.now();
     let event: JobEvent | undefined;
     const job = this.#tx(change.durable ?? false, () => {
-      const current = this.#live.get(id) ?? this.#read(id);
+      const current = this.#live.get(id) ?? change.current ?? this.#read(id);
       if (!current) return null;
       if (change.from && !change.from.includes(current.state)) return null;
       const set = { ...change.set, updatedAt: now } as Partial<Job>;
