@@ -42,8 +42,9 @@ import {
   JobStateError,
   type Placement,
 } from "./dispatch_types.ts";
-import { JobRunner } from "./job_runner.ts";
-import { Placer } from "./placement.ts";
+import { JobRunner, message } from "./job_runner.ts";
+import { expiryReason, Placer } from "./placement.ts";
+import { QueueView } from "./queue_view.ts";
 import type { Histogram } from "./metrics.ts";
 import type { JobStore } from "./store.ts";
 import { isTerminal, type Job } from "./types.ts";
@@ -64,10 +65,6 @@ function newId(): string {
   return `${Date.now().toString(36)}-${
     Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("")
   }`;
-}
-
-function message(err: unknown): string {
-  return (err as Error)?.message ?? String(err);
 }
 
 /**
@@ -109,6 +106,7 @@ export class Dispatcher {
   #stopping = false;
   #timer?: ReturnType<typeof setInterval>;
   #offChange?: () => void;
+  #queue: QueueView;
   #lastRefusals = new Map<string, string>();
   /** Per waiting job, which backends refuse it for which kind of reason (for `waiting`). */
   #lastWaitKinds = new Map<string, string>();
@@ -128,6 +126,7 @@ export class Dispatcher {
     this.#passMs = opts.passIntervalMs ?? 2000;
     this.queueTimeoutMs = opts.queueTimeoutMs ?? 0;
     this.#placer = new Placer(opts.backends, opts.monitor);
+    this.#queue = new QueueView(opts.store);
     this.#runner = new JobRunner({
       store: opts.store,
       monitor: opts.monitor,
@@ -172,6 +171,7 @@ export class Dispatcher {
   start(): void {
     this.#offChange = this.monitor.onChange((s) => this.#onBackendChange(s));
     for (const job of this.store.inFlight()) this.#runner.reattach(job);
+    this.#queue.start();
     this.#timer = setInterval(() => this.kick(), this.#passMs);
     this.kick();
   }
@@ -197,6 +197,7 @@ export class Dispatcher {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#passTimer !== undefined) clearImmediate(this.#passTimer);
     this.#offChange?.();
+    this.#queue.stop();
     await this.#runner.detachAll();
   }
 
@@ -455,16 +456,18 @@ export class Dispatcher {
   }
 
   #pass(): void {
-    const refs = this.store.queuedRefs();
-    if (refs.length === 0) return;
     let statuses = this.monitor.statuses();
     let room = this.#placer.hasRoom(statuses);
+    const now = this.#deps.now();
+    const pass = this.#queue.begin(now, room);
+    if (!pass) return;
+    const refs = pass.refs;
+    if (refs.length === 0) return;
     let info: ObjectInfo | undefined;
     let infoLoaded = false;
     // Jobs that need the same thing get the same "not now"/"never" within one pass; a
     // long queue of similar jobs then costs one placement, not one per job.
     const memo = new Map<string, Placement>();
-    const now = this.#deps.now();
     for (const ref of refs) {
       if (this.#runner.running.has(ref.id)) continue;
       const limit = ref.queueTimeoutMs ?? this.queueTimeoutMs;
@@ -472,6 +475,7 @@ export class Dispatcher {
         this.#expire(ref.id, limit);
         continue;
       }
+      if (limit > 0) this.#queue.expiresAt(ref.readyAt + limit);
       // With every backend full, a job already judged "wait" stays so: skip it cheaply.
       // New jobs are still judged, so one that can never run fails without waiting.
       if (!room && this.#lastRefusals.has(ref.id)) continue;
@@ -562,6 +566,7 @@ export class Dispatcher {
       statuses = this.monitor.statuses();
       room = this.#placer.hasRoom(statuses);
     }
+    this.#queue.end(pass, (id) => this.#runner.running.has(id));
   }
 
   /** Drops what passes remember about a job that left the queue. */
@@ -575,21 +580,11 @@ export class Dispatcher {
   #expire(id: string, limitMs: number): void {
     const job = this.store.get(id);
     if (!job || job.state !== "queued") return;
-    const secs = Math.round(limitMs / 100) / 10;
-    const why = job.refusals?.length
-      ? job.refusals.map((r) => `${r.backend}: ${r.reason}`).join("; ")
-      : job.prompt
-      ? "no backend had room for it"
-      : "no backend has reported its node definitions yet";
-    this.#runner.fail(
-      job,
-      `no backend took the job within the queue timeout (${secs} s): ${why}`,
-      job.refusals,
-      ["queued"],
-    );
+    this.#runner.fail(job, expiryReason(job, limitMs), job.refusals, ["queued"]);
   }
 
   #onBackendChange(s: BackendStatus): void {
+    this.#queue.touch();
     this.#runner.onBackendChange(s);
     this.kick();
   }

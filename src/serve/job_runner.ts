@@ -83,7 +83,8 @@ function isUnknownOutcome(err: unknown): boolean {
   return err instanceof PromptDetachedError && err.outcomeUnknown;
 }
 
-function message(err: unknown): string {
+/** An error's message, or the thrown value as text. */
+export function message(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
@@ -156,7 +157,8 @@ export class JobRunner {
   }
 
   /**
-   * Marks a queued job dispatched to `backend` and launches its prompt there.
+   * Marks a queued job dispatched to `backend` and launches its prompt there; `job` is
+   * as just read from the store (it spares the update reading it back).
    *
    * @example
    * ```ts
@@ -183,6 +185,7 @@ export class JobRunner {
       },
       event: { type: "dispatched", data: { backend: backend.id, attempt } },
       from: ["queued"],
+      current: job,
     });
     if (!updated) return;
     this.#o.log(

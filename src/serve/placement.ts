@@ -28,6 +28,7 @@ import {
   UnknownNodeError,
 } from "./backend_api.ts";
 import { type BackendHealth, JobInputError, type Placement } from "./dispatch_types.ts";
+import type { Job } from "./types.ts";
 
 /**
  * Decides where prompts go, from the configured backends and what the health view knows.
@@ -226,4 +227,15 @@ function explain(r: Refusal, req: PromptRequirements, statuses: BackendStatus[])
 function mayPass(r: Refusal): boolean {
   if (r.kind === undefined) return !/missing (node|model)/i.test(r.reason);
   return isTransient(r);
+}
+
+/** Why a job left the queue unplaced after `limitMs`, worded for the person who sent it. */
+export function expiryReason(job: Job, limitMs: number): string {
+  const secs = Math.round(limitMs / 100) / 10;
+  const why = job.refusals?.length
+    ? job.refusals.map((r) => `${r.backend}: ${r.reason}`).join("; ")
+    : job.prompt
+    ? "no backend had room for it"
+    : "no backend has reported its node definitions yet";
+  return `no backend took the job within the queue timeout (${secs} s): ${why}`;
 }

@@ -22,11 +22,15 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
+export type { QueuedRef } from "./store_rows.ts";
+import { TxGroup } from "./store_tx.ts";
 import type { Job, JobEvent, JobEventType, JobState, JobSummary } from "./types.ts";
 import { JOB_STATES } from "./types.ts";
 import {
   COLUMNS,
   fromRow,
+  type QueuedRef,
+  queuedRefFromRow,
   type Row,
   SCHEMA,
   SCHEMA_VERSION,
@@ -50,22 +54,11 @@ export interface JobChange {
   from?: readonly JobState[];
   /** Commit with `synchronous=FULL` (the client relies on it surviving power loss). */
   durable?: boolean;
-}
-
-/** A queued job as a dispatch pass first sees it. */
-export interface QueuedRef {
-  /** Job id. */
-  id: string;
-  /** Backend it is pinned to. */
-  pinnedBackend: string | null;
-  /** Backends that failed it. */
-  failedBackends: string[];
-  /** Whether its prompt is prepared. */
-  hasPrompt: boolean;
-  /** When it last entered the queue (ms since epoch). */
-  readyAt: number;
-  /** Its own queue timeout (see {@linkcode Job.queueTimeoutMs}). */
-  queueTimeoutMs: number | null;
+  /**
+   * The job as the caller read it from this store in the same synchronous stretch (no
+   * await since): spares reading it back. Nothing else can have changed it meanwhile.
+   */
+  current?: Job;
 }
 
 /** Filter of {@linkcode JobStore.list}. */
@@ -95,6 +88,14 @@ export class JobStore {
   #db: DatabaseSync;
   #stmts = new Map<string, StatementSync>();
   #onEvent: ((e: JobEvent, job: Job) => void)[] = [];
+  /**
+   * Jobs dispatched or running, as last written: their every event updates them, so an
+   * update reads its guard state here instead of reading and parsing the row back. Only
+   * this process writes the store (see {@linkcode JobStore.claim}), and the map stays as
+   * small as the backends' queues (queued jobs, maybe many and large, are not kept).
+   */
+  #live = new Map<string, Job>();
+  #group: TxGroup;
   /** Path of the database file, or ":memory:". */
   readonly path: string;
 
@@ -102,6 +103,7 @@ export class JobStore {
     this.path = path;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.#db = new DatabaseSync(path);
+    this.#group = new TxGroup(this.#db, (sql) => this.#stmt(sql));
     // A second gateway or a `sqlite3` shell may hold a lock for a moment.
     this.#db.exec("PRAGMA busy_timeout = 5000");
     if (path !== ":memory:") this.#db.exec("PRAGMA journal_mode = WAL");
@@ -159,18 +161,21 @@ export class JobStore {
   }
 
   #tx<T>(durable: boolean, fn: () => T): T {
-    if (durable) this.#db.exec("PRAGMA synchronous = FULL");
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    } finally {
-      if (durable) this.#db.exec("PRAGMA synchronous = NORMAL");
-    }
+    return this.#group.run(durable, fn);
+  }
+
+  /**
+   * Commits the open group of non-durable changes now (it otherwise commits when the
+   * current turn ends; see {@linkcode TxGroup}).
+   *
+   * @example
+   * ```ts
+   * declare const store: JobStore;
+   * store.flush();
+   * ```
+   */
+  flush(): void {
+    this.#group.flush();
   }
 
   /**
@@ -195,10 +200,7 @@ export class JobStore {
       .run(jobId, type, JSON.stringify(data), at);
     // A counter per event type, in the same transaction: /metrics reads these instead of
     // counting every event ever recorded.
-    this.#stmt(
-      `INSERT INTO meta (key, value) VALUES (?, '1')
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`,
-    ).run(`events:${type}`);
+    this.#group.bump(`events:${type}`, 1);
     return { seq: Number(r.lastInsertRowid), jobId, type, data, at } satisfies JobEvent;
   }
 
@@ -237,7 +239,10 @@ export class JobStore {
         const type: JobEventType = job.state === "failed" ? "failed" : "queued";
         return this.#appendEvent(job.id, type, { state: job.state, ...eventData }, job.createdAt);
       }));
-    items.forEach(({ job }, i) => this.#emit(events[i], job));
+    items.forEach(({ job }, i) => {
+      this.#remember(job);
+      this.#emit(events[i], job);
+    });
     return items.map((i) => i.job);
   }
 
@@ -255,7 +260,7 @@ export class JobStore {
     const now = Date.now();
     let event: JobEvent | undefined;
     const job = this.#tx(change.durable ?? false, () => {
-      const current = this.get(id);
+      const current = this.#live.get(id) ?? change.current ?? this.#read(id);
       if (!current) return null;
       if (change.from && !change.from.includes(current.state)) return null;
       const set = { ...change.set, updatedAt: now } as Partial<Job>;
@@ -272,8 +277,21 @@ export class JobStore {
       }
       return withChanges(current, set);
     });
-    if (job) this.#emit(event, job);
+    if (job) {
+      this.#remember(job);
+      this.#emit(event, job);
+    }
     return job;
+  }
+
+  #remember(job: Job): void {
+    if (job.state === "dispatched" || job.state === "running") this.#live.set(job.id, job);
+    else this.#live.delete(job.id);
+  }
+
+  #read(id: string): Job | undefined {
+    const row = this.#stmt("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   /**
@@ -286,8 +304,7 @@ export class JobStore {
    * ```
    */
   get(id: string): Job | undefined {
-    const row = this.#stmt("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return this.#live.get(id) ?? this.#read(id);
   }
 
   /**
@@ -333,14 +350,7 @@ export class JobStore {
     return (this.#stmt(
       `SELECT id, pinned_backend, failed_backends, prompt IS NOT NULL AS has_prompt, ready_at,
        queue_timeout_ms FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT ?`,
-    ).all(limit) as Row[]).map((r) => ({
-      id: String(r.id),
-      pinnedBackend: r.pinned_backend === null ? null : String(r.pinned_backend),
-      failedBackends: JSON.parse(String(r.failed_backends ?? "[]")),
-      hasPrompt: Number(r.has_prompt) === 1,
-      readyAt: Number(r.ready_at),
-      queueTimeoutMs: r.queue_timeout_ms === null ? null : Number(r.queue_timeout_ms),
-    }));
+    ).all(limit) as Row[]).map(queuedRefFromRow);
   }
 
   /**
@@ -391,6 +401,7 @@ export class JobStore {
    */
   countByState(): Record<JobState, number> {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    this.#group.writeCounters();
     // Kept as jobs change (every list, metrics scrape and status feed tick reads them),
     // rather than counted over every job each time.
     for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'jobs:%'").all()) {
@@ -400,10 +411,7 @@ export class JobStore {
   }
 
   #countState(state: JobState, delta: number): void {
-    this.#stmt(
-      `INSERT INTO meta (key, value) VALUES (?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`,
-    ).run(`jobs:${state}`, delta);
+    this.#group.bump(`jobs:${state}`, delta);
   }
 
   /**
@@ -418,6 +426,7 @@ export class JobStore {
    */
   countEvents(): Record<string, number> {
     const out: Record<string, number> = {};
+    this.#group.writeCounters();
     for (const r of this.#stmt("SELECT key, value FROM meta WHERE key LIKE 'events:%'").all()) {
       out[String((r as Row).key).slice("events:".length)] = Number((r as Row).value);
     }
@@ -537,6 +546,8 @@ export class JobStore {
    * ```
    */
   close(): void {
+    this.flush();
+    this.#live.clear();
     this.#stmts.clear();
     if (this.#db.isOpen) this.#db.close();
   }

@@ -6,6 +6,7 @@ import { startFakeComfyUI } from "../helpers/fake_comfyui.ts";
 import { waitFor } from "../helpers/net.ts";
 import {
   ComfyUIClient,
+  ComfyUISocket,
   type PromptApi,
   type RunEvent,
   runPrompt,
@@ -122,6 +123,54 @@ Deno.test("run: a success the socket saw whole needs no /history; a cached outpu
     assertEquals([other.status, other.transport, other.outputs.length], ["success", "ws", 1]);
     assertEquals(historyCalls, asked);
   } finally {
+    await comfy.stop();
+  }
+});
+
+Deno.test("socket: progress_state frames are dropped unparsed; every other message arrives", async () => {
+  const comfy = await startFakeComfyUI({
+    env: { FAKE_COMFYUI_EXEC_SECONDS: "0", FAKE_COMFYUI_STEPS: "2" },
+  });
+  const client = new ComfyUIClient({ host: "127.0.0.1", port: comfy.port, id: "fake" });
+  const clientId = `gov-${newId()}`;
+  const url = `ws://127.0.0.1:${comfy.port}/ws?clientId=${clientId}`;
+  // A plain WebSocket first runs a prompt of its own: the backend does send progress_state.
+  const raw: string[] = [];
+  const plain = new WebSocket(`ws://127.0.0.1:${comfy.port}/ws?clientId=${clientId}-raw`);
+  await new Promise((r) => plain.onopen = r);
+  const plainClosed = new Promise((r) => plain.onclose = r);
+  plain.onmessage = (m) => typeof m.data === "string" && raw.push(JSON.parse(m.data).type);
+  await client.queuePrompt(txt2img({ seed: 6 }), {
+    promptId: newId(),
+    clientId: `${clientId}-raw`,
+  });
+  assertTrue(await waitFor(() => raw.includes("execution_success"), 10_000, 5), raw.join());
+  assertTrue(raw.includes("progress_state"), raw.join());
+  const seen: string[] = [];
+  let done = () => {};
+  const ended = new Promise<void>((r) => done = r);
+  const socket = await ComfyUISocket.open(
+    url,
+    {},
+    {
+      onMessage: (m) => {
+        seen.push(m.type);
+        if (m.type === "execution_success") done();
+      },
+    },
+    5000,
+    "fake",
+  );
+  try {
+    const promptId = newId();
+    await client.queuePrompt(txt2img({ seed: 7 }), { promptId, clientId });
+    await ended;
+    assertTrue(seen.includes("progress") && seen.includes("executed"), seen.join());
+    assertEquals(seen.filter((t) => t === "progress_state"), []);
+  } finally {
+    plain.close();
+    await plainClosed;
+    await socket.close();
     await comfy.stop();
   }
 });

@@ -255,6 +255,7 @@ Deno.test("job store: counts by state are kept through create, change and prune"
   try {
     let store = JobStore.open(path);
     const counted = () => {
+      store.flush(); // another connection sees only committed changes
       const raw = new DatabaseSync(path);
       const rows = raw.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
       raw.close();
@@ -281,6 +282,45 @@ Deno.test("job store: counts by state are kept through create, change and prune"
     assertEquals(kept(), { queued: 1, running: 1 });
     store.close();
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("job store: changes commit together when the turn ends; the job read back is the one written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
+  const path = `${dir}/jobs.sqlite`;
+  const store = JobStore.open(path);
+  try {
+    const other = () => {
+      const raw = new DatabaseSync(path);
+      const row = raw.prepare("SELECT state, attempts FROM jobs WHERE id = 'a'").get();
+      raw.close();
+      return row ? { state: String(row.state), attempts: Number(row.attempts) } : undefined;
+    };
+    store.create(job("a", 1000));
+    // The create is durable: committed before it returns.
+    assertEquals(other(), { state: "queued", attempts: 0 });
+    const dispatched = store.update("a", {
+      set: { state: "dispatched", attempts: 1 },
+      event: { type: "dispatched" },
+      from: ["queued"],
+    });
+    store.update("a", { set: { state: "running" }, event: { type: "running" } });
+    // This process sees its own changes at once, through get and the guards.
+    assertEquals(store.get("a")?.state, "running");
+    assertEquals(store.update("a", { set: {}, from: ["dispatched"] }), null);
+    assertEquals(dispatched?.state, "dispatched");
+    // Another connection sees them once the turn ended.
+    assertEquals(other(), { state: "queued", attempts: 0 });
+    await new Promise((r) => setTimeout(r, 0));
+    assertEquals(other(), { state: "running", attempts: 1 });
+    assertEquals(store.events("a").map((e) => e.type), ["queued", "dispatched", "running"]);
+    // A durable change commits what the group held before it.
+    store.update("a", { set: { state: "completed", finishedAt: 1 }, event: { type: "completed" } });
+    store.update("a", { set: { state: "cancelled" }, durable: true });
+    assertEquals(other(), { state: "cancelled", attempts: 1 });
+  } finally {
+    store.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -8,6 +8,14 @@ import type { WsMessage } from "../../comfyui/api.ts";
 import { BackendUnreachableError, networkReason } from "./errors.ts";
 
 /**
+ * Frames no client of this socket reads, recognised before parsing: ComfyUI sends
+ * `progress_state` (every node's state, each time any node moves) several times per node,
+ * more than all other messages of a prompt together, and it writes the type first
+ * (`{"type": "progress_state", ...}`).
+ */
+const UNREAD = /^\{\s*"type"\s*:\s*"progress_state"/;
+
+/**
  * An open `/ws` connection to ComfyUI. Close it with {@linkcode ComfyUISocket.close}, which
  * resolves once the socket is really closed (so tests' resource sanitizers stay quiet).
  */
@@ -89,6 +97,7 @@ export class ComfyUISocket {
       };
       ws.onmessage = (e: MessageEvent) => {
         if (typeof e.data !== "string") return; // binary frames are previews
+        if (UNREAD.test(e.data)) return;
         let msg: WsMessage;
         try {
           msg = JSON.parse(e.data);
