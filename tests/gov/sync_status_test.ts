@@ -1,7 +1,8 @@
 /**
  * The supervisor's entry point `syncEnvironment` (fast no-op when in sync, a real
  * `uv sync --locked --all-groups` when `.venv-prod` drifted, nothing for a host-managed
- * Python, recovery first) and `environmentStatus`.
+ * Python, recovery first) and `environmentStatus`. Each test works on its own copy of one
+ * template environment.
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
@@ -16,8 +17,9 @@ import {
   makeNodeRepo,
   prodFreeze,
   readJson,
-  Scratch,
+  type Scratch,
   snapshotIndex,
+  TemplateEnv,
   truthFiles,
   UV_BIN,
   uvEnv,
@@ -40,97 +42,99 @@ async function probe(
   return JSON.parse(r.stdout);
 }
 
-Deno.test("syncEnvironment and environmentStatus", async (t) => {
-  const scratch = new Scratch();
-  await scratch.open();
-  try {
-    const env = await initEnv(scratch);
-    const gopts = { getenv: (n: string) => Deno.env.get(n) };
+const gopts = { getenv: (n: string) => Deno.env.get(n) };
 
-    await t.step("in sync: returns without starting uv at all", async () => {
-      const r = await probe(env, { GOV_UV: join(scratch.root, "no-uv-here") });
-      assertEquals(r, { ok: true, steps: [".venv-prod in sync"] });
-      const s = await environmentStatus(loadEnvironment(env), gopts);
-      assertEquals(s.initialised, true);
-      assertEquals(s.prod.in_sync, true);
-      assertEquals(s.prod.reason, "in sync");
-      assertEquals(s.last_snapshot?.reason, "init");
-      assertEquals(s.snapshots, 1);
-      assertEquals(s.open_transactions, []);
-      assertEquals(s.interrupted, null);
-      assertEquals(s.lock.held, false);
-      assertMatch(s.truth.lock.sha256 ?? "", /^[0-9a-f]{64}$/);
-    });
+const template = new TemplateEnv((scratch: Scratch) => initEnv(scratch));
 
-    await t.step("drift outside gov: status says so, sync repairs it", async () => {
-      const python = join(env, ".venv-prod/bin/python");
-      const un = await runProcess(UV_BIN, ["pip", "uninstall", "--python", python, "pillow"], {
-        env: await uvEnv(),
-      });
-      assertEquals(un.code, 0, un.stderr);
-      assertTrue(!(await prodFreeze(env)).includes("pillow==10.4.0"));
-      const s = await environmentStatus(loadEnvironment(env), gopts);
-      assertEquals(s.prod.in_sync, false);
-      assertEquals(s.prod.reason, "packages were installed or removed outside gov");
-      const r = await probe(env);
-      assertEquals(r.ok, true, r.error);
-      assertEquals(r.steps, ["uv sync .venv-prod"]);
-      assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
-      assertEquals((await environmentStatus(loadEnvironment(env), gopts)).prod.in_sync, true);
-      // A .venv-prod whose creation was cut short (no interpreter yet) is rebuilt.
-      await Deno.remove(join(env, ".venv-prod/bin/python"));
-      const again = await probe(env);
-      assertEquals(again.ok, true, again.error);
-      assertEquals(again.steps, ["uv venv .venv-prod", "uv sync .venv-prod"]);
-      assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
-    });
+Deno.test("in sync: returns without starting uv at all", async () => {
+  const env = await template.copy();
+  const r = await probe(env, { GOV_UV: join(template.scratch.root, "no-uv-here") });
+  assertEquals(r, { ok: true, steps: [".venv-prod in sync"] });
+  const s = await environmentStatus(loadEnvironment(env), gopts);
+  assertEquals(s.initialised, true);
+  assertEquals(s.prod.in_sync, true);
+  assertEquals(s.prod.reason, "in sync");
+  assertEquals(s.last_snapshot?.reason, "init");
+  assertEquals(s.snapshots, 1);
+  assertEquals(s.open_transactions, []);
+  assertEquals(s.interrupted, null);
+  assertEquals(s.lock.held, false);
+  assertMatch(s.truth.lock.sha256 ?? "", /^[0-9a-f]{64}$/);
+});
 
-    await t.step("sync recovers an interrupted operation first", async () => {
-      const repos = await scratch.dir("repos");
-      await makeNodeRepo(repos, "tq", ["tqdm"]);
-      assertEquals((await govIn(env, ["node", "add", "tq", join(repos, "tq")])).code, 0);
-      const tx = await govJson(env, ["tx", "run", "tq"]);
-      const before = await truthFiles(env);
-      const killed = await govIn(env, ["tx", "promote", tx.txid], {
-        GOV_FAULT: "promote:truth-copied",
-      });
-      assertEquals(killed.code, 137);
-      const r = await probe(env);
-      assertEquals(r.ok, true, r.error);
-      assertMatch(r.steps.join("\n"), /recovery: undid the interrupted promotion/);
-      assertEquals(await truthFiles(env), before);
-      assertEquals(
-        (await readJson(join(env, "state/transactions", `${tx.txid}.json`))).status,
-        "promote_failed",
-      );
-      const s = await environmentStatus(loadEnvironment(env), gopts);
-      assertEquals(s.prod.in_sync, true);
-      assertEquals(s.nodes, 1);
-      assertEquals(s.open_transactions.map((o) => o.status), ["promote_failed"]);
-      assertEquals(s.transactions.by_status, { promote_failed: 1 });
-      assertEquals(s.last_snapshot?.id, (await snapshotIndex(env)).at(-1).id);
-    });
+Deno.test("drift outside gov: status says so, sync repairs it", async () => {
+  const env = await template.copy();
+  const python = join(env, ".venv-prod/bin/python");
+  const un = await runProcess(UV_BIN, ["pip", "uninstall", "--python", python, "pillow"], {
+    env: await uvEnv(),
+  });
+  assertEquals(un.code, 0, un.stderr);
+  assertTrue(!(await prodFreeze(env)).includes("pillow==10.4.0"));
+  const s = await environmentStatus(loadEnvironment(env), gopts);
+  assertEquals(s.prod.in_sync, false);
+  assertEquals(s.prod.reason, "packages were installed or removed outside gov");
+  const r = await probe(env);
+  assertEquals(r.ok, true, r.error);
+  assertEquals(r.steps, ["uv sync .venv-prod"]);
+  assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
+  assertEquals((await environmentStatus(loadEnvironment(env), gopts)).prod.in_sync, true);
+});
 
-    await t.step("host-managed Python: nothing to sync", async () => {
-      const dir = await scratch.dir("host");
-      await Deno.writeTextFile(join(dir, "config.toml"), '[paths]\npython = "/usr/bin/python3"\n');
-      assertEquals(await probe(dir, { GOV_UV: "/nonexistent" }), { ok: true, steps: [] });
-      const s = await environmentStatus(loadEnvironment(dir), gopts);
-      assertEquals(s.prod.in_sync, null);
-      assertEquals(s.prod.host_managed, true);
-    });
+Deno.test("a .venv-prod whose creation was cut short is rebuilt by sync", async () => {
+  const env = await template.copy();
+  // A .venv-prod whose creation was cut short (no interpreter yet) is rebuilt.
+  await Deno.remove(join(env, ".venv-prod/bin/python"));
+  const again = await probe(env);
+  assertEquals(again.ok, true, again.error);
+  assertEquals(again.steps, ["uv venv .venv-prod", "uv sync .venv-prod"]);
+  assertTrue((await prodFreeze(env)).includes("pillow==10.4.0"));
+});
 
-    await t.step("an environment never initialised cannot be synced", async () => {
-      const dir = await scratch.dir("bare");
-      await Deno.writeTextFile(join(dir, "config.toml"), "");
-      const r = await probe(dir);
-      assertEquals(r.ok, false);
-      assertMatch(r.error ?? "", /is not initialised/);
-      const s = await environmentStatus(loadEnvironment(dir), gopts);
-      assertEquals(s.initialised, false);
-      assertEquals(s.prod.in_sync, false);
-    });
-  } finally {
-    await scratch.close();
-  }
+Deno.test("sync recovers an interrupted operation first", async () => {
+  const env = await template.copy();
+  const repos = await template.scratch.dir("repos");
+  await makeNodeRepo(repos, "tq", ["tqdm"]);
+  assertEquals((await govIn(env, ["node", "add", "tq", join(repos, "tq")])).code, 0);
+  const tx = await govJson(env, ["tx", "run", "tq"]);
+  const before = await truthFiles(env);
+  const killed = await govIn(env, ["tx", "promote", tx.txid], {
+    GOV_FAULT: "promote:truth-copied",
+  });
+  assertEquals(killed.code, 137);
+  const r = await probe(env);
+  assertEquals(r.ok, true, r.error);
+  assertMatch(r.steps.join("\n"), /recovery: undid the interrupted promotion/);
+  assertEquals(await truthFiles(env), before);
+  assertEquals(
+    (await readJson(join(env, "state/transactions", `${tx.txid}.json`))).status,
+    "promote_failed",
+  );
+  const s = await environmentStatus(loadEnvironment(env), gopts);
+  assertEquals(s.prod.in_sync, true);
+  assertEquals(s.nodes, 1);
+  assertEquals(s.open_transactions.map((o) => o.status), ["promote_failed"]);
+  assertEquals(s.transactions.by_status, { promote_failed: 1 });
+  assertEquals(s.last_snapshot?.id, (await snapshotIndex(env)).at(-1).id);
+});
+
+Deno.test("host-managed Python: nothing to sync", async () => {
+  await template.env();
+  const dir = await template.scratch.dir("host");
+  await Deno.writeTextFile(join(dir, "config.toml"), '[paths]\npython = "/usr/bin/python3"\n');
+  assertEquals(await probe(dir, { GOV_UV: "/nonexistent" }), { ok: true, steps: [] });
+  const s = await environmentStatus(loadEnvironment(dir), gopts);
+  assertEquals(s.prod.in_sync, null);
+  assertEquals(s.prod.host_managed, true);
+});
+
+Deno.test("an environment never initialised cannot be synced", async () => {
+  await template.env();
+  const dir = await template.scratch.dir("bare");
+  await Deno.writeTextFile(join(dir, "config.toml"), "");
+  const r = await probe(dir);
+  assertEquals(r.ok, false);
+  assertMatch(r.error ?? "", /is not initialised/);
+  const s = await environmentStatus(loadEnvironment(dir), gopts);
+  assertEquals(s.initialised, false);
+  assertEquals(s.prod.in_sync, false);
 });

@@ -141,52 +141,64 @@ console.log("not killed");`,
   }
 });
 
-Deno.test("index: deleted, truncated, hand-edited, a file removed or added by hand", async (t) => {
+/** Runs `fn` on a fresh environment of five transactions whose index has been written. */
+async function withIndexed(fn: (p: GovPaths) => Promise<void>): Promise<void> {
   const { dir, p } = await environment(5);
   try {
     await listTxSummaries(p);
-    await t.step("deleted index", async () => {
-      await Deno.remove(txIndexPath(p));
-      assertEquals(await listTxSummaries(p), await truth(p));
-      assertTrue(await exists(txIndexPath(p)));
-    });
-    await t.step("truncated index", async () => {
-      const text = await Deno.readTextFile(txIndexPath(p));
-      await Deno.writeTextFile(txIndexPath(p), text.slice(0, text.length / 2));
-      assertEquals(await listTxSummaries(p), await truth(p));
-      assertEquals((await indexEntries(p)).length, 5);
-    });
-    await t.step("an index that is valid JSON but not an index", async () => {
-      await Deno.writeTextFile(txIndexPath(p), '{"version":1,"entries":[{"txid":1}]}');
-      assertEquals(await listTxSummaries(p), await truth(p));
-    });
-    await t.step("a transaction edited in place by hand", async () => {
-      const file = join(p.transactionsDir, `${tx(3).txid}.json`);
-      const edited = JSON.parse(await Deno.readTextFile(file));
-      edited.status = "aborted";
-      edited.node_id = "edited";
-      // In place: same inode, as an editor that overwrites the file keeps it.
-      const f = await Deno.open(file, { write: true, truncate: true });
-      await f.write(new TextEncoder().encode(JSON.stringify(edited, null, 2)));
-      f.close();
-      const read = await listTxSummaries(p);
-      assertEquals(read[3].node_id, "edited");
-      assertEquals(read, await truth(p));
-    });
-    await t.step("a transaction removed and one added by hand", async () => {
-      await Deno.remove(join(p.transactionsDir, `${tx(0).txid}.json`));
-      await Deno.writeTextFile(
-        join(p.transactionsDir, `${tx(7).txid}.json`),
-        JSON.stringify(tx(7)),
-      );
-      const read = await listTxSummaries(p);
-      assertEquals(read.map((s) => s.txid), [1, 2, 3, 4, 7].map((i) => tx(i).txid));
-      assertEquals(read, await truth(p));
-    });
+    await fn(p);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
+
+Deno.test("index: a deleted index is rebuilt from the transaction files", () =>
+  withIndexed(async (p) => {
+    await Deno.remove(txIndexPath(p));
+    assertEquals(await listTxSummaries(p), await truth(p));
+    assertTrue(await exists(txIndexPath(p)));
+  }));
+
+Deno.test("index: a truncated index is read past and rewritten", () =>
+  withIndexed(async (p) => {
+    const text = await Deno.readTextFile(txIndexPath(p));
+    await Deno.writeTextFile(txIndexPath(p), text.slice(0, text.length / 2));
+    assertEquals(await listTxSummaries(p), await truth(p));
+    assertEquals((await indexEntries(p)).length, 5);
+  }));
+
+Deno.test("index: valid JSON that is not an index is not trusted", () =>
+  withIndexed(async (p) => {
+    await Deno.writeTextFile(txIndexPath(p), '{"version":1,"entries":[{"txid":1}]}');
+    assertEquals(await listTxSummaries(p), await truth(p));
+  }));
+
+Deno.test("index: a transaction edited in place by hand is read as edited", () =>
+  withIndexed(async (p) => {
+    const file = join(p.transactionsDir, `${tx(3).txid}.json`);
+    const edited = JSON.parse(await Deno.readTextFile(file));
+    edited.status = "aborted";
+    edited.node_id = "edited";
+    // In place: same inode, as an editor that overwrites the file keeps it.
+    const f = await Deno.open(file, { write: true, truncate: true });
+    await f.write(new TextEncoder().encode(JSON.stringify(edited, null, 2)));
+    f.close();
+    const read = await listTxSummaries(p);
+    assertEquals(read[3].node_id, "edited");
+    assertEquals(read, await truth(p));
+  }));
+
+Deno.test("index: a transaction removed and one added by hand are both seen", () =>
+  withIndexed(async (p) => {
+    await Deno.remove(join(p.transactionsDir, `${tx(0).txid}.json`));
+    await Deno.writeTextFile(
+      join(p.transactionsDir, `${tx(7).txid}.json`),
+      JSON.stringify(tx(7)),
+    );
+    const read = await listTxSummaries(p);
+    assertEquals(read.map((s) => s.txid), [1, 2, 3, 4, 7].map((i) => tx(i).txid));
+    assertEquals(read, await truth(p));
+  }));
 
 async function canMount(): Promise<boolean> {
   try {
