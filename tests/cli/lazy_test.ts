@@ -78,5 +78,5 @@ Deno.test("help and errors still come from the loaded command", async () => {
     env: { NO_COLOR: "1" },
   });
   assertEquals(bad.code, 2);
-  assertMatch(bad.stderr, /^error: .*\/no\/such\/env.*\n  pass .* --env-dir/);
+  assertMatch(bad.stderr, /^error: .*\/no\/such\/env.*\n {2}pass .* --env-dir/);
 });
