@@ -14,7 +14,7 @@ import { validateName, validateNodeId } from "../../workspace/names.ts";
 import { timedStep } from "../../uv/driver.ts";
 import { beginJournal, type JournalHandle } from "../state/journal.ts";
 import { nodeGroup } from "../state/pyproject.ts";
-import type { PluginRecord } from "../state/schema.ts";
+import type { PluginRecord, PluginsFile } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, writePlugins } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import type { NodeInfo } from "../steps/node_code.ts";
@@ -152,26 +152,26 @@ export function checkNodeAdd(id: string, src: NodeSource): void {
 }
 
 /**
- * Clones `url` into `<comfyui_dir>/custom_nodes/<id>` (optionally checking out `ref`) and
- * registers it with group `node-<id>` and no managed dependencies yet.
+ * The checks every `node add` (git or registry) makes before touching disk: the id is free
+ * (also as a uv group name), ComfyUI exists, the target folder does not. Returns the
+ * target folder.
  *
  * @example
  * ```ts
- * import { nodeAdd } from "@/gov/ops/node_add.ts";
- * import { makeContext } from "@/gov/steps/context.ts";
- * import { loadEnvironment } from "@/workspace/environment.ts";
+ * import { checkFreeNodeSlot } from "@/gov/ops/node_add.ts";
+ * import { type GovContext } from "@/gov/steps/context.ts";
+ * import { type PluginsFile } from "@/gov/state/schema.ts";
+ * declare const ctx: GovContext;
+ * declare const reg: PluginsFile;
  *
- * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
- * await nodeAdd(ctx, "impact", { url: "https://github.com/ltdrdata/ComfyUI-Impact-Pack" });
+ * const target = await checkFreeNodeSlot(ctx, reg, "impact");
  * ```
  */
-export async function nodeAdd(
+export async function checkFreeNodeSlot(
   ctx: GovContext,
+  reg: PluginsFile,
   id: string,
-  src: NodeSource,
-): Promise<NodeInfo> {
-  await requireTruthIntact(ctx);
-  const reg = await readPlugins(ctx.paths);
+): Promise<string> {
   if (reg.plugins[id]) {
     throw new RefusedError(`custom node ${id} is already registered`, {
       hint: `see \`gov node list\`; remove it first with \`gov node remove ${id}\``,
@@ -197,6 +197,31 @@ export async function nodeAdd(
       hint: "move the folder away, or pick another id",
     });
   }
+  return target;
+}
+
+/**
+ * Clones `url` into `<comfyui_dir>/custom_nodes/<id>` (optionally checking out `ref`) and
+ * registers it with group `node-<id>` and no managed dependencies yet.
+ *
+ * @example
+ * ```ts
+ * import { nodeAdd } from "@/gov/ops/node_add.ts";
+ * import { makeContext } from "@/gov/steps/context.ts";
+ * import { loadEnvironment } from "@/workspace/environment.ts";
+ *
+ * const ctx = makeContext(loadEnvironment("/srv/comfy/environments/prod"));
+ * await nodeAdd(ctx, "impact", { url: "https://github.com/ltdrdata/ComfyUI-Impact-Pack" });
+ * ```
+ */
+export async function nodeAdd(
+  ctx: GovContext,
+  id: string,
+  src: NodeSource,
+): Promise<NodeInfo> {
+  await requireTruthIntact(ctx);
+  const reg = await readPlugins(ctx.paths);
+  const target = await checkFreeNodeSlot(ctx, reg, id);
   await Deno.mkdir(ctx.paths.customNodesDir, { recursive: true });
   // Beside custom_nodes/, not in it: ComfyUI must never import a half-cloned node.
   const tmp = join(ctx.env.comfyuiDir, `.gov-clone-${id}-${newId("c").slice(-4)}`);

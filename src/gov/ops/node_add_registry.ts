@@ -12,8 +12,6 @@
  * @module
  */
 import { join } from "node:path";
-import { GovError, UsageError } from "../../errors.ts";
-import { exists } from "../../fs/atomic.ts";
 import { validateName } from "../../workspace/names.ts";
 import { timedStep } from "../../uv/driver.ts";
 import {
@@ -24,10 +22,11 @@ import {
 } from "../../registry/mod.ts";
 import { beginJournal } from "../state/journal.ts";
 import { nodeGroup } from "../state/pyproject.ts";
-import type { PluginRecord, PluginsFile } from "../state/schema.ts";
+import type { PluginRecord } from "../state/schema.ts";
 import { newId, nowIso, readPlugins, writePlugins } from "../state/store.ts";
 import type { GovContext } from "../steps/context.ts";
 import type { NodeInfo } from "../steps/node_code.ts";
+import { checkFreeNodeSlot } from "./node_add.ts";
 
 /** What `gov node add <registry-id>[@version]` installs. */
 export interface RegistrySource {
@@ -78,43 +77,6 @@ export async function registryUrl(ctx: GovContext): Promise<string> {
   if (over) return over.replace(/\/+$/, "");
   const ws = ctx.env.workspace;
   return ws ? (await loadRegistrySettings(ws.root)).url : DEFAULT_REGISTRY_URL;
-}
-
-/**
- * The checks every `node add` makes before touching disk: the id is free (also as a uv
- * group name), ComfyUI exists, the target folder does not.
- */
-export async function checkFreeNodeSlot(
-  ctx: GovContext,
-  reg: PluginsFile,
-  id: string,
-): Promise<string> {
-  if (reg.plugins[id]) {
-    throw new GovError(`custom node ${id} is already registered`, {
-      hint: `see \`gov node list\`; remove it first with \`gov node remove ${id}\``,
-    });
-  }
-  const clash = Object.values(reg.plugins).find((r) => nodeGroup(r.id) === nodeGroup(id));
-  if (clash) {
-    throw new UsageError(
-      `custom node id ${id} would share dependency group ${
-        nodeGroup(id)
-      } with registered node ${clash.id}`,
-      { hint: "uv treats case, '_', '.' and '-' alike in group names; pick another id" },
-    );
-  }
-  if (!(await exists(ctx.env.comfyuiDir))) {
-    throw new GovError(`ComfyUI folder ${ctx.env.comfyuiDir} does not exist`, {
-      hint: "install ComfyUI there, or set [paths] comfyui_dir in config.toml",
-    });
-  }
-  const target = join(ctx.paths.customNodesDir, id);
-  if (await exists(target)) {
-    throw new GovError(`${target} already exists; the registry was not changed`, {
-      hint: "move the folder away, or pick another id",
-    });
-  }
-  return target;
 }
 
 /** The plugins.json record of a registry install. */
