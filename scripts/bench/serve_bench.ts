@@ -5,13 +5,10 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
-import { type FakeComfyUI, startFakeComfyUI } from "../../tests/helpers/fake_comfyui.ts";
+import { startBenchGateway } from "../lib/gateway.ts";
 import { txt2img } from "../../tests/helpers/prompts.ts";
 import { quantile } from "../lib/common.ts";
-import { freeLoopbackPort } from "../../src/net/port.ts";
 
-const GOV = fileURLToPath(new URL("../gov", import.meta.url));
 const BACKENDS = 4;
 const JOBS = 300;
 const CONCURRENCY = 16;
@@ -23,47 +20,13 @@ const PROMPT = txt2img({ text: "bench", prefix: "bench" });
 export default async function serveBench(): Promise<
   { name: string; value: number; unit: string; detail?: string }[]
 > {
-  const ws = await Deno.makeTempDir({ prefix: "gov-serve-bench-" });
-  const fakes: FakeComfyUI[] = [];
-  let serve: Deno.ChildProcess | undefined;
+  const gateway = await startBenchGateway({
+    prefix: "gov-serve-bench-",
+    backends: BACKENDS,
+    serveArgs: ["--probe-interval", "500"],
+  });
+  const { url } = gateway;
   try {
-    await Deno.mkdir(`${ws}/.metadata`, { recursive: true });
-    const toml: string[] = [];
-    for (let i = 0; i < BACKENDS; i++) {
-      const f = await startFakeComfyUI({
-        env: { FAKE_COMFYUI_EXEC_SECONDS: "0", FAKE_COMFYUI_STEPS: "1" },
-      });
-      fakes.push(f);
-      toml.push(`[[backend]]\nid = "b${i}"\nhost = "127.0.0.1"\nport = ${f.port}\nmax_queue = 4\n`);
-    }
-    await Deno.writeTextFile(`${ws}/backends.toml`, toml.join("\n"));
-    const port = freeLoopbackPort();
-    const url = `http://127.0.0.1:${port}`;
-    serve = new Deno.Command(GOV, {
-      args: [
-        "serve",
-        "--workspace",
-        ws,
-        "--listen",
-        `127.0.0.1:${port}`,
-        "--probe-interval",
-        "500",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const deadline = Date.now() + 60_000;
-    while (true) {
-      try {
-        const r = await fetch(`${url}/v1/backends`);
-        const up = (await r.json()).backends.filter((b: { state: string }) => b.state === "up");
-        if (up.length === BACKENDS) break;
-      } catch { /* not yet */ }
-      if (Date.now() > deadline) throw new Error("gov serve did not come up with 4 backends");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-
     const body = JSON.stringify({ workflow: PROMPT });
     const submitMs: number[] = [];
     const started = performance.now();
@@ -151,13 +114,6 @@ export default async function serveBench(): Promise<
       { name: "serve POST /v1/jobs p99", value: quantile(submit, 0.99), unit: "ms" },
     ];
   } finally {
-    if (serve) {
-      try {
-        serve.kill("SIGTERM");
-      } catch { /* gone */ }
-      await serve.status;
-    }
-    for (const f of fakes) await f.stop();
-    await Deno.remove(ws, { recursive: true }).catch(() => {});
+    await gateway.stop();
   }
 }
