@@ -43,7 +43,7 @@ import {
   type Placement,
 } from "./dispatch_types.ts";
 import { JobRunner, message } from "./job_runner.ts";
-import { expiryReason, Placer } from "./placement.ts";
+import { expiryReason, Placer, WAITING_FOR_DEFINITIONS } from "./placement.ts";
 import { QueueView } from "./queue_view.ts";
 import type { Histogram } from "./metrics.ts";
 import type { JobStore } from "./store.ts";
@@ -495,7 +495,14 @@ export class Dispatcher {
             this.#runner.fail(job, message(err), null, ["queued"]);
             continue;
           }
-          if (!prompt) continue;
+          if (!prompt) {
+            // A UI workflow converts with some backend's node definitions: say once it waits.
+            if (this.#lastWaitKinds.get(ref.id) !== "object_info") {
+              this.#lastWaitKinds.set(ref.id, "object_info");
+              this.store.update(ref.id, WAITING_FOR_DEFINITIONS);
+            }
+            continue;
+          }
           this.store.update(job.id, {
             set: { prompt: prompt as Record<string, unknown> },
             from: ["queued"],

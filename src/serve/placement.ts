@@ -28,6 +28,7 @@ import {
   UnknownNodeError,
 } from "./backend_api.ts";
 import { type BackendHealth, JobInputError, type Placement } from "./dispatch_types.ts";
+import type { JobChange } from "./store.ts";
 import type { Job } from "./types.ts";
 
 /**
@@ -239,3 +240,16 @@ export function expiryReason(job: Job, limitMs: number): string {
     : "no backend has reported its node definitions yet";
   return `no backend took the job within the queue timeout (${secs} s): ${why}`;
 }
+
+/**
+ * The change that records the `waiting` event of a UI workflow that no backend's node definitions can convert yet
+ * (none has answered `/object_info`): sent once, so `gov submit` says why nothing happens.
+ */
+export const WAITING_FOR_DEFINITIONS: JobChange = {
+  set: {},
+  event: {
+    type: "waiting",
+    data: { reason: "waiting for node definitions: no backend answered /object_info yet" },
+  },
+  from: ["queued"],
+};

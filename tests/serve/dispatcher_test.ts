@@ -8,6 +8,7 @@ import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { waitFor } from "../helpers/net.ts";
 import { backendConfig, FakeBackend, FakeHealth } from "../backends/_fake_backend.ts";
 import { txt2img } from "../helpers/prompts.ts";
+import { REAL_WORKFLOWS_DIR } from "../helpers/paths.ts";
 import { Dispatcher, type DispatcherOptions } from "../../src/serve/dispatcher.ts";
 import { JobStore } from "../../src/serve/store.ts";
 import type { Job, JobState } from "../../src/serve/types.ts";
@@ -506,6 +507,24 @@ Deno.test("dispatcher: jobs submitted together share one durable write; each is 
     assertEquals(batches, [3]);
     for (const job of jobs) await w.until(job.id, ["completed"]);
     assertEquals(w.store.countByState().completed, 3);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("dispatcher: a UI workflow waiting for node definitions says so, once", async () => {
+  // FakeHealth knows no backend's /object_info: a UI workflow cannot be converted yet.
+  const w = await World.start(["a"]);
+  try {
+    const ui = JSON.parse(
+      await Deno.readTextFile(`${REAL_WORKFLOWS_DIR}/frontend_default.ui.json`),
+    );
+    const job = w.dispatcher.submit({ workflow: ui });
+    for (let i = 0; i < 5; i++) await w.pass();
+    assertEquals(w.job(job.id).state, "queued");
+    const waits = w.events(job.id).filter((e) => e.type === "waiting");
+    assertEquals(waits.length, 1);
+    assertMatch(String(waits[0].data.reason), /waiting for node definitions.*\/object_info/);
   } finally {
     await w.close();
   }
