@@ -428,7 +428,8 @@ Deno.test("exit 43 switches to the requested environment, publishing every state
     assertEquals([s.progress, s.target_env, s.source_env], [100, "b", "a"]);
     assertEquals((await readStartupState(h.t.meta))?.environment_name, "b");
     assertTrue(!(await exists(join(h.t.meta, ".switch_request.json"))));
-    assertTrue(!(await exists(join(h.t.meta, ".switch.lock"))));
+    // "complete" is published first and the lock released right after: wait for it.
+    assertTrue(await waitFor(async () => !(await exists(join(h.t.meta, ".switch.lock")))));
   } finally {
     await finish(h);
   }
