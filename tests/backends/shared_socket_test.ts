@@ -162,9 +162,15 @@ Deno.test("socket: progress_state frames are dropped unparsed; every other messa
     "fake",
   );
   try {
+    // The server sends `status` once it has registered this client id: events of a prompt
+    // queued before that would go to no socket (as in ComfyUI).
+    assertTrue(await waitFor(() => seen.includes("status"), 10_000, 5), seen.join());
     const promptId = newId();
     await client.queuePrompt(txt2img({ seed: 7 }), { promptId, clientId });
-    await ended;
+    // Bounded: a lost event fails the test instead of hanging the suite.
+    let finished = false;
+    ended.then(() => finished = true);
+    assertTrue(await waitFor(() => finished, 20_000, 5), seen.join());
     assertTrue(seen.includes("progress") && seen.includes("executed"), seen.join());
     assertEquals(seen.filter((t) => t === "progress_state"), []);
   } finally {
