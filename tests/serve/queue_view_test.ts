@@ -6,35 +6,9 @@ import { assertEquals } from "../helpers/assert.ts";
 import { JobStore } from "../../src/serve/store.ts";
 import { QueueView } from "../../src/serve/queue_view.ts";
 import type { Job } from "../../src/serve/types.ts";
+import { queuedJob } from "./_job.ts";
 
-function job(id: string, createdAt: number): Job {
-  return {
-    id,
-    state: "queued",
-    workflow: { "1": { class_type: "SaveImage", inputs: {} } },
-    sets: [],
-    prompt: null,
-    pinnedBackend: null,
-    backend: null,
-    promptId: `p-${id}`,
-    clientId: `c-${id}`,
-    attempts: 0,
-    maxAttempts: 3,
-    error: null,
-    refusals: null,
-    outputs: [],
-    progress: null,
-    failedBackends: [],
-    queueTimeoutMs: null,
-    createdAt,
-    readyAt: createdAt,
-    dispatchedAt: null,
-    queuedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    updatedAt: createdAt,
-  };
-}
+const job = (id: string, createdAt: number): Job => queuedJob(id, createdAt);
 
 Deno.test("queue view: each pass sees the store's queue, in order, after any change", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gov-queue-view-test-" });

@@ -6,35 +6,9 @@ import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
 import { JobStore } from "../../src/serve/store.ts";
 import type { Job } from "../../src/serve/types.ts";
+import { queuedJob } from "./_job.ts";
 
-function job(id: string, createdAt: number): Job {
-  return {
-    id,
-    state: "queued",
-    workflow: { "1": { class_type: "SaveImage", inputs: {} } },
-    sets: [["seed", "1"]],
-    prompt: null,
-    pinnedBackend: null,
-    backend: null,
-    promptId: `p-${id}`,
-    clientId: `c-${id}`,
-    attempts: 0,
-    maxAttempts: 3,
-    error: null,
-    refusals: null,
-    outputs: [],
-    progress: null,
-    failedBackends: [],
-    queueTimeoutMs: null,
-    createdAt,
-    readyAt: createdAt,
-    dispatchedAt: null,
-    queuedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    updatedAt: createdAt,
-  };
-}
+const job = (id: string, createdAt: number): Job => queuedJob(id, createdAt, [["seed", "1"]]);
 
 Deno.test("job store: changes, guards, events, reopen, queue order, prune", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gov-store-test-" });
