@@ -4,6 +4,7 @@
  * session cookie that is no credential for other origins; plus the small protocol rules
  * (405 with Allow, HEAD like GET, 400 for malformed ids).
  */
+import { queuedJob } from "./_job.ts";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { localGateway, rawExchange, statusOf } from "./_gateway.ts";
 import { txt2img } from "./_helpers.ts";
@@ -17,32 +18,11 @@ const bearer = { authorization: `Bearer ${TOKEN}` };
 
 /** A queued job put straight into the store (no backend needed). */
 function storedJob(id: string): Job {
-  const now = Date.now();
   return {
-    id,
-    state: "queued",
+    ...queuedJob(id, Date.now(), [["seed", "1"]]),
     workflow: txt2img(),
-    sets: [["seed", "1"]],
-    prompt: null,
-    pinnedBackend: null,
-    backend: null,
     promptId: crypto.randomUUID(),
     clientId: "c",
-    attempts: 0,
-    maxAttempts: 3,
-    error: null,
-    refusals: null,
-    outputs: [],
-    progress: null,
-    failedBackends: [],
-    queueTimeoutMs: null,
-    createdAt: now,
-    readyAt: now,
-    dispatchedAt: null,
-    queuedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    updatedAt: now,
   };
 }
 

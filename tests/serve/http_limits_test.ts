@@ -3,6 +3,7 @@
  * caps on `set` pairs and workflow nodes, lists that never carry (or parse) workflows,
  * header/body/idle timeouts and a connection cap. Each limit is named in its error.
  */
+import { queuedJob } from "./_job.ts";
 import { assertEquals, assertMatch, assertTrue } from "../helpers/assert.ts";
 import { localGateway, rawExchange, statusOf } from "./_gateway.ts";
 import { txt2img } from "./_helpers.ts";
@@ -118,33 +119,14 @@ Deno.test("more set pairs or workflow nodes than the limits are 400 naming the l
 Deno.test("job lists and the live feed leave out workflows and sets; one job shows its sets", async () => {
   const { gw, close } = await localGateway();
   try {
-    const now = Date.now();
     const job: Job = {
-      id: "j1",
-      state: "queued",
+      ...queuedJob("j1", Date.now(), [["seed", "1"]]),
       workflow: txt2img(),
-      sets: [["seed", "1"]],
       prompt: txt2img(),
-      pinnedBackend: null,
-      backend: null,
       promptId: "p",
       clientId: "c",
-      attempts: 0,
-      maxAttempts: 3,
-      error: null,
-      refusals: null,
-      outputs: [],
-      progress: null,
-      failedBackends: [],
-      queueTimeoutMs: null,
-      createdAt: now,
-      readyAt: now,
-      dispatchedAt: null,
-      queuedAt: null,
-      startedAt: null,
-      finishedAt: null,
-      updatedAt: now,
     };
+
     gw.store.create(job);
     const list = await (await fetch(`${gw.url}/v1/jobs`)).json();
     assertEquals(list.jobs.length, 1);
